@@ -1,0 +1,134 @@
+/* The backend interface: a table of function pointers through which the PFGM math
+ * (src/core) and the network (src/nn) run, written once for every device. Buffers passed
+ * to ops live in the backend's memory (host memory for the CPU backend, device memory for
+ * CUDA); all matrices are row-major float32 unless stated. Every op returns pfgm_status:
+ * PFGM_ERR_INVALID_ARG for impossible shapes, the device's error code otherwise.
+ *
+ * Backends:
+ *   cpu            OpenBLAS sgemm + OpenMP loops (the fast path)
+ *   cpu-reference  plain C loops, double accumulators where it matters: the spec every other
+ *                  path is tested against (STYLE.md "The CPU reference is the spec")
+ *   cuda           cuBLAS + kernels (built when nvcc is found; PFGM_CAP_DEVICE_MEMORY)
+ *
+ * Ops are grouped by the layer that calls them; a group's comment names the calling files.
+ * A backend that lacks an op leaves the pointer NULL; callers check with pfgm_backend_has()
+ * or the capability bits. */
+#ifndef PFGM_BACKEND_H
+#define PFGM_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pfgm/rng.h"
+#include "pfgm/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum { PFGM_BACKEND_CPU = 0, PFGM_BACKEND_CUDA = 1 } pfgm_backend_kind;
+
+/* Capability bits returned by caps(). */
+enum {
+    PFGM_CAP_REFERENCE = 1u << 0,     /* plain-loop reference implementation */
+    PFGM_CAP_DEVICE_MEMORY = 1u << 1, /* op buffers are device pointers: use copy() */
+    PFGM_CAP_BLAS = 1u << 2,          /* gemm runs on an optimised BLAS */
+    PFGM_CAP_THREADS = 1u << 3,       /* ops run multi-threaded (OpenMP) */
+    PFGM_CAP_TF32 = 1u << 4,          /* gemm may use TF32 inputs */
+    PFGM_CAP_BF16 = 1u << 5           /* gemm/conv may use bf16 inputs, fp32 accumulation */
+};
+
+typedef enum {
+    PFGM_COPY_H2D = 0, /* host -> backend memory */
+    PFGM_COPY_D2H = 1, /* backend memory -> host */
+    PFGM_COPY_D2D = 2  /* within backend memory */
+} pfgm_copy_kind;
+
+typedef struct pfgm_backend pfgm_backend;
+
+struct pfgm_backend {
+    const char *name;         /* "cpu", "cpu-reference", "cuda" */
+    pfgm_backend_kind kind;
+    void *ctx;                /* implementation state */
+
+    /* ---- lifetime and memory (every caller) ------------------------------------------ */
+    unsigned (*caps)(const pfgm_backend *be);
+    void (*destroy)(pfgm_backend *be);
+    /* bytes of zeroed memory, 64-byte aligned; *ptr = NULL for bytes = 0.
+     * Errors: PFGM_ERR_NOMEM naming the size. */
+    pfgm_status (*alloc)(pfgm_backend *be, size_t bytes, void **ptr);
+    void (*free)(pfgm_backend *be, void *ptr);
+    pfgm_status (*copy)(pfgm_backend *be, void *dst, const void *src, size_t bytes, pfgm_copy_kind kind);
+    pfgm_status (*memzero)(pfgm_backend *be, void *dst, size_t bytes);
+    /* Waits until every op issued so far has finished (a no-op on the CPU). */
+    pfgm_status (*sync)(pfgm_backend *be);
+
+    /* ---- dense linear algebra and elementwise (core/, nn/, optim) --------------------- */
+    /* C[m,n] = alpha * op(A) op(B) + beta * C, row-major; op(A) is [m,k] (A^T when trans_a),
+     * op(B) is [k,n]; lda/ldb/ldc are row strides in elements. */
+    pfgm_status (*gemm)(pfgm_backend *be, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
+                        float alpha, const float *a, int64_t lda, const float *b, int64_t ldb,
+                        float beta, float *c, int64_t ldc);
+    /* y[i] = alpha * x[i] + beta * y[i], i < n. x may equal y. */
+    pfgm_status (*axpby)(pfgm_backend *be, int64_t n, float alpha, const float *x, float beta, float *y);
+    /* x[i] = value, i < n. */
+    pfgm_status (*fill)(pfgm_backend *be, int64_t n, float value, float *x);
+    /* *out (host) = sum_i x[i] * y[i], accumulated in double. */
+    pfgm_status (*dot)(pfgm_backend *be, int64_t n, const float *x, const float *y, double *out);
+    /* out[r] = sum_c x[r*ld + c]^2 for r < rows, c < cols (backend memory). Row norms of
+     * perturbed points and charges (spec §3.6), global gradient norm pieces. */
+    pfgm_status (*row_sumsq)(pfgm_backend *be, int64_t rows, int64_t cols, const float *x, int64_t ld,
+                             float *out);
+    /* In-place numerically stable softmax of each row of x[rows, cols] (max-subtracted,
+     * exp, normalised). Log-domain field weights (spec §1.2) and attention (spec §3.1). */
+    pfgm_status (*softmax_rows)(pfgm_backend *be, int64_t rows, int64_t cols, float *x);
+
+    /* ---- random numbers: Philox4x32-10, the same bits on every backend (rng.h) --------- */
+    pfgm_status (*fill_uniform)(pfgm_backend *be, const pfgm_rng *r, uint64_t offset, int64_t n, float *out);
+    pfgm_status (*fill_normal)(pfgm_backend *be, const pfgm_rng *r, uint64_t offset, int64_t n, float *out);
+
+    /* ---- PFGM math: src/core (perturb.c field.c loss.c prior.c ode.c) ------------------
+     * Implemented for the CPU in src/backend/cpu/cpu_math.c. */
+
+    /* ---- network layers: src/nn (layers, ddpmpp.c, optim.c) ---------------------------
+     * Implemented for the CPU in src/backend/cpu/cpu_nn.c. */
+    /* y = x * sigmoid(x), n elements; x may equal y. */
+    pfgm_status (*silu_fwd)(pfgm_backend *be, int64_t n, const float *x, float *y);
+    /* dx = dy * d/dx silu(x) (accumulate = 0) or dx += (accumulate = 1). */
+    pfgm_status (*silu_bwd)(pfgm_backend *be, int64_t n, const float *x, const float *dy, float *dx,
+                            int accumulate);
+};
+
+/* Options of the CPU backend. */
+typedef struct pfgm_cpu_options {
+    int reference; /* 1: plain-loop reference ops; 0: OpenBLAS + OpenMP */
+    int threads;   /* OpenMP/OpenBLAS threads; 0 = leave the runtime's default */
+} pfgm_cpu_options;
+
+/* Creates the CPU backend. Errors: PFGM_ERR_NOMEM. */
+pfgm_status pfgm_backend_cpu_create(const pfgm_cpu_options *opt, pfgm_backend **out);
+
+/* Creates the CUDA backend on `device` (an index into the visible devices). Errors:
+ * PFGM_ERR_UNSUPPORTED when pfgm was built without CUDA or no device is present,
+ * PFGM_ERR_CUDA / PFGM_ERR_CUBLAS when the device cannot be initialised. */
+pfgm_status pfgm_backend_cuda_create(int device, pfgm_backend **out);
+
+/* Creates a backend by name: "cpu", "cpu-reference", "cuda" (device 0). Errors:
+ * PFGM_ERR_INVALID_ARG for an unknown name (the message lists the known ones), plus the
+ * errors of the constructor. */
+pfgm_status pfgm_backend_create(const char *name, pfgm_backend **out);
+
+/* 1 when pfgm was built with the CUDA backend and a device is visible, else 0. */
+int pfgm_backend_cuda_available(void);
+
+/* Destroys a backend (NULL is a no-op). */
+void pfgm_backend_destroy(pfgm_backend *be);
+
+/* Host <-> backend helpers: copy() with the element count in floats. */
+pfgm_status pfgm_backend_upload(pfgm_backend *be, float *dst, const float *host, int64_t n);
+pfgm_status pfgm_backend_download(pfgm_backend *be, float *host, const float *src, int64_t n);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* PFGM_BACKEND_H */

@@ -1,0 +1,82 @@
+/* The communication interface: rank, world size, local rank, and the collectives the
+ * trainer uses (gradient all-reduce, all-gather of charges for `field.reference: global`,
+ * broadcast of the initial weights' checksum, barrier, abort). Implementations:
+ *   single  one process, no MPI (collectives are copies)
+ *   mpi     Open MPI on host buffers (the CPU backend's all-reduce)
+ *   nccl    NCCL on device buffers, bootstrapped over MPI (CUDA builds)
+ * Counts are element counts of the given dtype, never bytes (STYLE.md). Buffers are in the
+ * memory the implementation documents (host for single/mpi). No MPI or NCCL type appears
+ * here, so every layer can include it. */
+#ifndef PFGM_COMM_H
+#define PFGM_COMM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pfgm/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum {
+    PFGM_F32 = 0, PFGM_F64, PFGM_I32, PFGM_I64, PFGM_U8, PFGM_U32, PFGM_U64
+} pfgm_dtype;
+
+/* Size in bytes of one element of dtype (0 for an unknown dtype). */
+size_t pfgm_dtype_size(pfgm_dtype t);
+
+typedef enum {
+    PFGM_REDUCE_SUM = 0,
+    PFGM_REDUCE_AVG, /* sum / world_size; floating dtypes only */
+    PFGM_REDUCE_MAX,
+    PFGM_REDUCE_MIN
+} pfgm_redop;
+
+typedef struct pfgm_comm pfgm_comm;
+
+struct pfgm_comm {
+    const char *name;  /* "single", "mpi", "nccl" */
+    int rank;          /* 0 .. world_size-1 */
+    int world_size;
+    int local_rank;    /* rank among the processes on this host (selects the GPU) */
+    int local_size;    /* processes on this host */
+    char host[64];
+    void *impl;
+
+    /* In place: buf[count] on every rank becomes the reduction over ranks.
+     * Errors: PFGM_ERR_INVALID_ARG (AVG of an integer dtype), PFGM_ERR_MPI/NCCL. */
+    pfgm_status (*allreduce)(pfgm_comm *c, void *buf, size_t count, pfgm_dtype t, pfgm_redop op);
+    /* recv[world_size * count] = concatenation of every rank's send[count], rank order. */
+    pfgm_status (*allgather)(pfgm_comm *c, const void *send, void *recv, size_t count, pfgm_dtype t);
+    /* buf[count] of `root` is copied to every rank. */
+    pfgm_status (*broadcast)(pfgm_comm *c, void *buf, size_t count, pfgm_dtype t, int root);
+    pfgm_status (*barrier)(pfgm_comm *c);
+    /* Ends the whole job with `code` (MPI_Abort); never returns. Used on a fatal error so
+     * that no peer waits forever in a collective. */
+    void (*abort)(pfgm_comm *c, int code);
+    /* Releases the communicator (MPI_Finalize for the MPI implementation that owns MPI). */
+    void (*destroy)(pfgm_comm *c);
+};
+
+/* A one-process communicator: rank 0 of 1. Errors: PFGM_ERR_NOMEM. */
+pfgm_status pfgm_comm_single_create(pfgm_comm **out);
+
+/* The MPI communicator over MPI_COMM_WORLD. Calls MPI_Init_thread(FUNNELED) unless MPI is
+ * already initialised (then destroy() leaves MPI running). The local rank comes from
+ * MPI_Comm_split_type(MPI_COMM_TYPE_SHARED). argc/argv may be NULL.
+ * Errors: PFGM_ERR_MPI with MPI's message, PFGM_ERR_NOMEM. */
+pfgm_status pfgm_comm_mpi_create(int *argc, char ***argv, pfgm_comm **out);
+
+/* 1 when this process was started by a launcher (mpirun/srun environment variables
+ * OMPI_COMM_WORLD_SIZE, PMI_SIZE, PMIX_RANK or SLURM_STEP_NUM_TASKS > 1), else 0. The
+ * binaries use it to choose mpi over single without forcing MPI_Init on plain runs. */
+int pfgm_comm_launched_by_mpi(void);
+
+/* Destroys a communicator (NULL is a no-op). */
+void pfgm_comm_destroy(pfgm_comm *c);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* PFGM_COMM_H */
