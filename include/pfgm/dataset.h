@@ -1,0 +1,158 @@
+/* The pfgm dataset file (one HDF5 file written by pfgm-prep, docs/data-format.md) and the
+ * sharded reader every training rank uses:
+ *   /images  uint8 [count, C, H, W], chunked          (required)
+ *   /labels  int32 [count]                             (optional)
+ *   root attributes format="pfgm-dataset", version, source, seed.
+ * Rank r of W reads only its contiguous hyperslab of per_rank = floor(count / W) images,
+ * starting at r * per_rank (the last count - W * per_rank images are dropped on every rank
+ * alike; pfgm-prep shuffled the file once, so the contiguous shards are i.i.d.). Each epoch
+ * the shard is reshuffled from (seed, rank, epoch) and cut into steps_per_epoch =
+ * floor(per_rank / L) large batches of L images (the remainder is dropped, as the authors'
+ * loaders drop incomplete batches, PFGM_SPEC.md §1.12). Every rank therefore runs the same
+ * number of steps per epoch. */
+#ifndef PFGM_DATASET_H
+#define PFGM_DATASET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pfgm/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define PFGM_DATASET_FORMAT "pfgm-dataset"
+#define PFGM_DATASET_VERSION 1
+
+/* ---- reading ------------------------------------------------------------------------- */
+
+/* What the caller (the trainer, from its config) asks of the dataset. */
+typedef struct pfgm_dataset_options {
+    const char *path;    /* data.path: the HDF5 dataset file */
+    int rank;            /* this rank r, 0 <= r < world_size */
+    int world_size;      /* W >= 1 */
+    int64_t channels;    /* data.channels: C required of the file; <= 0 accepts the file's */
+    int64_t image_size;  /* data.image_size: H = W required of the file; <= 0 accepts the file's */
+    int64_t batch_size;  /* training.batch_size: L images per large batch, >= 1 */
+    uint32_t seed;       /* run seed (config `seed`): keys the epoch shuffle and the flips */
+    int random_flip;     /* data.random_flip: mirror each image left-right with probability 1/2 */
+} pfgm_dataset_options;
+
+/* Where the reader stands: `index` large batches of epoch `epoch` have been delivered,
+ * 0 <= index < steps_per_epoch. The next batch is batch `index` of epoch `epoch`. Two
+ * integers are the whole reader state (the shuffle and flips are pure functions of them),
+ * so a checkpoint that stores them resumes the exact sequence of batches. */
+typedef struct pfgm_dataset_position {
+    int64_t epoch;
+    int64_t index;
+} pfgm_dataset_position;
+
+typedef struct pfgm_dataset pfgm_dataset;
+
+/* Opens opt->path, validates it and reads this rank's shard into host memory
+ * (per_rank * C * H * W bytes, plus per_rank int32 labels when the file has them).
+ * Position starts at (0, 0).
+ * Errors (the message names the file and what is wrong):
+ *   PFGM_ERR_IO       file missing or unreadable;
+ *   PFGM_ERR_FORMAT   not HDF5, format attribute missing or not "pfgm-dataset", version
+ *                     newer than PFGM_DATASET_VERSION, /images missing, not uint8, not 4-D,
+ *                     H != W, /labels not int32 [count];
+ *   PFGM_ERR_CONFIG   C differs from opt->channels, or H differs from opt->image_size
+ *                     (smaller: the images cannot be used; larger: re-run pfgm-prep with
+ *                     --size; the reader never resizes), or per_rank < batch_size (no batch);
+ *   PFGM_ERR_INVALID_ARG  rank/world_size/batch_size impossible;
+ *   PFGM_ERR_NOMEM, PFGM_ERR_HDF5. */
+pfgm_status pfgm_dataset_open(const pfgm_dataset_options *opt, pfgm_dataset **out);
+void pfgm_dataset_close(pfgm_dataset *ds);
+
+int64_t pfgm_dataset_count(const pfgm_dataset *ds);           /* images in the file */
+int64_t pfgm_dataset_per_rank(const pfgm_dataset *ds);        /* floor(count / W) */
+int64_t pfgm_dataset_steps_per_epoch(const pfgm_dataset *ds); /* floor(per_rank / L) */
+int64_t pfgm_dataset_batch_size(const pfgm_dataset *ds);      /* L */
+int64_t pfgm_dataset_channels(const pfgm_dataset *ds);        /* C */
+int64_t pfgm_dataset_image_size(const pfgm_dataset *ds);      /* H = W */
+int64_t pfgm_dataset_image_dim(const pfgm_dataset *ds);       /* C * H * W floats per image */
+int pfgm_dataset_has_labels(const pfgm_dataset *ds);
+uint32_t pfgm_dataset_prep_seed(const pfgm_dataset *ds);      /* the file's `seed` attribute */
+
+/* Writes the next large batch and advances the position by one batch (to (epoch + 1, 0)
+ * after the last batch of an epoch).
+ *   images: [L, C, H, W] float32 (caller-provided, L * C*H*W floats), pixel x in 0..255
+ *           becomes 2 * (x / 255) - 1 in [-1, 1] (data.centered, PFGM_SPEC.md §1.12);
+ *           with random_flip, image k of the batch is mirrored along W when bit 31 of word k
+ *           of Philox stream PFGM_STREAM_DATA_FLIP keyed (seed, rank), step = epoch *
+ *           steps_per_epoch + index, is set;
+ *   labels: [L] int32, or NULL; -1 for every image when the file has no /labels.
+ * Image j of the epoch is shard image perm[j], perm the Fisher-Yates permutation of the
+ * shard from stream PFGM_STREAM_DATA_SHUFFLE keyed (seed, rank), step = epoch
+ * (pfgm_permutation); batch i holds j in [i*L, (i+1)*L). Allocates nothing.
+ * Errors: PFGM_ERR_INVALID_ARG for a NULL images pointer. */
+pfgm_status pfgm_dataset_next_batch(pfgm_dataset *ds, float *images, int32_t *labels);
+
+void pfgm_dataset_get_position(const pfgm_dataset *ds, pfgm_dataset_position *pos);
+/* Restores a position read by get_position (same file, W and L). Errors: PFGM_ERR_INVALID_ARG
+ * when epoch < 0 or index is outside [0, steps_per_epoch). */
+pfgm_status pfgm_dataset_set_position(pfgm_dataset *ds, const pfgm_dataset_position *pos);
+
+/* Maps a position saved with old_steps_per_epoch batches per epoch (another world size or
+ * batch size) onto a reader with new_steps_per_epoch: the epoch is kept and the fraction
+ * of the epoch already consumed is kept, rounded down:
+ *   index_new = floor(index_old * new_steps_per_epoch / old_steps_per_epoch).
+ * Resume across world sizes is therefore exact in epochs, approximate within one (a few
+ * images of the interrupted epoch may be seen twice or not at all). */
+pfgm_dataset_position pfgm_dataset_position_reshard(pfgm_dataset_position pos,
+                                                    int64_t old_steps_per_epoch,
+                                                    int64_t new_steps_per_epoch);
+
+/* The Fisher-Yates permutation of 0..n-1 drawn from Philox stream `stream` keyed (seed,
+ * rank) at `step` (the prep shuffle: PFGM_STREAM_PREP, rank 0, step 0; the epoch shuffle:
+ * PFGM_STREAM_DATA_SHUFFLE, rank r, step = epoch). For i = n-1 down to 1 it swaps perm[i]
+ * with perm[j], j uniform in [0, i] by Lemire's unbiased multiply-and-reject on the
+ * stream's 32-bit words taken in order. perm: [n]; n < 2^32. Allocates nothing. */
+void pfgm_permutation(uint32_t seed, uint32_t rank, uint32_t stream, uint64_t step, int64_t n,
+                      int64_t *perm);
+
+/* Facts about a dataset file without reading its images (pfgm-prep info, scripts). */
+typedef struct pfgm_dataset_info {
+    int64_t count, channels, height, width;
+    int has_labels;
+    int version;
+    uint32_t seed;
+    char source[512];
+} pfgm_dataset_info;
+
+/* Validates the file as pfgm_dataset_open does (format, version, dtype, rank, labels) and
+ * fills *info. Errors: PFGM_ERR_IO, PFGM_ERR_FORMAT, PFGM_ERR_HDF5 as for open. */
+pfgm_status pfgm_dataset_probe(const char *path, pfgm_dataset_info *info);
+
+/* ---- writing (pfgm-prep) ---------------------------------------------------------------- */
+
+typedef struct pfgm_dataset_writer pfgm_dataset_writer;
+
+/* Creates `<path>.tmp.<pid>` for `count` images of [C, H, W] (and labels when has_labels),
+ * with root attributes format, version, source, seed. Images are then appended in order.
+ * Errors: PFGM_ERR_INVALID_ARG (count < 1, C/H/W < 1), PFGM_ERR_IO (directory missing or
+ * unwritable), PFGM_ERR_HDF5, PFGM_ERR_NOMEM. */
+pfgm_status pfgm_dataset_writer_create(const char *path, int64_t count, int64_t channels,
+                                       int64_t height, int64_t width, int has_labels,
+                                       const char *source, uint32_t seed,
+                                       pfgm_dataset_writer **out);
+
+/* Appends one image (uint8 [C, H, W]) and its label (ignored without labels). Errors:
+ * PFGM_ERR_INVALID_ARG when `count` images were already appended, PFGM_ERR_HDF5. */
+pfgm_status pfgm_dataset_writer_append(pfgm_dataset_writer *w, const uint8_t *image,
+                                       int32_t label);
+
+/* Flushes, closes, fsyncs and renames the temporary file to `path`, then frees w (also on
+ * error, when the temporary is removed). Errors: PFGM_ERR_INVALID_ARG when fewer than
+ * `count` images were appended, PFGM_ERR_IO (fsync/rename), PFGM_ERR_HDF5. */
+pfgm_status pfgm_dataset_writer_commit(pfgm_dataset_writer *w);
+
+/* Closes and removes the temporary file and frees w; `path` is never created. NULL is a no-op. */
+void pfgm_dataset_writer_abort(pfgm_dataset_writer *w);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* PFGM_DATASET_H */

@@ -1,0 +1,90 @@
+/* Dataset preparation (the library behind pfgm-prep, docs/data-format.md): readers for the
+ * raw formats the paper's datasets come in (MNIST/Fashion-MNIST IDX, CIFAR-10 binary
+ * batches, folders of PNG images) and the converters that shuffle them once with a seed and
+ * write one pfgm dataset file (include/pfgm/dataset.h). */
+#ifndef PFGM_PREP_H
+#define PFGM_PREP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pfgm/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- raw readers ------------------------------------------------------------------------- */
+
+#define PFGM_IDX_MAGIC_IMAGES 0x00000803u /* unsigned bytes, 3 dims [N, H, W] */
+#define PFGM_IDX_MAGIC_LABELS 0x00000801u /* unsigned bytes, 1 dim [N] */
+
+/* An IDX file (LeCun's MNIST format, also Fashion-MNIST): unsigned-byte data of `ndim` dims. */
+typedef struct pfgm_idx {
+    int ndim;
+    int64_t dims[3];
+    int64_t size;   /* product of dims: bytes of data */
+    uint8_t *data;  /* [dims...], row-major */
+} pfgm_idx;
+
+/* Reads the IDX file `path`, gzipped or plain (zlib's gzread reads both), whose big-endian
+ * magic number must be `magic` (PFGM_IDX_MAGIC_IMAGES or PFGM_IDX_MAGIC_LABELS); the
+ * big-endian int32 dims follow, then the data. Every dim must be >= 1.
+ * Errors: PFGM_ERR_IO (missing, unreadable), PFGM_ERR_FORMAT ("wrong magic number",
+ * "truncated" header or data, "trailing bytes" after the data, a corrupt gzip stream),
+ * PFGM_ERR_NOMEM. Free with pfgm_idx_free. */
+pfgm_status pfgm_idx_read(const char *path, uint32_t magic, pfgm_idx *out);
+void pfgm_idx_free(pfgm_idx *idx);
+
+/* Reads the CIFAR-10 binary training batches DIR/data_batch_1.bin .. data_batch_5.bin
+ * (each record: 1 label byte 0..9, then 3072 bytes of a 3x32x32 image, planes R, G, B).
+ * *images: malloc'ed [count, 3, 32, 32]; *labels: malloc'ed [count].
+ * Errors: PFGM_ERR_IO (a batch missing/unreadable), PFGM_ERR_FORMAT (a file whose size is
+ * not a whole number of 3073-byte records, e.g. truncated; a label outside 0..9),
+ * PFGM_ERR_NOMEM. */
+pfgm_status pfgm_cifar10_read(const char *dir, int64_t *count, uint8_t **images,
+                              int32_t **labels);
+
+/* ---- converters ---------------------------------------------------------------------- */
+
+/* Progress of a conversion: `done` of `total` images written. A non-zero return asks the
+ * converter to stop; it then removes its temporary file and returns PFGM_STOPPED. */
+typedef int (*pfgm_prep_progress_fn)(void *ctx, int64_t done, int64_t total);
+
+typedef struct pfgm_prep_options {
+    uint32_t seed;                  /* shuffle seed, stored as the file's `seed` attribute */
+    int64_t limit;                  /* keep the first `limit` images after shuffling; 0: all */
+    pfgm_prep_progress_fn progress; /* may be NULL */
+    void *progress_ctx;
+} pfgm_prep_options;
+
+/* Every converter: reads all source images, draws the permutation perm of 0..n-1 with
+ * pfgm_permutation(seed, 0, PFGM_STREAM_PREP, 0, n, perm), and writes source image perm[i]
+ * as image i, for i < min(limit, n), to `out` through pfgm_dataset_writer (temporary name,
+ * renamed when complete; nothing is left behind on failure). Errors: those of the readers,
+ * PFGM_ERR_INVALID_ARG (bad option), PFGM_ERR_IO/PFGM_ERR_HDF5 writing `out`,
+ * PFGM_STOPPED when the progress callback asks to stop. */
+
+/* IDX images [N, H, W] -> /images uint8 [N, 1, H, W]; with labels_path (may be NULL),
+ * /labels int32 [N] (the label file must have the same N). */
+pfgm_status pfgm_prep_idx(const char *images_path, const char *labels_path, const char *out,
+                          const pfgm_prep_options *opt);
+
+/* CIFAR-10 batches -> /images uint8 [50000, 3, 32, 32], /labels int32. */
+pfgm_status pfgm_prep_cifar10(const char *dir, const char *out, const pfgm_prep_options *opt);
+
+/* Folder of PNG images -> /images uint8 [N, channels, size, size], no labels.
+ * The folder's regular files (names starting with '.' skipped, sorted by name) must all be
+ * PNG files; each is decoded (pfgm_png_read), center-cropped to crop x crop (crop <= 0: the
+ * largest centered square, min(width, height)) and resized to size x size
+ * (pfgm_image_crop_resize). Errors also: PFGM_ERR_FORMAT for "empty folder" (no files),
+ * "not a PNG file" naming the file, an image smaller than the crop, or a crop smaller than
+ * `size` (the converter never upsamples); PFGM_ERR_INVALID_ARG for size < 1 or channels not
+ * 1 or 3. */
+pfgm_status pfgm_prep_folder(const char *dir, int64_t size, int64_t crop, int channels,
+                             const char *out, const pfgm_prep_options *opt);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* PFGM_PREP_H */
