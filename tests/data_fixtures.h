@@ -1,0 +1,159 @@
+/* Fixture writers for the dataset and pfgm-prep tests: a scratch folder, small dataset files
+ * whose pixels and labels encode each image's index, IDX files (plain or gzipped, written
+ * through zlib), CIFAR-10 batches, and PNG files of every colour type (written with libpng's
+ * own writer). Header-only (static inline), included by several test files. */
+#ifndef PFGM_TESTS_DATA_FIXTURES_H
+#define PFGM_TESTS_DATA_FIXTURES_H
+
+#include <dirent.h>
+#include <png.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "pfgm/dataset.h"
+
+/* Pixel (c, h, w) of fixture image i: distinct per image (through the label as well) and
+ * asymmetric in w, so a horizontal flip is visible. */
+static inline uint8_t fx_pixel(int64_t i, int64_t c, int64_t h, int64_t w) {
+    return (uint8_t)((i * 7 + c * 50 + h * 13 + w * 29) & 0xff);
+}
+
+static inline void fx_mkdtemp(char *buf, size_t cap) {
+    const char *base = getenv("TMPDIR");
+    snprintf(buf, cap, "%s/pfgm-test-XXXXXX", base && base[0] ? base : "/tmp");
+    if (!mkdtemp(buf)) {
+        perror("mkdtemp");
+        abort();
+    }
+}
+
+/* Removes a folder tree (the fixtures are plain files and folders). */
+static inline void fx_rm_rf(const char *dir) {
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    if (d) {
+        while ((e = readdir(d)) != NULL) {
+            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+            char p[1024];
+            struct stat sb;
+            if ((size_t)snprintf(p, sizeof p, "%s/%s", dir, e->d_name) >= sizeof p) continue;
+            if (lstat(p, &sb) == 0 && S_ISDIR(sb.st_mode))
+                fx_rm_rf(p);
+            else
+                unlink(p);
+        }
+        closedir(d);
+    }
+    rmdir(dir);
+}
+
+static inline void fx_join(char *buf, size_t cap, const char *dir, const char *name) {
+    snprintf(buf, cap, "%s/%s", dir, name);
+}
+
+/* Number of entries in dir whose name starts with prefix (checks that a failed conversion
+ * left neither the output nor its temporary behind). */
+static inline int fx_count_prefix(const char *dir, const char *prefix) {
+    DIR *d = opendir(dir);
+    int n = 0;
+    struct dirent *e;
+    if (!d) return -1;
+    while ((e = readdir(d)) != NULL)
+        if (strncmp(e->d_name, prefix, strlen(prefix)) == 0) ++n;
+    closedir(d);
+    return n;
+}
+
+static inline int fx_exists(const char *path) {
+    struct stat sb;
+    return stat(path, &sb) == 0;
+}
+
+static inline void fx_write_bytes(const char *path, const void *data, size_t n) {
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(data, 1, n, f) != n) abort();
+    fclose(f);
+}
+
+/* A pfgm dataset of n images [C, S, S] with fx_pixel contents and labels i (or none). */
+static inline pfgm_status fx_write_dataset(const char *path, int64_t n, int64_t C, int64_t S,
+                                           int with_labels) {
+    pfgm_dataset_writer *w = NULL;
+    pfgm_status st = pfgm_dataset_writer_create(path, n, C, S, S, with_labels, "test fixture",
+                                                7, &w);
+    if (st != PFGM_OK) return st;
+    uint8_t *img = malloc((size_t)(C * S * S));
+    for (int64_t i = 0; i < n && st == PFGM_OK; ++i) {
+        for (int64_t c = 0; c < C; ++c)
+            for (int64_t h = 0; h < S; ++h)
+                for (int64_t x = 0; x < S; ++x) img[(c * S + h) * S + x] = fx_pixel(i, c, h, x);
+        st = pfgm_dataset_writer_append(w, img, (int32_t)i);
+    }
+    free(img);
+    if (st != PFGM_OK) {
+        pfgm_dataset_writer_abort(w);
+        return st;
+    }
+    return pfgm_dataset_writer_commit(w);
+}
+
+/* An IDX file: big-endian magic, dims, then data; gzipped when gz. */
+static inline void fx_write_idx(const char *path, uint32_t magic, int ndim, const uint32_t *dims,
+                                const uint8_t *data, size_t ndata, int gz) {
+    uint8_t head[16];
+    size_t hn = 0;
+    uint32_t words[4] = {magic, 0, 0, 0};
+    for (int d = 0; d < ndim; ++d) words[1 + d] = dims[d];
+    for (int k = 0; k <= ndim; ++k) {
+        head[hn++] = (uint8_t)(words[k] >> 24);
+        head[hn++] = (uint8_t)(words[k] >> 16);
+        head[hn++] = (uint8_t)(words[k] >> 8);
+        head[hn++] = (uint8_t)words[k];
+    }
+    if (gz) {
+        gzFile g = gzopen(path, "wb");
+        if (!g) abort();
+        gzwrite(g, head, (unsigned)hn);
+        if (ndata) gzwrite(g, data, (unsigned)ndata);
+        gzclose(g);
+    } else {
+        FILE *f = fopen(path, "wb");
+        if (!f) abort();
+        fwrite(head, 1, hn, f);
+        if (ndata) fwrite(data, 1, ndata, f);
+        fclose(f);
+    }
+}
+
+/* Truncates a file to n bytes. */
+static inline void fx_truncate(const char *path, off_t n) {
+    if (truncate(path, n) != 0) abort();
+}
+
+/* A PNG through libpng's writer: color_type/bit_depth as libpng names them; rows holds
+ * height rows of rowbytes each (16-bit samples big-endian, as PNG stores them). For
+ * PNG_COLOR_TYPE_PALETTE, palette/npal give the colours. */
+static inline void fx_write_png(const char *path, uint32_t width, uint32_t height,
+                                int color_type, int bit_depth, const uint8_t *data,
+                                size_t rowbytes, const png_color *palette, int npal) {
+    FILE *f = fopen(path, "wb");
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+    png_infop info = png_create_info_struct(png);
+    if (!f || !png || !info || setjmp(png_jmpbuf(png))) abort();
+    png_init_io(png, f);
+    png_set_IHDR(png, info, width, height, bit_depth, color_type, PNG_INTERLACE_NONE,
+                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    if (color_type == PNG_COLOR_TYPE_PALETTE) png_set_PLTE(png, info, palette, npal);
+    png_write_info(png, info);
+    for (uint32_t y = 0; y < height; ++y) png_write_row(png, data + (size_t)y * rowbytes);
+    png_write_end(png, NULL);
+    png_destroy_write_struct(&png, &info);
+    fclose(f);
+}
+
+#endif /* PFGM_TESTS_DATA_FIXTURES_H */
