@@ -97,6 +97,21 @@ struct pfgm_backend {
     /* dx = dy * d/dx silu(x) (accumulate = 0) or dx += (accumulate = 1). */
     pfgm_status (*silu_bwd)(pfgm_backend *be, int64_t n, const float *x, const float *dy, float *dx,
                             int accumulate);
+
+    /* ---- optimizer: src/nn/optim.c (clipping, Adam, EMA; spec §1.13, docs/optimizer.md) -
+     * Implemented for the CPU in src/backend/cpu/cpu_optim.c. Flat float32 buffers of n
+     * elements in backend memory; scalars are host doubles. */
+    /* *out (host) = sum_i x[i]^2 in double. The summation order is fixed by n alone (never
+     * by the thread count), so the result is the same bits run to run. */
+    pfgm_status (*sumsq)(pfgm_backend *be, int64_t n, const float *x, double *out);
+    /* One torch.optim.Adam step (1-based step >= 1 for the bias correction) in float32:
+     * g' = g + wd*p; m = b1*m + (1-b1)*g'; v = b2*v + (1-b2)*g'^2;
+     * p -= (lr/(1-b1^step)) * m / (sqrt(v)/sqrt(1-b2^step) + eps). g is not modified. */
+    pfgm_status (*adam_update)(pfgm_backend *be, int64_t n, double lr, double beta1, double beta2,
+                               double eps, double wd, int64_t step, float *p, const float *g, float *m,
+                               float *v);
+    /* shadow -= (1 - decay) * (shadow - p): the EMA of models/ema.py. */
+    pfgm_status (*ema_update)(pfgm_backend *be, int64_t n, double decay, float *shadow, const float *p);
 };
 
 /* Options of the CPU backend. */

@@ -166,6 +166,7 @@ pfgm_status pfgm_backend_cpu_create(const pfgm_cpu_options *opt, pfgm_backend **
     be->fill_normal = cpu_fill_normal;
     pfgm_cpu_math_ops_init(be);
     pfgm_cpu_nn_ops_init(be);
+    pfgm_cpu_optim_ops_init(be);
     *out = be;
     return PFGM_OK;
 }

@@ -15,5 +15,6 @@ static inline int cpu_reference(const pfgm_backend *be) { return ((const cpu_ctx
 /* Fill the op groups of backend.h (defined in cpu_math.c, cpu_nn.c). */
 void pfgm_cpu_math_ops_init(pfgm_backend *be);
 void pfgm_cpu_nn_ops_init(pfgm_backend *be);
+void pfgm_cpu_optim_ops_init(pfgm_backend *be); /* cpu_optim.c */
 
 #endif
