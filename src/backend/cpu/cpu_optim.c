@@ -1,8 +1,9 @@
 /* CPU ops of the optimizer (backend.h "optimizer" group): the squared L2 norm used by global
  * gradient clipping, the fused Adam update and the EMA update (PFGM_SPEC.md §1.13,
- * docs/optimizer.md). Each element's arithmetic is one static inline function shared by the
- * reference loop and the OpenMP loop, so the two modes give the same bits; only the order of
- * the sumsq reduction differs between them. */
+ * docs/optimizer.md). Each element's arithmetic is written once (adam_elem, ema_elem) and
+ * used by the reference loop and the OpenMP loop; the SSE form of the Adam element performs
+ * the same IEEE operations in the same order. So the two modes give the same bits for Adam
+ * and EMA; only the order of the sumsq reduction differs between them. */
 #include "backend/cpu/cpu.h"
 
 #include <math.h>
