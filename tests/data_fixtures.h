@@ -6,6 +6,7 @@
 #define PFGM_TESTS_DATA_FIXTURES_H
 
 #include <dirent.h>
+#include <hdf5.h>
 #include <png.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -154,6 +155,49 @@ static inline void fx_write_png(const char *path, uint32_t width, uint32_t heigh
     png_write_end(png, NULL);
     png_destroy_write_struct(&png, &info);
     fclose(f);
+}
+
+/* Reads a whole dataset file back with the HDF5 API (independently of the reader):
+ * *images [count, C, H, W] and *labels [count] (NULL without /labels) are malloc'ed. */
+typedef struct fx_dataset {
+    int64_t count, C, H, W;
+    uint8_t *images;
+    int32_t *labels;
+    int64_t seed;
+} fx_dataset;
+
+static inline int fx_read_dataset(const char *path, fx_dataset *d) {
+    memset(d, 0, sizeof *d);
+    hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (file < 0) return 0;
+    hid_t ds = H5Dopen2(file, "images", H5P_DEFAULT);
+    hid_t sp = H5Dget_space(ds);
+    hsize_t dims[4];
+    H5Sget_simple_extent_dims(sp, dims, NULL);
+    d->count = (int64_t)dims[0];
+    d->C = (int64_t)dims[1];
+    d->H = (int64_t)dims[2];
+    d->W = (int64_t)dims[3];
+    d->images = malloc((size_t)(d->count * d->C * d->H * d->W));
+    H5Dread(ds, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, d->images);
+    H5Sclose(sp);
+    H5Dclose(ds);
+    if (H5Lexists(file, "labels", H5P_DEFAULT) > 0) {
+        ds = H5Dopen2(file, "labels", H5P_DEFAULT);
+        d->labels = malloc((size_t)d->count * sizeof *d->labels);
+        H5Dread(ds, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, d->labels);
+        H5Dclose(ds);
+    }
+    hid_t a = H5Aopen(file, "seed", H5P_DEFAULT);
+    H5Aread(a, H5T_NATIVE_INT64, &d->seed);
+    H5Aclose(a);
+    H5Fclose(file);
+    return 1;
+}
+
+static inline void fx_free_dataset(fx_dataset *d) {
+    free(d->images);
+    free(d->labels);
 }
 
 #endif /* PFGM_TESTS_DATA_FIXTURES_H */
