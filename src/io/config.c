@@ -471,7 +471,9 @@ static pfgm_status to_float(const pfgm_cfg_key *k, const pfgm_cfg_scalar *s, con
     double v = strtod(s->text, NULL);
     char range[96];
     range_text(k, range, sizeof range);
-    if (errno == ERANGE || !isfinite(v))
+    /* ERANGE with a subnormal result is a representable value; overflow or total underflow
+     * is not */
+    if (!isfinite(v) || (errno == ERANGE && v == 0.0))
         return pfgm_cfg_error(origin, s->line, k->full, "%s is out of range of a double", s->text);
     bool lo_open = k->fflags & PFGM_CFG_MIN_OPEN, hi_open = k->fflags & PFGM_CFG_MAX_OPEN;
     if ((lo_open ? v <= k->fmin : v < k->fmin) || (hi_open ? v >= k->fmax : v > k->fmax))
@@ -598,6 +600,10 @@ pfgm_status pfgm_cfg_apply(pfgm_config *cfg, const pfgm_cfg_key *k, const pfgm_c
 /* Fewest significant digits that read back to the same double, always with a '.' or an
  * exponent so other YAML readers also see a float. */
 static void format_double(double v, char *buf, size_t n) {
+    if (v == floor(v) && fabs(v) < 1e15) { /* 40.0 rather than 4e+01 */
+        snprintf(buf, n, "%.1f", v);
+        return;
+    }
     for (int p = 1; p <= 17; p++) {
         snprintf(buf, n, "%.*g", p, v);
         if (strtod(buf, NULL) == v) break;
