@@ -88,7 +88,63 @@ struct pfgm_backend {
     pfgm_status (*fill_normal)(pfgm_backend *be, const pfgm_rng *r, uint64_t offset, int64_t n, float *out);
 
     /* ---- PFGM math: src/core (perturb.c field.c loss.c prior.c ode.c) ------------------
-     * Implemented for the CPU in src/backend/cpu/cpu_math.c. */
+     * Implemented for the CPU in src/backend/cpu/cpu_math.c. Formulas, Philox layouts and
+     * precision choices: docs/numerics.md. Scalars are host doubles. */
+    /* Perturbation kernel (spec §1.4, restrict_M after the abs()): x[B, N] clean small batch
+     * -> out[B, N+1] perturbed points (last column z, unclamped). Optional x_net[B, N] (a
+     * contiguous copy of the x' part) and z_net[B] (z clamped below at 1e-10, the network
+     * input). Philox layout per sample k (docs/numerics.md): element offset k*S with
+     * S = 4 + 2*ceil4(N); draws depend only on (seed, rank, step, k). */
+    pfgm_status (*perturb)(pfgm_backend *be, const pfgm_rng *r, int64_t B, int64_t N, const float *x,
+                           int64_t M, double tau, double sigma_end, int restrict_M, float *out,
+                           float *x_net, float *z_net);
+    /* Log-domain field weights (spec §1.2, §3.6). In: gc[B, L] = x_k . y_i (x part only),
+     * a2[B] = |x~_k|^2 (z included), b2[L] = |y_i|^2. Out: gc[b, i] = c_{b,i} =
+     * softmax_i(-half_exponent * ln d^2_{b,i}) with d^2 = max(a2 + b2 - 2 gc, 0) formed in
+     * double (d^2 = 0 counts as DBL_MIN: a coincident charge takes all the weight), and
+     * csum[b] = sum_i c_{b,i} of the stored floats. half_exponent = (N+1)/2.
+     * Errors: PFGM_ERR_NUMERIC when an a2 or b2 is not finite (nothing written). */
+    pfgm_status (*field_weights)(pfgm_backend *be, int64_t B, int64_t L, double half_exponent,
+                                 const float *a2, const float *b2, float *gc, float *csum);
+    /* Normalized field target (spec §1.3). In: e[B, N+1] whose first N columns hold C.Y;
+     * perturbed[B, N+1]; csum[B]. Out: e = sqrt(N) * E / (|E| + gamma) with
+     * E_x = C.Y - csum*x, E_z = -csum*z; a row with |E| + gamma = 0 becomes 0. */
+    pfgm_status (*field_finish)(pfgm_backend *be, int64_t B, int64_t N, double gamma, const float *csum,
+                                const float *perturbed, float *e);
+    /* Loss (spec §1.5): *loss (host) = mean_b s * sum_d (pred - target)^2 over D columns,
+     * s = 0.5 (reduce_mean 0) or 1/D (reduce_mean 1); grad[B, D] = dloss/dpred (NULL: skip). */
+    pfgm_status (*loss_mse)(pfgm_backend *be, int64_t B, int64_t D, const float *pred, const float *target,
+                            int reduce_mean, float *grad, double *loss);
+    /* Points on spheres (prior directions, spec §1.7): x[k, j] = radii[k] * g_j / |g| with
+     * g_j = normal element offset + k*stride + j of r, j < N; |g| and the product in double.
+     * radii[B] double, x row stride ldx. */
+    pfgm_status (*sphere_points)(pfgm_backend *be, const pfgm_rng *r, uint64_t offset, uint64_t stride,
+                                 int64_t B, int64_t N, const double *radii, float *x, int64_t ldx);
+    /* Backward-ODE drift in t = ln z (spec §1.8), float32 as the authors: v_x[B, N], v_z[B]
+     * from the network, z[B] per sample. Where z < z_exp and gamma > 0, v_z is replaced by
+     * -sqrt(N) z / (sqrt((gamma rho/(1-rho))^2 + z^2) + gamma), rho = |v_x|/sqrt(N) clamped
+     * to 1 - 1e-6 (the guard; *guard_count = rows clamped, NULL: not reported).
+     * Out: k[B, N+P]: k[:, :N] = z * v_x * (1/(v_z + 1e-5)), k[:, N:] = z (the replicated z
+     * channel); v_z_used[B] the v_z applied (NULL: not written). */
+    pfgm_status (*ode_drift)(pfgm_backend *be, int64_t B, int64_t N, int64_t P, const float *z, double gamma,
+                             double z_exp, const float *v_x, const float *v_z, float *k, float *v_z_used,
+                             int64_t *guard_count);
+    /* ODE state y[B, N+P] (double) = [x (N values), z replicated P times]. */
+    pfgm_status (*ode_init_state)(pfgm_backend *be, int64_t B, int64_t N, int64_t P, const float *x, double z,
+                                  double *y);
+    /* Runge-Kutta combination, double state, float stages: for each row r,
+     * v = y[r] + h[r] * sum_j coef[j] * k[j][r] (h NULL: 1; nk may be 0). Writes v to
+     * y_out (NULL: skip) and (float)v[:nx] to x_out[rows, nx] (NULL: skip). coef (nk values)
+     * and k (nk backend pointers) are host arrays. y_out may equal y. */
+    pfgm_status (*ode_combine)(pfgm_backend *be, int64_t rows, int64_t cols, const double *y, const double *h,
+                               int nk, const double *coef, const float *const *k, double *y_out, float *x_out,
+                               int64_t nx);
+    /* Scaled sums of squares for scipy's RMS norms (spec §1.9a): row_out[r] (host) =
+     * sum_c (v / (atol + rtol * max(|ya|, |yb|)))^2 with v = num_y (NULL: 0) +
+     * h[r] * sum_j coef[j] * k[j] (h NULL: 1); yb NULL: max(|ya|) alone. */
+    pfgm_status (*ode_sumsq)(pfgm_backend *be, int64_t rows, int64_t cols, const double *num_y, const double *h,
+                             int nk, const double *coef, const float *const *k, const double *ya,
+                             const double *yb, double rtol, double atol, double *row_out);
 
     /* ---- network layers: src/nn (layers, ddpmpp.c, optim.c) ---------------------------
      * Implemented for the CPU in src/backend/cpu/cpu_nn.c. */

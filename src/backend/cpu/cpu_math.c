@@ -1,15 +1,26 @@
 /* CPU ops of the PFGM math (backend.h "PFGM math" group and the row reductions it uses):
- * row norms and the row softmax behind the log-domain field weights (spec §1.2, §3.6). */
+ * row norms and row softmax, the perturbation kernel (spec §1.4), the log-domain field
+ * weights and the normalized target (spec §1.2-1.3, §3.6), the loss (spec §1.5), prior
+ * directions (spec §1.7), the ODE drift with the z_exp substitution (spec §1.8) and the
+ * double-precision Runge-Kutta combinations and scipy norms (spec §1.9).
+ *
+ * Every op has one loop nest: the reference mode runs it serially, the fast mode runs the
+ * same nest under OpenMP over rows (or elements). Each row's arithmetic is independent of
+ * the thread count, so both modes give the same bits; accumulations are in double. */
 #include "backend/cpu/cpu.h"
 
+#include <float.h>
 #include <math.h>
+
+/* Rows x cols above which a loop is worth threading. */
+#define PAR_MIN 65536
 
 static pfgm_status cpu_row_sumsq(pfgm_backend *be, int64_t rows, int64_t cols, const float *x, int64_t ld,
                                  float *out) {
     if (rows < 0 || cols < 0 || ld < cols)
         return pfgm_error(PFGM_ERR_INVALID_ARG, "row_sumsq: bad shape rows=%lld cols=%lld ld=%lld",
                           (long long)rows, (long long)cols, (long long)ld);
-#pragma omp parallel for schedule(static) if (!cpu_reference(be) && rows * cols > 65536)
+#pragma omp parallel for schedule(static) if (!cpu_reference(be) && rows * cols > PAR_MIN)
     for (int64_t r = 0; r < rows; ++r) {
         const float *row = x + r * ld;
         double acc = 0.0;
@@ -23,7 +34,7 @@ static pfgm_status cpu_softmax_rows(pfgm_backend *be, int64_t rows, int64_t cols
     if (rows < 0 || cols <= 0)
         return pfgm_error(PFGM_ERR_INVALID_ARG, "softmax_rows: bad shape rows=%lld cols=%lld",
                           (long long)rows, (long long)cols);
-#pragma omp parallel for schedule(static) if (!cpu_reference(be) && rows * cols > 65536)
+#pragma omp parallel for schedule(static) if (!cpu_reference(be) && rows * cols > PAR_MIN)
     for (int64_t r = 0; r < rows; ++r) {
         float *row = x + r * cols;
         float mx = row[0];
@@ -39,7 +50,285 @@ static pfgm_status cpu_softmax_rows(pfgm_backend *be, int64_t rows, int64_t cols
     return PFGM_OK;
 }
 
+/* ---- perturbation kernel (spec §1.4) ----------------------------------------------------- */
+
+/* Normals are drawn in stack chunks of this many elements (no allocation). */
+#define NORMAL_CHUNK 256
+
+/* sum of squares of normals [offset, offset + n) of r, in double. */
+static double normal_sumsq(const pfgm_rng *r, uint64_t offset, int64_t n) {
+    float buf[NORMAL_CHUNK];
+    double acc = 0.0;
+    for (int64_t s = 0; s < n; s += NORMAL_CHUNK) {
+        int64_t len = n - s < NORMAL_CHUNK ? n - s : NORMAL_CHUNK;
+        pfgm_rng_normal(r, offset + (uint64_t)s, (size_t)len, buf);
+        for (int64_t j = 0; j < len; ++j) acc += (double)buf[j] * (double)buf[j];
+    }
+    return acc;
+}
+
+static pfgm_status cpu_perturb(pfgm_backend *be, const pfgm_rng *r, int64_t B, int64_t N, const float *x,
+                               int64_t M, double tau, double sigma_end, int restrict_M, float *out,
+                               float *x_net, float *z_net) {
+    if (B < 0 || N <= 0 || M <= 0)
+        return pfgm_error(PFGM_ERR_INVALID_ARG, "perturb: bad shape B=%lld N=%lld M=%lld", (long long)B,
+                          (long long)N, (long long)M);
+    const uint64_t n4 = ((uint64_t)N + 3u) & ~(uint64_t)3u;
+    const uint64_t stride = 4u + 2u * n4;
+    const int64_t m_restricted = (int64_t)((double)M * 0.7); /* int(M * 0.7), as the authors */
+#pragma omp parallel for schedule(static) if (!cpu_reference(be) && B > 1 && B * N > 4096)
+    for (int64_t k = 0; k < B; ++k) {
+        const uint64_t base = (uint64_t)k * stride;
+        float u[2], gz;
+        pfgm_rng_uniform(r, base, 2, u);
+        pfgm_rng_normal(r, base + 2, 1, &gz);
+        float z0 = fabsf(gz * (float)sigma_end); /* abs() before restrict_M (spec §6.1) */
+        double m = (double)u[0] * (double)M;
+        if (restrict_M && z0 < 0.005f) m = (double)u[1] * (double)m_restricted;
+        double mult = (double)(float)pow(1.0 + tau, m);
+        double radius = sigma_end * sqrt(normal_sumsq(r, base + 4, N)) * mult; /* |eps_x| (1+tau)^m */
+        float *row = out + k * (N + 1);
+        pfgm_rng_normal(r, base + 4 + n4, (size_t)N, row); /* direction, independent of eps_x */
+        double usq = 0.0;
+        for (int64_t j = 0; j < N; ++j) usq += (double)row[j] * (double)row[j];
+        double scale = usq > 0.0 ? radius / sqrt(usq) : 0.0;
+        const float *xk = x + k * N;
+        for (int64_t j = 0; j < N; ++j) row[j] = xk[j] + (float)(scale * (double)row[j]);
+        float z = (float)((double)z0 * mult);
+        row[N] = z;
+        if (x_net)
+            for (int64_t j = 0; j < N; ++j) x_net[k * N + j] = row[j];
+        if (z_net) z_net[k] = z > 1e-10f ? z : 1e-10f;
+    }
+    return PFGM_OK;
+}
+
+/* ---- normalized empirical field (spec §1.2-1.3, §3.6) ------------------------------------ */
+
+static inline double field_d2(double a2, const float *b2, const float *g, int64_t i) {
+    double d2 = a2 + (double)b2[i] - 2.0 * (double)g[i];
+    return d2 > DBL_MIN ? d2 : DBL_MIN; /* clamp rounding negatives; d = 0 -> DBL_MIN */
+}
+
+static pfgm_status cpu_field_weights(pfgm_backend *be, int64_t B, int64_t L, double half_exponent,
+                                     const float *a2, const float *b2, float *gc, float *csum) {
+    if (B < 0 || L <= 0 || !(half_exponent > 0.0))
+        return pfgm_error(PFGM_ERR_INVALID_ARG, "field_weights: bad shape B=%lld L=%lld exponent=%g",
+                          (long long)B, (long long)L, half_exponent);
+    for (int64_t b = 0; b < B; ++b)
+        if (!isfinite(a2[b]))
+            return pfgm_error(PFGM_ERR_NUMERIC, "field targets: perturbed point %lld has a non-finite norm",
+                              (long long)b);
+    for (int64_t i = 0; i < L; ++i)
+        if (!isfinite(b2[i]))
+            return pfgm_error(PFGM_ERR_NUMERIC, "field targets: charge %lld has a non-finite norm", (long long)i);
+#pragma omp parallel for schedule(static) if (!cpu_reference(be) && B > 1 && B * L > 4096)
+    for (int64_t b = 0; b < B; ++b) {
+        float *g = gc + b * L;
+        const double a = (double)a2[b];
+        /* The largest logit -h ln d^2 belongs to the nearest charge: subtract it before exp. */
+        double dmin = field_d2(a, b2, g, 0);
+        for (int64_t i = 1; i < L; ++i) {
+            double d2 = field_d2(a, b2, g, i);
+            dmin = d2 < dmin ? d2 : dmin;
+        }
+        double sum = 0.0;
+        for (int64_t i = 0; i < L; ++i) {
+            double w = exp(-half_exponent * log(field_d2(a, b2, g, i) / dmin)); /* (d_min/d)^(N+1) */
+            g[i] = (float)w;
+            sum += (double)g[i];
+        }
+        double inv = 1.0 / sum, cs = 0.0; /* sum >= 1: the nearest charge has w = 1 */
+        for (int64_t i = 0; i < L; ++i) {
+            g[i] = (float)((double)g[i] * inv);
+            cs += (double)g[i];
+        }
+        csum[b] = (float)cs;
+    }
+    return PFGM_OK;
+}
+
+static pfgm_status cpu_field_finish(pfgm_backend *be, int64_t B, int64_t N, double gamma, const float *csum,
+                                    const float *perturbed, float *e) {
+    if (B < 0 || N <= 0 || !(gamma >= 0.0))
+        return pfgm_error(PFGM_ERR_INVALID_ARG, "field_finish: bad arguments B=%lld N=%lld gamma=%g",
+                          (long long)B, (long long)N, gamma);
+    const double sqrt_n = sqrt((double)N);
+#pragma omp parallel for schedule(static) if (!cpu_reference(be) && B > 1 && B * N > PAR_MIN)
+    for (int64_t b = 0; b < B; ++b) {
+        float *row = e + b * (N + 1);
+        const float *xt = perturbed + b * (N + 1);
+        const double cs = (double)csum[b];
+        double sq = 0.0;
+        for (int64_t j = 0; j <= N; ++j) {
+            double v = (j < N ? (double)row[j] : 0.0) - cs * (double)xt[j]; /* E = C.Y - (sum c) x~ */
+            row[j] = (float)v;
+            sq += v * v;
+        }
+        double den = sqrt(sq) + gamma;
+        double scale = den > 0.0 ? sqrt_n / den : 0.0; /* |E| + gamma = 0: no direction, target 0 */
+        for (int64_t j = 0; j <= N; ++j) row[j] = (float)((double)row[j] * scale);
+    }
+    return PFGM_OK;
+}
+
+/* ---- loss (spec §1.5) ---------------------------------------------------------------------- */
+
+static pfgm_status cpu_loss_mse(pfgm_backend *be, int64_t B, int64_t D, const float *pred, const float *target,
+                                int reduce_mean, float *grad, double *loss) {
+    if (B <= 0 || D <= 0)
+        return pfgm_error(PFGM_ERR_INVALID_ARG, "loss: bad shape B=%lld D=%lld", (long long)B, (long long)D);
+    const double s = reduce_mean ? 1.0 / (double)D : 0.5;
+    const double gscale = 2.0 * s / (double)B; /* d/dpred of (1/B) s (pred - target)^2 */
+    if (grad) {
+#pragma omp parallel for schedule(static) if (!cpu_reference(be) && B * D > PAR_MIN)
+        for (int64_t i = 0; i < B * D; ++i) grad[i] = (float)(gscale * ((double)pred[i] - (double)target[i]));
+    }
+    /* Serial, fixed order: the reported loss has the same bits for any thread count. */
+    double total = 0.0;
+    for (int64_t b = 0; b < B; ++b) {
+        double acc = 0.0;
+        for (int64_t d = 0; d < D; ++d) {
+            double v = (double)pred[b * D + d] - (double)target[b * D + d];
+            acc += v * v;
+        }
+        total += s * acc;
+    }
+    *loss = total / (double)B;
+    return PFGM_OK;
+}
+
+/* ---- prior directions (spec §1.7) ---------------------------------------------------------- */
+
+static pfgm_status cpu_sphere_points(pfgm_backend *be, const pfgm_rng *r, uint64_t offset, uint64_t stride,
+                                     int64_t B, int64_t N, const double *radii, float *x, int64_t ldx) {
+    if (B < 0 || N <= 0 || ldx < N || stride < (uint64_t)N)
+        return pfgm_error(PFGM_ERR_INVALID_ARG, "sphere_points: bad shape B=%lld N=%lld ldx=%lld",
+                          (long long)B, (long long)N, (long long)ldx);
+#pragma omp parallel for schedule(static) if (!cpu_reference(be) && B > 1 && B * N > 4096)
+    for (int64_t k = 0; k < B; ++k) {
+        float *row = x + k * ldx;
+        pfgm_rng_normal(r, offset + (uint64_t)k * stride, (size_t)N, row);
+        double sq = 0.0;
+        for (int64_t j = 0; j < N; ++j) sq += (double)row[j] * (double)row[j];
+        double scale = sq > 0.0 ? radii[k] / sqrt(sq) : 0.0;
+        for (int64_t j = 0; j < N; ++j) row[j] = (float)(scale * (double)row[j]);
+    }
+    return PFGM_OK;
+}
+
+/* ---- backward ODE (spec §1.8-1.9) --------------------------------------------------------- */
+
+/* rho = |v_x|/sqrt(N) is clamped here before gamma rho / (1 - rho) (docs/numerics.md). */
+#define RHO_MAX (1.0 - 1e-6)
+
+static pfgm_status cpu_ode_drift(pfgm_backend *be, int64_t B, int64_t N, int64_t P, const float *z, double gamma,
+                                 double z_exp, const float *v_x, const float *v_z, float *k, float *v_z_used,
+                                 int64_t *guard_count) {
+    if (B < 0 || N <= 0 || P < 0 || !(gamma >= 0.0))
+        return pfgm_error(PFGM_ERR_INVALID_ARG, "ode_drift: bad arguments B=%lld N=%lld P=%lld gamma=%g",
+                          (long long)B, (long long)N, (long long)P, gamma);
+    const double sqrt_n = sqrt((double)N);
+    int64_t guards = 0;
+#pragma omp parallel for schedule(static) reduction(+ : guards) if (!cpu_reference(be) && B > 1 && B * N > PAR_MIN)
+    for (int64_t b = 0; b < B; ++b) {
+        const float zf = z[b];
+        const float *vx = v_x + b * N;
+        float vz = v_z[b];
+        if ((double)zf < z_exp && gamma > 0.0) {
+            double sq = 0.0;
+            for (int64_t j = 0; j < N; ++j) sq += (double)vx[j] * (double)vx[j];
+            double rho = sqrt(sq) / sqrt_n;
+            if (rho >= RHO_MAX) {
+                rho = RHO_MAX;
+                ++guards;
+            }
+            double ex = gamma * rho / (1.0 - rho); /* |E_x| from rho = a / (a + gamma) */
+            double en = sqrt(ex * ex + (double)zf * (double)zf);
+            vz = (float)(-sqrt_n * (double)zf / (en + gamma));
+        }
+        if (v_z_used) v_z_used[b] = vz;
+        const float dt_dz = 1.0f / (vz + 1e-5f); /* float32, in the authors' order */
+        float *kr = k + b * (N + P);
+        for (int64_t j = 0; j < N; ++j) kr[j] = zf * (vx[j] * dt_dz);
+        for (int64_t j = 0; j < P; ++j) kr[N + j] = zf;
+    }
+    if (guard_count) *guard_count = guards;
+    return PFGM_OK;
+}
+
+static pfgm_status cpu_ode_init_state(pfgm_backend *be, int64_t B, int64_t N, int64_t P, const float *x, double z,
+                                      double *y) {
+    if (B < 0 || N <= 0 || P < 0)
+        return pfgm_error(PFGM_ERR_INVALID_ARG, "ode_init_state: bad shape B=%lld N=%lld P=%lld", (long long)B,
+                          (long long)N, (long long)P);
+#pragma omp parallel for schedule(static) if (!cpu_reference(be) && B * (N + P) > PAR_MIN)
+    for (int64_t b = 0; b < B; ++b) {
+        double *yr = y + b * (N + P);
+        for (int64_t j = 0; j < N; ++j) yr[j] = (double)x[b * N + j];
+        for (int64_t j = 0; j < P; ++j) yr[N + j] = z;
+    }
+    return PFGM_OK;
+}
+
+#define ODE_MAX_TERMS 8
+
+static pfgm_status cpu_ode_combine(pfgm_backend *be, int64_t rows, int64_t cols, const double *y, const double *h,
+                                   int nk, const double *coef, const float *const *k, double *y_out, float *x_out,
+                                   int64_t nx) {
+    if (rows < 0 || cols <= 0 || nk < 0 || nk > ODE_MAX_TERMS || (x_out && (nx < 0 || nx > cols)))
+        return pfgm_error(PFGM_ERR_INVALID_ARG, "ode_combine: bad arguments rows=%lld cols=%lld nk=%d nx=%lld",
+                          (long long)rows, (long long)cols, nk, (long long)nx);
+#pragma omp parallel for schedule(static) if (!cpu_reference(be) && rows * cols > PAR_MIN)
+    for (int64_t r = 0; r < rows; ++r) {
+        const double hr = h ? h[r] : 1.0;
+        for (int64_t c = 0; c < cols; ++c) {
+            const int64_t i = r * cols + c;
+            double acc = 0.0;
+            for (int j = 0; j < nk; ++j) acc += coef[j] * (double)k[j][i];
+            double v = y[i] + hr * acc; /* scipy: y + h * (K^T a) */
+            if (y_out) y_out[i] = v;
+            if (x_out && c < nx) x_out[r * nx + c] = (float)v;
+        }
+    }
+    return PFGM_OK;
+}
+
+static pfgm_status cpu_ode_sumsq(pfgm_backend *be, int64_t rows, int64_t cols, const double *num_y, const double *h,
+                                 int nk, const double *coef, const float *const *k, const double *ya,
+                                 const double *yb, double rtol, double atol, double *row_out) {
+    if (rows < 0 || cols <= 0 || nk < 0 || nk > ODE_MAX_TERMS)
+        return pfgm_error(PFGM_ERR_INVALID_ARG, "ode_sumsq: bad arguments rows=%lld cols=%lld nk=%d",
+                          (long long)rows, (long long)cols, nk);
+#pragma omp parallel for schedule(static) if (!cpu_reference(be) && rows > 1 && rows * cols > PAR_MIN)
+    for (int64_t r = 0; r < rows; ++r) {
+        const double hr = h ? h[r] : 1.0;
+        double acc = 0.0;
+        for (int64_t c = 0; c < cols; ++c) {
+            const int64_t i = r * cols + c;
+            double s = 0.0;
+            for (int j = 0; j < nk; ++j) s += coef[j] * (double)k[j][i];
+            double v = (num_y ? num_y[i] : 0.0) + s * hr;
+            double mag = fabs(ya[i]);
+            if (yb && fabs(yb[i]) > mag) mag = fabs(yb[i]);
+            double q = v / (atol + rtol * mag);
+            acc += q * q;
+        }
+        row_out[r] = acc;
+    }
+    return PFGM_OK;
+}
+
 void pfgm_cpu_math_ops_init(pfgm_backend *be) {
     be->row_sumsq = cpu_row_sumsq;
     be->softmax_rows = cpu_softmax_rows;
+    be->perturb = cpu_perturb;
+    be->field_weights = cpu_field_weights;
+    be->field_finish = cpu_field_finish;
+    be->loss_mse = cpu_loss_mse;
+    be->sphere_points = cpu_sphere_points;
+    be->ode_drift = cpu_ode_drift;
+    be->ode_init_state = cpu_ode_init_state;
+    be->ode_combine = cpu_ode_combine;
+    be->ode_sumsq = cpu_ode_sumsq;
 }
