@@ -45,8 +45,11 @@ static void on_signal(int sig) {
 
 typedef struct progress_state {
     int enabled;           /* stderr is a terminal and --quiet was not given */
-    struct timespec t0;
-    double last_shown;     /* seconds since t0 of the last update */
+    struct timespec t0;    /* program start */
+    int started;           /* the first image was written */
+    struct timespec t1;    /* time of the first image: rates count from here */
+    double last_shown;     /* seconds since t1 of the last update */
+    int line_open;         /* a progress line is on screen without its newline */
 } progress_state;
 
 static double seconds_since(const struct timespec *t0) {
@@ -59,14 +62,19 @@ static double seconds_since(const struct timespec *t0) {
 static int on_progress(void *ctx, int64_t done, int64_t total) {
     progress_state *p = ctx;
     if (p->enabled) {
-        double t = seconds_since(&p->t0);
+        if (!p->started) {
+            p->started = 1;
+            clock_gettime(CLOCK_MONOTONIC, &p->t1);
+        }
+        double t = seconds_since(&p->t1);
         if (done == total || t - p->last_shown >= 0.1) {
             p->last_shown = t;
-            double rate = t > 0 ? (double)done / t : 0.0;
+            double rate = t > 0 ? (double)(done - 1) / t : 0.0;
             double eta = rate > 0 ? (double)(total - done) / rate : 0.0;
             fprintf(stderr, "\rpfgm-prep: %" PRId64 "/%" PRId64 " images (%5.1f%%), %.0f img/s, "
                             "eta %.0f s   ", done, total, 100.0 * (double)done / (double)total,
                     rate, eta);
+            p->line_open = done != total;
             if (done == total) fputc('\n', stderr);
             fflush(stderr);
         }
@@ -200,7 +208,7 @@ int main(int argc, char **argv) {
         return pfgm_status_exit_code(PFGM_ERR_INVALID_ARG);
     }
     if (st != PFGM_OK) {
-        if (prog.enabled && prog.last_shown > 0) fputc('\n', stderr);
+        if (prog.line_open) fputc('\n', stderr);
         fprintf(stderr, "pfgm-prep: %s\n", pfgm_error_message());
         return pfgm_status_exit_code(st);
     }
