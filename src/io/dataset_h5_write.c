@@ -13,6 +13,7 @@
 
 #include "io/h5util.h"
 #include "pfgm/dataset.h"
+#include "util/atomic_file.h"
 #include "util/check.h"
 
 struct pfgm_dataset_writer {
@@ -116,7 +117,7 @@ pfgm_status pfgm_dataset_writer_create(const char *path, int64_t count, int64_t 
         writer_free(w);
         return pfgm_error(PFGM_ERR_NOMEM, "%s: out of memory", path);
     }
-    snprintf(w->tmp, tlen, "%s.tmp.%ld", path, (long)getpid());
+    pfgm_atomic_tmp_name(path, w->tmp, tlen);
 
     /* Create the temporary with open(2) first: a missing directory or a read-only place
      * then gets the system's reason instead of a generic HDF5 failure. */
@@ -207,18 +208,6 @@ pfgm_status pfgm_dataset_writer_append(pfgm_dataset_writer *w, const uint8_t *im
     return PFGM_OK;
 }
 
-/* fsync of a file or directory by name. */
-static pfgm_status fsync_path(const char *path, int dir) {
-    int fd = open(path, dir ? O_RDONLY | O_DIRECTORY : O_RDONLY);
-    if (fd < 0) return pfgm_error(PFGM_ERR_IO, "%s: cannot open for fsync: %s", path, strerror(errno));
-    int rc = fsync(fd);
-    int err = errno;
-    close(fd);
-    if (rc != 0 && !(dir && (err == EINVAL || err == EROFS)))
-        return pfgm_error(PFGM_ERR_IO, "%s: fsync failed: %s", path, strerror(err));
-    return PFGM_OK;
-}
-
 pfgm_status pfgm_dataset_writer_commit(pfgm_dataset_writer *w) {
     pfgm_status st = PFGM_OK;
     pfgm_h5_quiet q;
@@ -230,19 +219,10 @@ pfgm_status pfgm_dataset_writer_commit(pfgm_dataset_writer *w) {
     if (st == PFGM_OK) st = close_handles(w);
     st = pfgm_h5_context(st, w->tmp);
     pfgm_h5_quiet_end(&q);
-    if (st == PFGM_OK) st = fsync_path(w->tmp, 0);
-    if (st == PFGM_OK && rename(w->tmp, w->path) != 0)
-        st = pfgm_error(PFGM_ERR_IO, "%s: cannot rename %s to it: %s", w->path, w->tmp,
-                        strerror(errno));
+    if (st == PFGM_OK) st = pfgm_atomic_publish(w->tmp, w->path);
     if (st != PFGM_OK) {
         pfgm_dataset_writer_abort(w);
         return st;
-    }
-    /* Make the rename itself durable. */
-    char *dcopy = strdup(w->path);
-    if (dcopy) {
-        st = fsync_path(dirname(dcopy), 1);
-        free(dcopy);
     }
     writer_free(w);
     return st;

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "pfgm/image.h"
+#include "util/atomic_file.h"
 
 void pfgm_image_free(pfgm_image *img) {
     if (!img) return;
@@ -119,7 +120,7 @@ pfgm_status pfgm_png_write(const char *path, int64_t width, int64_t height, int 
         return pfgm_error(PFGM_ERR_INVALID_ARG, "%s: cannot encode a %lldx%lldx%d image", path,
                           (long long)width, (long long)height, channels);
     char tmp[4096];
-    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= sizeof tmp)
+    if (pfgm_atomic_tmp_name(path, tmp, sizeof tmp) != PFGM_OK)
         return pfgm_error(PFGM_ERR_INVALID_ARG, "%s: path too long", path);
     FILE *f = fopen(tmp, "wb");
     if (!f) return pfgm_error(PFGM_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
@@ -156,10 +157,5 @@ pfgm_status pfgm_png_write(const char *path, int64_t width, int64_t height, int 
         unlink(tmp);
         return pfgm_error(PFGM_ERR_IO, "%s: write failed: %s", tmp, strerror(err));
     }
-    if (rename(tmp, path) != 0) {
-        int err = errno;
-        unlink(tmp);
-        return pfgm_error(PFGM_ERR_IO, "%s: cannot rename %s to it: %s", path, tmp, strerror(err));
-    }
-    return PFGM_OK;
+    return pfgm_atomic_publish(tmp, path);
 }
