@@ -274,6 +274,8 @@ pfgm_status pfgm_cfg_set_at(pfgm_config *cfg, const char *assignment, pfgm_cfg_o
         snprintf(name, sizeof name, "%s", full);
         k = pfgm_cfg_find(NULL, name);
     }
+    if (!k && !dot && pfgm_cfg_is_section(name))
+        return pfgm_cfg_error("--set", 0, name, "is a section; write %s.key=value", name);
     if (!k) {
         pfgm_cfg_suggest(dot ? sec : NULL, name, hint, sizeof hint);
         return pfgm_cfg_error("--set", 0, full[0] ? full : "''", "unknown key%s", hint);

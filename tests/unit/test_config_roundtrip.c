@@ -91,6 +91,8 @@ static void test_set_errors(void **state) {
     set_fails("training.batch_sze=3", "training.batch_sze",
               "unknown key (did you mean training.batch_size?)");
     set_fails("training.lr=0.1", "training.lr", "did you mean optim.lr?");
+    set_fails("training=5", "training", "is a section; write training.key=value");
+    set_fails("model.nf.x=5", "model.nf.x", "unknown key");
     set_fails("optim.lr=\"1e-4\"", "optim.lr", "quoted string");
     set_fails("optim.lr=-1", "optim.lr", "out of range (must be > 0)");
     set_fails("optim.lr=abc", "optim.lr", "expected a finite decimal number");
