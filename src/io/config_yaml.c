@@ -13,6 +13,7 @@
 #include <yaml.h>
 
 #include "io/config_internal.h"
+#include "util/atomic_file.h"
 #include "util/check.h"
 
 #define CONFIG_FILE_MAX (4u << 20) /* bytes: a config is a few KiB; refuse anything huge */
@@ -521,16 +522,18 @@ pfgm_status pfgm_config_write_yaml(const pfgm_config *cfg, const char *path) {
         if (w <= 0) break;
         done += (size_t)w;
     }
-    if (done < len || fchmod(fd, 0644) != 0 || fsync(fd) != 0) {
+    if (done < len || fchmod(fd, 0644) != 0) {
         st = pfgm_error(PFGM_ERR_IO, "%s: write failed: %s", path, strerror(errno));
         close(fd);
         unlink(tmp);
         goto out;
     }
-    if (close(fd) != 0 || rename(tmp, path) != 0) {
+    if (close(fd) != 0) {
         st = pfgm_error(PFGM_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
         unlink(tmp);
+        goto out;
     }
+    st = pfgm_atomic_publish(tmp, path); /* fsync, rename, directory fsync */
 out:
     free(tmp);
     free(text);
