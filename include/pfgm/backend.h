@@ -147,12 +147,93 @@ struct pfgm_backend {
                              const double *yb, double rtol, double atol, double *row_out);
 
     /* ---- network layers: src/nn (layers, ddpmpp.c, optim.c) ---------------------------
-     * Implemented for the CPU in src/backend/cpu/cpu_nn.c. */
+     * Implemented for the CPU in src/backend/cpu/cpu_nn.c and cpu_conv.c. */
     /* y = x * sigmoid(x), n elements; x may equal y. */
     pfgm_status (*silu_fwd)(pfgm_backend *be, int64_t n, const float *x, float *y);
     /* dx = dy * d/dx silu(x) (accumulate = 0) or dx += (accumulate = 1). */
     pfgm_status (*silu_bwd)(pfgm_backend *be, int64_t n, const float *x, const float *dy, float *dx,
                             int accumulate);
+    /* Convolution (spec §3.1), NCHW, stride 1, square kernel `k` in {1, 3} with zero padding
+     * (k-1)/2, so y has x's height h and width w. x [batch, cin, h, w], weight [cout, cin, k, k]
+     * (PyTorch layout), bias [cout] or NULL, y [batch, cout, h, w]. `ws` is scratch of at least
+     * conv2d_workspace() bytes for the same shape (may be NULL when that is 0). */
+    size_t (*conv2d_workspace)(pfgm_backend *be, int64_t batch, int64_t cin, int64_t cout, int64_t h,
+                               int64_t w, int k);
+    pfgm_status (*conv2d_fwd)(pfgm_backend *be, int64_t batch, int64_t cin, int64_t cout, int64_t h,
+                              int64_t w, int k, const float *x, const float *weight, const float *bias,
+                              float *y, void *ws, size_t ws_bytes);
+    /* dweight += dL/dweight, dbias += dL/dbias (gradients of parameters always accumulate),
+     * dx = dL/dx (accumulate_dx = 0) or dx += (1); dx or dbias may be NULL (not wanted). */
+    pfgm_status (*conv2d_bwd)(pfgm_backend *be, int64_t batch, int64_t cin, int64_t cout, int64_t h,
+                              int64_t w, int k, const float *x, const float *weight, const float *dy,
+                              float *dx, int accumulate_dx, float *dweight, float *dbias, void *ws,
+                              size_t ws_bytes);
+    /* Strided batched gemm: for i < batch, C_i = alpha op(A_i) op(B_i) + beta C_i with
+     * X_i = X + i * stride_x (shapes as gemm). stride_c = 0 makes it a reduction over the
+     * batch, summed in batch order: C = alpha sum_i op(A_i) op(B_i) + beta C. NIN layers and
+     * attention (spec §3.1). */
+    pfgm_status (*gemm_batched)(pfgm_backend *be, int trans_a, int trans_b, int64_t m, int64_t n,
+                                int64_t k, float alpha, const float *a, int64_t lda, int64_t stride_a,
+                                const float *b, int64_t ldb, int64_t stride_b, float beta, float *c,
+                                int64_t ldc, int64_t stride_c, int64_t batch);
+    /* Softmax backward, in place, per row of p[rows, cols] (softmax output):
+     * dp <- p * (dp - sum_c p * dp). */
+    pfgm_status (*softmax_rows_bwd)(pfgm_backend *be, int64_t rows, int64_t cols, const float *p,
+                                    float *dp);
+    /* GroupNorm (spec §3.1): x [batch, c, hw] in `groups` groups of c/groups channels,
+     * y = gamma * (x - mean) * rstd + beta, rstd = 1/sqrt(var + eps), biased variance over the
+     * group; silu = 1 applies SiLU to y (fused). mean, rstd [batch, groups] are written for
+     * the backward. */
+    pfgm_status (*groupnorm_fwd)(pfgm_backend *be, int64_t batch, int64_t c, int64_t hw, int64_t groups,
+                                 float eps, int silu, const float *x, const float *gamma,
+                                 const float *beta, float *y, float *mean, float *rstd);
+    /* Backward of groupnorm_fwd (same silu flag): dgamma, dbeta += ; dx = / += (accumulate_dx). */
+    pfgm_status (*groupnorm_bwd)(pfgm_backend *be, int64_t batch, int64_t c, int64_t hw, int64_t groups,
+                                 int silu, const float *x, const float *gamma, const float *beta,
+                                 const float *mean, const float *rstd, const float *dy, float *dx,
+                                 int accumulate_dx, float *dgamma, float *dbeta);
+    /* Nearest-neighbour 2x upsample of `planes` h x w planes: y [planes, 2h, 2w]. */
+    pfgm_status (*upsample2x_fwd)(pfgm_backend *be, int64_t planes, int64_t h, int64_t w, const float *x,
+                                  float *y);
+    pfgm_status (*upsample2x_bwd)(pfgm_backend *be, int64_t planes, int64_t h, int64_t w, const float *dy,
+                                  float *dx, int accumulate);
+    /* 2x2 average pool of `planes` h x w planes (h, w even): y [planes, h/2, w/2]. */
+    pfgm_status (*avgpool2x2_fwd)(pfgm_backend *be, int64_t planes, int64_t h, int64_t w, const float *x,
+                                  float *y);
+    pfgm_status (*avgpool2x2_bwd)(pfgm_backend *be, int64_t planes, int64_t h, int64_t w, const float *dy,
+                                  float *dx, int accumulate);
+    /* Broadcast add over pixels: y[b, c, i] += v[b * v_stride + c] for y [batch, c, hw]
+     * (v_stride 0: one bias for the batch; c: a per-sample vector such as Dense_0(zemb)). */
+    pfgm_status (*bcast_add_fwd)(pfgm_backend *be, int64_t batch, int64_t c, int64_t hw, const float *v,
+                                 int64_t v_stride, float *y);
+    /* dv[b * v_stride + c] = / += sum over i (and over b when v_stride = 0) of dy[b, c, i]. */
+    pfgm_status (*bcast_add_bwd)(pfgm_backend *be, int64_t batch, int64_t c, int64_t hw, const float *dy,
+                                 int64_t v_stride, float *dv, int accumulate);
+    /* dst[b, dst_c0 + j, :] = / += src[b, src_c0 + j, :] for j < nc, b < batch, with src
+     * [batch, src_c, hw] and dst [batch, dst_c, hw]: channel concatenation and its split. */
+    pfgm_status (*copy_channels)(pfgm_backend *be, int64_t batch, int64_t hw, int64_t nc, const float *src,
+                                 int64_t src_c, int64_t src_c0, float *dst, int64_t dst_c, int64_t dst_c0,
+                                 int accumulate);
+    /* out[b] = mean over i of x[b, ch, i], x [batch, c, hw]: the PFGM z-field (spec §1.6). */
+    pfgm_status (*channel_mean_fwd)(pfgm_backend *be, int64_t batch, int64_t c, int64_t hw, int64_t ch,
+                                    const float *x, float *out);
+    /* dx[b, ch, i] = / += dout[b] / hw (other channels untouched). */
+    pfgm_status (*channel_mean_bwd)(pfgm_backend *be, int64_t batch, int64_t c, int64_t hw, int64_t ch,
+                                    const float *dout, float *dx, int accumulate);
+    /* z embedding (spec §3.1), out [batch, 2 half] = [sin(a), cos(a)] with
+     * fourier = 0: a_k = z * exp(-k ln(10000) / (half - 1)) (raw z, positional);
+     * fourier = 1: a_k = ln(z) * w[k] * 2 * pi (w [half], the fixed Gaussian weights). */
+    pfgm_status (*zembed_fwd)(pfgm_backend *be, int64_t batch, int64_t half, int fourier, const float *z,
+                              const float *w, float *out);
+    /* dz[b] = / += sum_k dL/dout * dout/dz. */
+    pfgm_status (*zembed_bwd)(pfgm_backend *be, int64_t batch, int64_t half, int fourier, const float *z,
+                              const float *w, const float *dout, float *dz, int accumulate);
+    /* Inverted dropout: y[i] = x[i] * keep_i / (1 - p), keep_i = (uniform(offset + i) >= p)
+     * from the Philox stream r, so the backward regenerates the mask instead of storing it. */
+    pfgm_status (*dropout_fwd)(pfgm_backend *be, int64_t n, float p, const pfgm_rng *r, uint64_t offset,
+                               const float *x, float *y);
+    pfgm_status (*dropout_bwd)(pfgm_backend *be, int64_t n, float p, const pfgm_rng *r, uint64_t offset,
+                               const float *dy, float *dx, int accumulate);
 
     /* ---- optimizer: src/nn/optim.c (clipping, Adam, EMA; spec §1.13, docs/optimizer.md) -
      * Implemented for the CPU in src/backend/cpu/cpu_optim.c. Flat float32 buffers of n
