@@ -225,6 +225,13 @@ pfgm_status pfgm_ode_solve(pfgm_ode_solver *s, float *x, pfgm_field_fn field, vo
         PFGM_TRY(pfgm_ode_rk45(s));
     else
         PFGM_TRY(solve_euler_heun(s));
+    /* A non-finite field poisons the state silently in Euler/Heun (RK45 stops at its error
+     * norm): check the final state (B sums to the host) before x is overwritten. */
+    PFGM_TRY(be->ode_sumsq(be, s->B, s->D, s->y, NULL, 0, NULL, NULL, s->y, NULL, 0.0, 1.0, s->row));
+    for (int64_t b = 0; b < s->B; ++b)
+        if (!isfinite(s->row[b]))
+            return pfgm_error(PFGM_ERR_NUMERIC, "ode solve: sample %lld is not finite at z_min (the field returned "
+                              "NaN or Inf)", (long long)b);
     /* x32 holds float32(x at z_min) after the last update (spec §1.10: no clamping). */
     PFGM_TRY(be->copy(be, x, s->x32, (size_t)s->B * (size_t)s->N * sizeof(float), PFGM_COPY_D2D));
     if (be->sync) PFGM_TRY(be->sync(be));
