@@ -96,6 +96,24 @@ int pfgm_nn_params_find(const pfgm_nn_params *t, const char *name);
 /* Frees the buffers and the table (the struct is left zeroed). */
 void pfgm_nn_params_release(pfgm_nn_params *t);
 
+/* Parameter files in the authors' naming (the layout of testvectors/ddpmpp_tiny_reference.h5
+ * and of launch/pth_to_h5.py): one dataset <group>/<name> per parameter, shaped as
+ * pfgm_nn_param.shape. Reading accepts float32 or float64 datasets (converted to float32) into
+ * dst, a backend buffer of t->floats floats laid out as the table (padding left zero). The
+ * group must hold exactly the table's names. Errors: PFGM_ERR_IO (missing or unreadable
+ * file), PFGM_ERR_FORMAT with one line naming the file and the dataset (not HDF5, no such
+ * group, a missing, extra or mis-shaped dataset, a non-float type), PFGM_ERR_HDF5,
+ * PFGM_ERR_NOMEM. */
+pfgm_status pfgm_nn_params_read_h5(const pfgm_nn_params *t, const char *path, const char *group, float *dst);
+/* Writes a new file `path` (a temporary name, fsynced and renamed: a failure leaves nothing):
+ * float32 datasets <group>/<name> from src (backend buffer of t->floats), root attributes
+ * format = "pfgm-params", param_order (names in registration order) and param_count.
+ * Errors: PFGM_ERR_IO, PFGM_ERR_HDF5, PFGM_ERR_NOMEM. */
+pfgm_status pfgm_nn_params_write_h5(const pfgm_nn_params *t, const char *path, const char *group, const float *src);
+/* read_h5/write_h5 on the value buffer. */
+pfgm_status pfgm_nn_params_load_h5(pfgm_nn_params *t, const char *path, const char *group);
+pfgm_status pfgm_nn_params_save_h5(const pfgm_nn_params *t, const char *path, const char *group);
+
 /* ======================================================================================
  * Run context and slots
  * ====================================================================================== */
