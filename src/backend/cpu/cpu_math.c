@@ -15,18 +15,29 @@
 /* Rows x cols above which a loop is worth threading. */
 #define PAR_MIN 65536
 
+/* sum of squares in double: in order (reference), or in SIMD lanes (fast path; the lane
+ * split depends only on the build, so the bits are the same run to run). */
+static double sumsq_plain(const float *x, int64_t n) {
+    double acc = 0.0;
+    for (int64_t c = 0; c < n; ++c) acc += (double)x[c] * (double)x[c];
+    return acc;
+}
+
+static double sumsq_simd(const float *x, int64_t n) {
+    double acc = 0.0;
+#pragma omp simd reduction(+ : acc)
+    for (int64_t c = 0; c < n; ++c) acc += (double)x[c] * (double)x[c];
+    return acc;
+}
+
 static pfgm_status cpu_row_sumsq(pfgm_backend *be, int64_t rows, int64_t cols, const float *x, int64_t ld,
                                  float *out) {
     if (rows < 0 || cols < 0 || ld < cols)
         return pfgm_error(PFGM_ERR_INVALID_ARG, "row_sumsq: bad shape rows=%lld cols=%lld ld=%lld",
                           (long long)rows, (long long)cols, (long long)ld);
-#pragma omp parallel for schedule(static) if (!cpu_reference(be) && rows * cols > PAR_MIN)
-    for (int64_t r = 0; r < rows; ++r) {
-        const float *row = x + r * ld;
-        double acc = 0.0;
-        for (int64_t c = 0; c < cols; ++c) acc += (double)row[c] * (double)row[c];
-        out[r] = (float)acc;
-    }
+    const int ref = cpu_reference(be);
+#pragma omp parallel for schedule(static) if (!ref && rows * cols > PAR_MIN)
+    for (int64_t r = 0; r < rows; ++r) out[r] = (float)(ref ? sumsq_plain(x + r * ld, cols) : sumsq_simd(x + r * ld, cols));
     return PFGM_OK;
 }
 
@@ -132,10 +143,13 @@ static pfgm_status cpu_field_weights(pfgm_backend *be, int64_t B, int64_t L, dou
             double d2 = field_d2(a, b2, g, i);
             dmin = d2 < dmin ? d2 : dmin;
         }
+        /* Charges with h ln(d^2/d^2_min) > 110 get w < e^-110 < FLT_TRUE_MIN: 0 in float, so
+         * they skip the log and exp. */
+        const double cutoff = dmin * exp(110.0 / half_exponent);
         double sum = 0.0;
         for (int64_t i = 0; i < L; ++i) {
-            double w = exp(-half_exponent * log(field_d2(a, b2, g, i) / dmin)); /* (d_min/d)^(N+1) */
-            g[i] = (float)w;
+            double d2 = field_d2(a, b2, g, i);
+            g[i] = d2 > cutoff ? 0.0f : (float)exp(-half_exponent * log(d2 / dmin)); /* (d_min/d)^(N+1) */
             sum += (double)g[i];
         }
         double inv = 1.0 / sum, cs = 0.0; /* sum >= 1: the nearest charge has w = 1 */
