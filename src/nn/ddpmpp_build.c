@@ -372,9 +372,27 @@ static void dd_bind(pfgm_ddpmpp *m) {
     }
 }
 
+/* Every op the network calls: a backend that lacks one is refused at build time, not with a
+ * NULL call in the middle of a step. */
+static pfgm_status dd_check_ops(const pfgm_backend *be) {
+#define NEED(op)                                                                                             \
+    if (!be->op)                                                                                             \
+        return pfgm_error(PFGM_ERR_UNSUPPORTED, "DDPM++: the %s backend lacks the op " #op " the network needs", \
+                          be->name);
+    NEED(alloc) NEED(free) NEED(copy) NEED(memzero) NEED(gemm) NEED(axpby) NEED(softmax_rows) NEED(silu_fwd)
+    NEED(silu_bwd) NEED(conv2d_workspace) NEED(conv2d_fwd) NEED(conv2d_bwd) NEED(gemm_batched)
+    NEED(softmax_rows_bwd) NEED(groupnorm_fwd) NEED(groupnorm_bwd) NEED(upsample2x_fwd) NEED(upsample2x_bwd)
+    NEED(avgpool2x2_fwd) NEED(avgpool2x2_bwd) NEED(bcast_add_fwd) NEED(bcast_add_bwd) NEED(copy_channels)
+    NEED(channel_mean_fwd) NEED(channel_mean_bwd) NEED(zembed_fwd) NEED(zembed_bwd) NEED(dropout_fwd)
+    NEED(dropout_bwd)
+#undef NEED
+    return PFGM_OK;
+}
+
 pfgm_status dd_build(pfgm_ddpmpp *m, pfgm_backend *be, const pfgm_ddpmpp_desc *d, int64_t max_batch,
                      pfgm_ddpmpp_mode mode, int alloc) {
     PFGM_TRY(pfgm_ddpmpp_desc_validate(d));
+    if (be) PFGM_TRY(dd_check_ops(be));
     if (max_batch < 1) return pfgm_error(PFGM_ERR_INVALID_ARG, "DDPM++: max_batch = %lld", (long long)max_batch);
     if (mode != PFGM_DDPMPP_TRAIN && mode != PFGM_DDPMPP_INFER)
         return pfgm_error(PFGM_ERR_INVALID_ARG, "DDPM++: unknown mode %d", (int)mode);
