@@ -40,10 +40,10 @@ typedef enum { PFGM_EMBEDDING_POSITIONAL = 0, PFGM_EMBEDDING_FOURIER = 1 } pfgm_
 
 /* sampling.ode_solver (PFGM_SPEC.md §1.9 a-c). */
 typedef enum {
-    PFGM_ODE_RK45 = 0,
-    PFGM_ODE_FORWARD_EULER = 1,
-    PFGM_ODE_IMPROVED_EULER = 2
-} pfgm_ode_solver;
+    PFGM_SOLVER_RK45 = 0,
+    PFGM_SOLVER_FORWARD_EULER = 1,
+    PFGM_SOLVER_IMPROVED_EULER = 2
+} pfgm_config_solver;
 
 /* field.reference (DESIGN.md "What runs"): charges of this rank only, or all-gathered. */
 typedef enum { PFGM_FIELD_LOCAL = 0, PFGM_FIELD_GLOBAL = 1 } pfgm_field_reference;
@@ -103,7 +103,7 @@ typedef struct pfgm_config_training {
 
 typedef struct pfgm_config_sampling {
     char method[PFGM_CONFIG_NAME_MAX]; /* "ode" */
-    pfgm_ode_solver ode_solver;        /* §1.9 */
+    pfgm_config_solver ode_solver;        /* §1.9 */
     int64_t N;                         /* Euler/Heun steps (not the data dimension) */
     double z_max;                      /* prior hyperplane z (§1.7) */
     double z_min;                      /* ODE end point ε (§1.10) */
@@ -218,7 +218,7 @@ bool pfgm_config_equal(const pfgm_config *a, const pfgm_config *b);
 int64_t pfgm_config_data_dim(const pfgm_config *cfg);
 
 /* Key names of enum values, as written in YAML ("rk45", "positional", "local", ...). */
-const char *pfgm_ode_solver_name(pfgm_ode_solver s);
+const char *pfgm_config_solver_name(pfgm_config_solver s);
 const char *pfgm_embedding_type_name(pfgm_embedding_type e);
 const char *pfgm_field_reference_name(pfgm_field_reference r);
 

@@ -193,7 +193,7 @@ void pfgm_cfg_value_free(pfgm_cfg_value *v) {
 
 /* ---- enum names ------------------------------------------------------------------------ */
 
-const char *pfgm_ode_solver_name(pfgm_ode_solver s) {
+const char *pfgm_config_solver_name(pfgm_config_solver s) {
     return (unsigned)s < 3 ? solver_names[s] : "?";
 }
 const char *pfgm_embedding_type_name(pfgm_embedding_type e) {
@@ -270,7 +270,7 @@ void pfgm_config_defaults(pfgm_config *c) {
 
     pfgm_config_sampling *s = &c->sampling;
     set_str(s->method, sizeof s->method, "ode");
-    s->ode_solver = PFGM_ODE_RK45;
+    s->ode_solver = PFGM_SOLVER_RK45;
     s->N = 100;
     s->z_max = 40.0;
     s->z_min = 1e-3;

@@ -99,7 +99,7 @@ void pfgm_metrics_str(pfgm_metrics *m, const char *key, const char *v) {
 
 pfgm_status pfgm_metrics_end(pfgm_metrics *m) {
     if (!m->rec) return pfgm_error(PFGM_ERR_INTERNAL, "%s: metrics record ended without begin", m->path);
-    int rc = json_dumpf(m->rec, m->f, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
+    int rc = json_dumpf(m->rec, m->f, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
     json_decref(m->rec);
     m->rec = NULL;
     if (rc != 0 || fputc('\n', m->f) == EOF || fflush(m->f) != 0)

@@ -89,7 +89,7 @@ static void test_defaults_are_cifar10_ddpmpp(void **state) {
     assert_true(c.training.tau == 0.03 && c.training.gamma == 5.0 && c.model.sigma_end == 0.01);
     assert_true(c.sampling.z_max == 40.0 && c.sampling.z_min == 1e-3);
     assert_true(c.sampling.upper_norm == 3000.0 && c.sampling.z_exp == 5.0);
-    assert_int_equal(c.sampling.ode_solver, PFGM_ODE_RK45);
+    assert_int_equal(c.sampling.ode_solver, PFGM_SOLVER_RK45);
     assert_true(c.optim.lr == 2e-4 && c.optim.beta2 == 0.999 && c.optim.grad_clip == 1.0);
     assert_int_equal(c.optim.warmup, 5000);
     assert_int_equal(c.model.nf, 128);
@@ -102,7 +102,7 @@ static void test_defaults_are_cifar10_ddpmpp(void **state) {
     assert_string_equal(c.model.normalization, "GroupNorm");
     assert_int_equal(c.seed, 49);
     assert_int_equal(pfgm_config_data_dim(&c), 3072);
-    assert_string_equal(pfgm_ode_solver_name(PFGM_ODE_IMPROVED_EULER), "improved_euler");
+    assert_string_equal(pfgm_config_solver_name(PFGM_SOLVER_IMPROVED_EULER), "improved_euler");
 }
 
 static void test_file_applies_on_top_of_defaults(void **state) {
@@ -220,7 +220,7 @@ static void test_strings(void **state) {
     assert_string_equal(c.data.path, "my data/train set.h5");
     assert_string_equal(c.data.dataset, "010");
     c = load_ok("sampling:\n  ode_solver: forward_euler\nmodel:\n  embedding_type: \"fourier\"\n");
-    assert_int_equal(c.sampling.ode_solver, PFGM_ODE_FORWARD_EULER);
+    assert_int_equal(c.sampling.ode_solver, PFGM_SOLVER_FORWARD_EULER);
     assert_int_equal(c.model.embedding_type, PFGM_EMBEDDING_FOURIER);
     expect_error("data:\n  path: \"\"\n", 2, "data.path", "non-empty");
     expect_error("data:\n  path: [a, b]\n", 2, "data.path", "got a list");

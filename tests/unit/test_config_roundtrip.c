@@ -77,7 +77,7 @@ static void test_set_overrides(void **state) {
     assert_int_equal(c.model.ch_mult.v[3], 0); /* unused entries are zeroed */
     assert_int_equal(c.model.attn_resolutions.n, 0);
     assert_false(c.data.random_flip);
-    assert_int_equal(c.sampling.ode_solver, PFGM_ODE_IMPROVED_EULER);
+    assert_int_equal(c.sampling.ode_solver, PFGM_SOLVER_IMPROVED_EULER);
     assert_int_equal(c.seed, 7);
     assert_int_equal(c.training.M, 10);
     assert_string_equal(c.data.dataset, "yes");

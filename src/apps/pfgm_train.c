@@ -1,0 +1,132 @@
+/* pfgm-train: argument parsing and wiring of the training loop (src/train/trainer.c).
+ *   [mpirun -np W] pfgm-train --config FILE.yaml --run-dir DIR [--set key=value ...]
+ *                             [--resume auto|never|PATH] [--allow-reshard] [--dry-run]
+ * Exit codes: docs/user-guide.md (0 done, 2 config, 3 data/checkpoint files, 75 stopped by
+ * SIGTERM/SIGUSR1 after a checkpoint: requeue). A fatal error on any rank aborts the whole
+ * job (MPI_Abort) with the rank, host and message, so no rank waits in a collective. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "pfgm/backend.h"
+#include "pfgm/comm.h"
+#include "pfgm/config.h"
+#include "pfgm/log.h"
+#include "pfgm/preempt.h"
+#include "pfgm/trainer.h"
+
+#define MAX_SETS 256
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: [mpirun -np W] pfgm-train --config FILE.yaml --run-dir DIR [options]\n"
+            "  --set section.key=value   override a config key (repeatable)\n"
+            "  --resume auto|never|PATH  auto (default): newest complete checkpoint in DIR, else fresh;\n"
+            "                            never: refuse a DIR with checkpoints; PATH: that checkpoint\n"
+            "  --allow-reshard           resume a checkpoint written with another world size\n"
+            "  --dry-run                 print the resolved config, parameters, memory and FLOPs, then exit\n"
+            "  --help\n"
+            "exit codes: 0 done, 2 usage/config, 3 data or checkpoint file, 4 out of memory, 5 numeric,\n"
+            "            6 communication, 7 device, 8 internal, 75 stopped by a signal after a checkpoint\n");
+}
+
+typedef struct args {
+    const char *config, *run_dir, *resume;
+    const char *sets[MAX_SETS];
+    size_t n_sets;
+    int allow_reshard, dry_run;
+} args;
+
+static int parse(int argc, char **argv, args *a) {
+    memset(a, 0, sizeof *a);
+    a->resume = "auto";
+    for (int i = 1; i < argc; ++i) {
+        const char *s = argv[i];
+        int has_val = i + 1 < argc;
+        if (!strcmp(s, "--help") || !strcmp(s, "-h")) return 1;
+        else if (!strcmp(s, "--config") && has_val) a->config = argv[++i];
+        else if (!strcmp(s, "--run-dir") && has_val) a->run_dir = argv[++i];
+        else if (!strcmp(s, "--resume") && has_val) a->resume = argv[++i];
+        else if (!strcmp(s, "--set") && has_val) {
+            if (a->n_sets == MAX_SETS) {
+                fprintf(stderr, "pfgm-train: more than %d --set options\n", MAX_SETS);
+                return 2;
+            }
+            a->sets[a->n_sets++] = argv[++i];
+        } else if (!strcmp(s, "--allow-reshard")) a->allow_reshard = 1;
+        else if (!strcmp(s, "--dry-run")) a->dry_run = 1;
+        else {
+            fprintf(stderr, "pfgm-train: unknown or incomplete option '%s' (see --help)\n", s);
+            return 2;
+        }
+    }
+    if (!a->config || (!a->run_dir && !a->dry_run)) {
+        fprintf(stderr, "pfgm-train: --config and --run-dir are required (see --help)\n");
+        return 2;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    /* Before any long start-up work, so an early SIGTERM is not lost (it stops after the
+     * first step with a checkpoint). */
+    if (pfgm_preempt_install() != PFGM_OK) {
+        fprintf(stderr, "pfgm-train: %s\n", pfgm_error_message());
+        return 8;
+    }
+    args a;
+    int rc = parse(argc, argv, &a);
+    if (rc == 1) {
+        usage(stdout);
+        return 0;
+    }
+    if (rc) return rc;
+
+    pfgm_comm *comm = NULL;
+    pfgm_status st = pfgm_comm_launched_by_mpi() ? pfgm_comm_mpi_create(&argc, &argv, &comm)
+                                                 : pfgm_comm_single_create(&comm);
+    if (st != PFGM_OK) {
+        fprintf(stderr, "pfgm-train: %s\n", pfgm_error_message());
+        return pfgm_status_exit_code(st);
+    }
+    pfgm_logger lg;
+    pfgm_logger_init(&lg, comm->rank);
+
+    pfgm_config cfg;
+    st = pfgm_config_resolve(a.config, a.sets, a.n_sets, &cfg);
+    if (st != PFGM_OK) {
+        /* identical on every rank: rank 0 reports, all leave cleanly */
+        if (comm->rank == 0) fprintf(stderr, "pfgm-train: %s\n", pfgm_error_message());
+        pfgm_comm_destroy(comm);
+        return pfgm_status_exit_code(st);
+    }
+    lg.level = cfg.logging.level;
+
+    pfgm_backend *be = NULL;
+    if (cfg.distributed.backend == PFGM_BACKEND_CUDA) st = pfgm_backend_cuda_create(comm->local_rank, &be);
+    else st = pfgm_backend_create("cpu", &be);
+    if (st == PFGM_OK && (be->caps(be) & PFGM_CAP_DEVICE_MEMORY) && comm->world_size > 1 &&
+        strcmp(comm->name, "nccl") != 0)
+        st = pfgm_error(PFGM_ERR_UNSUPPORTED,
+                        "multi-rank training on the %s backend needs the NCCL communicator, which this build lacks",
+                        be->name);
+
+    pfgm_train_result res = {0};
+    if (st == PFGM_OK) {
+        pfgm_train_options opt = {.run_dir = a.run_dir, .resume = a.resume, .allow_reshard = a.allow_reshard,
+                                  .dry_run = a.dry_run, .progress_tty = isatty(STDOUT_FILENO)};
+        st = pfgm_train(&cfg, &opt, comm, be, &lg, &res);
+    }
+    int code = pfgm_status_exit_code(st);
+    if (st != PFGM_OK && st != PFGM_STOPPED) {
+        pfgm_log_error(&lg, "pfgm-train: %s", pfgm_error_message());
+        if (comm->world_size > 1) comm->abort(comm, code); /* never returns */
+    } else if (st == PFGM_OK && !a.dry_run) {
+        pfgm_log_info(&lg, "pfgm-train: done, %lld steps (%lld this run), last loss %.6g", (long long)res.end_step,
+                      (long long)(res.end_step - res.start_step), res.last_loss);
+    }
+    pfgm_backend_destroy(be);
+    pfgm_comm_destroy(comm);
+    return code;
+}

@@ -1,0 +1,223 @@
+/* Checkpoint save and restore for the trainer: assembling the named tensors of the model,
+ * the EMA and the Adam moments, the resume policy (auto / never / path), the checks that a
+ * checkpoint fits this run, and the broadcast of the restored state to every rank. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pfgm/checkpoint.h"
+#include "train/train_internal.h"
+#include "util/atomic_file.h"
+#include "util/check.h"
+
+/* Tensor list of a section over a host buffer laid out like the parameter buffer. */
+static pfgm_status tensors_for(const pfgm_nn_params *p, float *base, int trainable_only, pfgm_ckpt_tensor **out,
+                               size_t *count) {
+    pfgm_ckpt_tensor *t = calloc((size_t)p->n, sizeof *t);
+    if (!t) return pfgm_error(PFGM_ERR_NOMEM, "checkpoint: out of memory");
+    size_t n = 0;
+    for (int i = 0; i < p->n; ++i) {
+        const pfgm_nn_param *it = &p->items[i];
+        if (trainable_only && !it->trainable) continue;
+        t[n].name = it->name;
+        t[n].ndim = it->ndim;
+        for (int d = 0; d < it->ndim; ++d) t[n].shape[d] = it->shape[d];
+        t[n].data = base + it->offset;
+        ++n;
+    }
+    *out = t;
+    *count = n;
+    return PFGM_OK;
+}
+
+typedef struct sections {
+    pfgm_ckpt_tensor *params, *ema, *m, *v;
+    size_t n_all, n_trainable;
+} sections;
+
+static void sections_free(sections *s) {
+    free(s->params);
+    free(s->ema);
+    free(s->m);
+    free(s->v);
+}
+
+static pfgm_status sections_make(trainer *t, sections *s) {
+    memset(s, 0, sizeof *s);
+    pfgm_status st = tensors_for(t->params, t->h_params, 0, &s->params, &s->n_all);
+    if (st == PFGM_OK) st = tensors_for(t->params, t->h_ema, 0, &s->ema, &s->n_all);
+    if (st == PFGM_OK) st = tensors_for(t->params, t->h_m, 1, &s->m, &s->n_trainable);
+    if (st == PFGM_OK) st = tensors_for(t->params, t->h_v, 1, &s->v, &s->n_trainable);
+    if (st != PFGM_OK) sections_free(s);
+    return st;
+}
+
+pfgm_status train_save_checkpoint(trainer *t) {
+    pfgm_status st = PFGM_OK;
+    if (t->comm->rank == 0) {
+        char path[4096], dir[4096];
+        sections s;
+        int64_t updates = 0;
+        pfgm_dataset_position pos;
+        pfgm_dataset_get_position(t->data, &pos);
+        char *yaml = NULL;
+        size_t ylen = 0;
+        snprintf(dir, sizeof dir, "%s/checkpoints", t->opt->run_dir);
+        st = pfgm_mkdirs(dir);
+        if (st == PFGM_OK) st = pfgm_ckpt_path(t->opt->run_dir, t->step, path, sizeof path);
+        if (st == PFGM_OK) st = pfgm_backend_download(t->be, t->h_params, t->params->value, t->params->floats);
+        if (st == PFGM_OK) st = pfgm_optim_export(t->optim, t->h_m, t->h_v, t->h_ema, &updates);
+        if (st == PFGM_OK) st = pfgm_config_to_yaml_string(t->cfg, &yaml, &ylen);
+        if (st == PFGM_OK) st = sections_make(t, &s);
+        if (st == PFGM_OK) {
+            pfgm_ckpt_meta meta = {.step = t->step, .epoch = pos.epoch, .epoch_index = pos.index,
+                                   .ema_updates = updates, .seed = t->cfg->seed,
+                                   .world_size = t->comm->world_size, .config_yaml = yaml};
+            snprintf(meta.backend, sizeof meta.backend, "%s", t->be->kind == PFGM_BACKEND_CUDA ? "cuda" : "cpu");
+            pfgm_ckpt_section sec[4] = {{"params", s.params, s.n_all},
+                                        {"ema", s.ema, s.n_all},
+                                        {"adam/m", s.m, s.n_trainable},
+                                        {"adam/v", s.v, s.n_trainable}};
+            st = pfgm_ckpt_write(path, &meta, sec, 4);
+            sections_free(&s);
+        }
+        free(yaml);
+        if (st == PFGM_OK) st = pfgm_ckpt_prune(t->opt->run_dir, t->cfg->checkpoint.keep_last, t->cfg->checkpoint.keep_every);
+        if (st == PFGM_OK) pfgm_log_info(t->lg, "checkpoint %s", path);
+        else st = pfgm_error_prefix(st, "writing the checkpoint of step %lld", (long long)t->step);
+    }
+    /* Rank 0's failure is fatal for the job (the caller aborts); on success every rank
+     * leaves together. */
+    if (st == PFGM_OK) PFGM_TRY(t->comm->barrier(t->comm));
+    return st;
+}
+
+/* The model-shape keys a checkpoint must share with the run. */
+static pfgm_status check_shape(const trainer *t, const char *path, const pfgm_config *old) {
+    const pfgm_config_model *a = &old->model, *b = &t->cfg->model;
+    const pfgm_config_data *da = &old->data, *db = &t->cfg->data;
+    char oldv[128], newv[128];
+#define SHAPE_INT(key, x, y)                                                                                    \
+    if ((x) != (y))                                                                                             \
+        return pfgm_error(PFGM_ERR_CONFIG, "%s: %s is %lld in the checkpoint but %lld in this run's config (the model's shape would change)", \
+                          path, key, (long long)(x), (long long)(y));
+    SHAPE_INT("data.image_size", da->image_size, db->image_size);
+    SHAPE_INT("data.channels", da->channels, db->channels);
+    SHAPE_INT("model.nf", a->nf, b->nf);
+    SHAPE_INT("model.num_res_blocks", a->num_res_blocks, b->num_res_blocks);
+    SHAPE_INT("model.embedding_type", (int64_t)a->embedding_type, (int64_t)b->embedding_type);
+#undef SHAPE_INT
+    const struct { const char *key; const pfgm_int_list *x, *y; } lists[] = {
+        {"model.ch_mult", &a->ch_mult, &b->ch_mult}, {"model.attn_resolutions", &a->attn_resolutions, &b->attn_resolutions}};
+    for (size_t k = 0; k < 2; ++k) {
+        const pfgm_int_list *x = lists[k].x, *y = lists[k].y;
+        int same = x->n == y->n;
+        for (size_t i = 0; same && i < x->n; ++i) same = x->v[i] == y->v[i];
+        if (same) continue;
+        size_t o = 0, n = 0;
+        for (size_t i = 0; i < x->n; ++i) o += (size_t)snprintf(oldv + o, sizeof oldv - o, "%s%lld", i ? "," : "", (long long)x->v[i]);
+        for (size_t i = 0; i < y->n; ++i) n += (size_t)snprintf(newv + n, sizeof newv - n, "%s%lld", i ? "," : "", (long long)y->v[i]);
+        return pfgm_error(PFGM_ERR_CONFIG, "%s: %s is [%s] in the checkpoint but [%s] in this run's config (the model's shape would change)",
+                          path, lists[k].key, oldv, newv);
+    }
+    return PFGM_OK;
+}
+
+/* Rank 0: chooses the checkpoint (or none) under the resume policy. */
+static pfgm_status choose(const trainer *t, char *path, size_t cap) {
+    const char *mode = t->opt->resume ? t->opt->resume : "auto";
+    path[0] = '\0';
+    if (strcmp(mode, "never") == 0) {
+        int64_t *steps = NULL;
+        size_t n = 0;
+        PFGM_TRY(pfgm_ckpt_list(t->opt->run_dir, &steps, &n));
+        free(steps);
+        if (n > 0)
+            return pfgm_error(PFGM_ERR_CONFIG, "%s: holds %zu checkpoint(s) and --resume never was given (use another --run-dir, or --resume auto)",
+                              t->opt->run_dir, n);
+        return PFGM_OK;
+    }
+    if (strcmp(mode, "auto") == 0) {
+        int64_t step = -1;
+        return pfgm_ckpt_find_latest(t->opt->run_dir, t->lg, path, cap, &step);
+    }
+    if ((size_t)snprintf(path, cap, "%s", mode) >= cap) return pfgm_error(PFGM_ERR_INVALID_ARG, "--resume: path too long");
+    return pfgm_ckpt_verify(path);
+}
+
+/* Rank 0: reads the chosen checkpoint into host staging and checks it fits this run. */
+static pfgm_status load_rank0(trainer *t, const char *path, int64_t ints[5]) {
+    pfgm_ckpt_meta meta;
+    PFGM_TRY(pfgm_ckpt_read_meta(path, &meta));
+    pfgm_status st = PFGM_OK;
+    pfgm_config old;
+    st = pfgm_config_load_string(meta.config_yaml, path, &old);
+    if (st == PFGM_OK) st = check_shape(t, path, &old);
+    if (st == PFGM_OK && meta.seed != t->cfg->seed)
+        st = pfgm_error(PFGM_ERR_CONFIG, "%s: seed is %lld in the checkpoint but %lld in this run's config (resume would not continue the same run)",
+                        path, (long long)meta.seed, (long long)t->cfg->seed);
+    if (st == PFGM_OK && meta.world_size != t->comm->world_size && !t->opt->allow_reshard)
+        st = pfgm_error(PFGM_ERR_CONFIG, "%s: written by a run of world size %lld, this run has world size %d (pass --allow-reshard to re-shard the data position)",
+                        path, (long long)meta.world_size, t->comm->world_size);
+    sections s;
+    if (st == PFGM_OK) st = sections_make(t, &s);
+    if (st == PFGM_OK) {
+        memset(t->h_params, 0, sizeof(float) * (size_t)t->params->floats);
+        memset(t->h_ema, 0, sizeof(float) * (size_t)t->params->floats);
+        memset(t->h_m, 0, sizeof(float) * (size_t)t->params->floats);
+        memset(t->h_v, 0, sizeof(float) * (size_t)t->params->floats);
+        st = pfgm_ckpt_read_section(path, "params", s.params, s.n_all);
+        if (st == PFGM_OK) st = pfgm_ckpt_read_section(path, "ema", s.ema, s.n_all);
+        if (st == PFGM_OK) st = pfgm_ckpt_read_section(path, "adam/m", s.m, s.n_trainable);
+        if (st == PFGM_OK) st = pfgm_ckpt_read_section(path, "adam/v", s.v, s.n_trainable);
+        sections_free(&s);
+    }
+    ints[0] = meta.step;
+    ints[1] = meta.epoch;
+    ints[2] = meta.epoch_index;
+    ints[3] = meta.ema_updates;
+    ints[4] = meta.world_size;
+    pfgm_ckpt_meta_free(&meta);
+    return st;
+}
+
+pfgm_status train_resume(trainer *t) {
+    pfgm_comm *c = t->comm;
+    char path[4096] = "";
+    /* ints: step, epoch, index, ema_updates, old world size, status of rank 0 */
+    int64_t ints[6] = {-1, 0, 0, 0, 0, PFGM_OK};
+    if (c->rank == 0) {
+        pfgm_status st = choose(t, path, sizeof path);
+        if (st == PFGM_OK && path[0]) st = load_rank0(t, path, ints);
+        ints[5] = st;
+        if (st != PFGM_OK) ints[0] = -1;
+    }
+    /* Every rank learns rank 0's verdict, so a bad checkpoint stops all ranks cleanly. */
+    PFGM_TRY(c->broadcast(c, ints, 6, PFGM_I64, 0));
+    if (ints[5] != PFGM_OK) {
+        if (c->rank == 0) return (pfgm_status)ints[5];
+        return pfgm_error((pfgm_status)ints[5], "rank 0 could not resume (see its message)");
+    }
+    if (ints[0] < 0) return PFGM_OK; /* fresh start */
+    size_t n = (size_t)t->params->floats;
+    PFGM_TRY(c->broadcast(c, t->h_params, n, PFGM_F32, 0));
+    PFGM_TRY(c->broadcast(c, t->h_ema, n, PFGM_F32, 0));
+    PFGM_TRY(c->broadcast(c, t->h_m, n, PFGM_F32, 0));
+    PFGM_TRY(c->broadcast(c, t->h_v, n, PFGM_F32, 0));
+    PFGM_TRY(pfgm_backend_upload(t->be, t->params->value, t->h_params, t->params->floats));
+    PFGM_TRY(pfgm_optim_import(t->optim, t->h_m, t->h_v, t->h_ema, ints[3]));
+    pfgm_dataset_position pos = {.epoch = ints[1], .index = ints[2]};
+    if (ints[4] != c->world_size) {
+        /* documented re-sharding: keep the epoch and the fraction of it consumed */
+        int64_t count = pfgm_dataset_count(t->data);
+        int64_t old_steps = (count / ints[4]) / t->L;
+        pos = pfgm_dataset_position_reshard(pos, old_steps > 0 ? old_steps : 1, pfgm_dataset_steps_per_epoch(t->data));
+        pfgm_log_info(t->lg, "re-sharded the data position from world size %lld to %d: epoch %lld, batch %lld",
+                      (long long)ints[4], c->world_size, (long long)pos.epoch, (long long)pos.index);
+    }
+    PFGM_TRY(pfgm_dataset_set_position(t->data, &pos));
+    t->step = ints[0];
+    t->resumed_from = ints[0];
+    if (c->rank == 0) pfgm_log_info(t->lg, "resumed from %s at step %lld", path, (long long)t->step);
+    return PFGM_OK;
+}

@@ -1,0 +1,359 @@
+/* THE training loop (include/pfgm/trainer.h). One step on every rank r of W:
+ *   1. the next large batch of L images of this rank's shard = the charges       (io/dataset)
+ *   2. perturb its first B images into the augmented space (x', z)         (core/perturb, §1.4)
+ *   3. normalized field targets of the B perturbed points against the charges
+ *      (this rank's L, or all W*L with field.reference: global)           (core/field, §1.2-1.3)
+ *   4. DDPM++ forward on (x', max(z, 1e-10)), loss against the targets, backward  (nn, §1.5)
+ *   5. average the gradients over ranks                                           (comm)
+ *   6. clip by global norm, Adam with warmup, EMA                         (nn/optim, §1.13)
+ *   7. agree on loss and stop requests; log; every snapshot, rank 0 checkpoints   (train_state.c)
+ * Nothing is allocated inside a step: every buffer is sized at start. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "pfgm/checkpoint.h"
+#include "pfgm/field.h"
+#include "pfgm/loss.h"
+#include "pfgm/perturb.h"
+#include "pfgm/preempt.h"
+#include "pfgm/progress.h"
+#include "train/train_internal.h"
+#include "util/atomic_file.h"
+#include "util/check.h"
+
+/* Step buffers in backend memory. */
+typedef struct step_buffers {
+    float *charges;     /* [L, N] this rank's large batch */
+    float *charges_all; /* [W*L, N] all ranks' charges (field.reference: global), else NULL */
+    float *perturbed;   /* [B, N+1] perturbed points, z unclamped */
+    float *targets;     /* [B, N+1] normalized field targets */
+    float *x_net;       /* [B, N] network input x' */
+    float *z_net;       /* [B] network input z, clamped at 1e-10 */
+    float *pred;        /* [B, N+1] network output, x then z */
+    float *dpred;       /* [B, N+1] dLoss/dpred */
+    float *dnet_x;      /* [B, N] */
+    float *dnet_z;      /* [B] */
+    void *field_ws;
+    size_t field_ws_bytes;
+    float *host_batch;  /* [L, N] host staging of the batch */
+} step_buffers;
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static pfgm_status balloc(pfgm_backend *be, int64_t floats, float **p) {
+    return be->alloc(be, (size_t)floats * sizeof(float), (void **)p);
+}
+
+static pfgm_status buffers_create(trainer *t, step_buffers *b) {
+    pfgm_backend *be = t->be;
+    int64_t N = t->N, L = t->L, B = t->B, W = t->comm->world_size;
+    memset(b, 0, sizeof *b);
+    PFGM_TRY(balloc(be, L * N, &b->charges));
+    int global = t->cfg->field.reference == PFGM_FIELD_GLOBAL;
+    if (global) PFGM_TRY(balloc(be, W * L * N, &b->charges_all));
+    PFGM_TRY(balloc(be, B * (N + 1), &b->perturbed));
+    PFGM_TRY(balloc(be, B * (N + 1), &b->targets));
+    PFGM_TRY(balloc(be, B * N, &b->x_net));
+    PFGM_TRY(balloc(be, B, &b->z_net));
+    PFGM_TRY(balloc(be, B * (N + 1), &b->pred));
+    PFGM_TRY(balloc(be, B * (N + 1), &b->dpred));
+    PFGM_TRY(balloc(be, B * N, &b->dnet_x));
+    PFGM_TRY(balloc(be, B, &b->dnet_z));
+    b->field_ws_bytes = pfgm_field_workspace_bytes(B, global ? W * L : L);
+    PFGM_TRY(be->alloc(be, b->field_ws_bytes, &b->field_ws));
+    b->host_batch = malloc(sizeof(float) * (size_t)(L * N));
+    if (!b->host_batch) return pfgm_error(PFGM_ERR_NOMEM, "trainer: cannot allocate the batch staging buffer");
+    return PFGM_OK;
+}
+
+static void buffers_destroy(pfgm_backend *be, step_buffers *b) {
+    float *dev[] = {b->charges, b->charges_all, b->perturbed, b->targets, b->x_net, b->z_net,
+                    b->pred, b->dpred, b->dnet_x, b->dnet_z};
+    for (size_t i = 0; i < sizeof dev / sizeof dev[0]; ++i)
+        if (dev[i]) be->free(be, dev[i]);
+    if (b->field_ws) be->free(be, b->field_ws);
+    free(b->host_batch);
+}
+
+/* [B, N] + [B] <-> [B, N+1] (the augmented layout of targets and loss, spec §1.5). */
+static pfgm_status pack_augmented(pfgm_backend *be, int64_t B, int64_t N, const float *x, const float *z, float *out) {
+    for (int64_t k = 0; k < B; ++k) {
+        PFGM_TRY(be->copy(be, out + k * (N + 1), x + k * N, sizeof(float) * (size_t)N, PFGM_COPY_D2D));
+        PFGM_TRY(be->copy(be, out + k * (N + 1) + N, z + k, sizeof(float), PFGM_COPY_D2D));
+    }
+    return PFGM_OK;
+}
+
+static pfgm_status unpack_augmented(pfgm_backend *be, int64_t B, int64_t N, const float *in, float *x, float *z) {
+    for (int64_t k = 0; k < B; ++k) {
+        PFGM_TRY(be->copy(be, x + k * N, in + k * (N + 1), sizeof(float) * (size_t)N, PFGM_COPY_D2D));
+        PFGM_TRY(be->copy(be, z + k, in + k * (N + 1) + N, sizeof(float), PFGM_COPY_D2D));
+    }
+    return PFGM_OK;
+}
+
+/* FNV-1a over the parameter bytes: ranks compare it to prove identical starting weights. */
+static uint64_t fnv1a(const float *v, int64_t n) {
+    const unsigned char *p = (const unsigned char *)v;
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < (size_t)n * sizeof(float); ++i) {
+        h ^= p[i];
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+static pfgm_status check_identical_weights(trainer *t) {
+    PFGM_TRY(pfgm_backend_download(t->be, t->h_params, t->params->value, t->params->floats));
+    uint64_t h = fnv1a(t->h_params, t->params->floats), hmin = h, hmax = h;
+    PFGM_TRY(t->comm->allreduce(t->comm, &hmin, 1, PFGM_U64, PFGM_REDUCE_MIN));
+    PFGM_TRY(t->comm->allreduce(t->comm, &hmax, 1, PFGM_U64, PFGM_REDUCE_MAX));
+    if (hmin != hmax)
+        return pfgm_error(PFGM_ERR_INTERNAL, "ranks start from different weights (checksum %016llx on rank %d)",
+                          (unsigned long long)h, t->comm->rank);
+    if (t->comm->rank == 0) pfgm_log_info(t->lg, "initial weights identical on all %d ranks (checksum %016llx)",
+                                          t->comm->world_size, (unsigned long long)h);
+    return PFGM_OK;
+}
+
+/* One training step (see the file comment). Writes the rank's loss to *loss. */
+static pfgm_status train_step(trainer *t, step_buffers *b, pfgm_optim_stats *stats, double *loss) {
+    const pfgm_config *cfg = t->cfg;
+    pfgm_backend *be = t->be;
+    const int64_t N = t->N, L = t->L, B = t->B;
+    const uint32_t seed = (uint32_t)cfg->seed, rank = (uint32_t)t->comm->rank;
+
+    PFGM_TRY(pfgm_dataset_next_batch(t->data, b->host_batch, NULL));
+    PFGM_TRY(pfgm_backend_upload(be, b->charges, b->host_batch, L * N));
+
+    pfgm_rng prng = {.seed = seed, .rank = rank, .stream = PFGM_STREAM_PERTURB, .step = (uint64_t)t->step};
+    pfgm_perturb_params pp = {.M = cfg->training.M, .tau = cfg->training.tau, .sigma_end = cfg->model.sigma_end,
+                              .restrict_M = cfg->training.restrict_M};
+    PFGM_TRY(pfgm_perturb(be, &prng, &pp, B, N, b->charges, b->perturbed, b->x_net, b->z_net));
+
+    if (cfg->field.reference == PFGM_FIELD_GLOBAL)
+        PFGM_TRY(pfgm_field_targets_global(t->comm, be, B, L, N, b->perturbed, b->charges, b->charges_all,
+                                           cfg->training.gamma, b->field_ws, b->field_ws_bytes, b->targets));
+    else
+        PFGM_TRY(pfgm_field_targets(be, B, L, N, b->perturbed, b->charges, cfg->training.gamma, b->field_ws,
+                                    b->field_ws_bytes, b->targets));
+
+    pfgm_nn_run run = {.train = 1,
+                       .dropout_rng = {.seed = seed, .rank = rank, .stream = PFGM_STREAM_DROPOUT, .step = (uint64_t)t->step}};
+    const float *net_x = NULL, *net_z = NULL;
+    PFGM_TRY(pfgm_ddpmpp_forward(t->model, B, b->x_net, b->z_net, &run, &net_x, &net_z));
+    PFGM_TRY(pack_augmented(be, B, N, net_x, net_z, b->pred));
+    PFGM_TRY(pfgm_loss(be, B, N, b->pred, b->targets, cfg->training.reduce_mean, b->dpred, loss));
+    PFGM_TRY(unpack_augmented(be, B, N, b->dpred, b->dnet_x, b->dnet_z));
+    PFGM_TRY(pfgm_nn_params_zero_grad(t->params));
+    PFGM_TRY(pfgm_ddpmpp_backward(t->model, b->dnet_x, b->dnet_z, NULL));
+
+    /* Gradient average over ranks: the trainable prefix of the gradient buffer. The CPU
+     * backend's buffers are host memory, which is what the MPI communicator reduces. */
+    if (t->comm->world_size > 1)
+        PFGM_TRY(t->comm->allreduce(t->comm, t->params->grad, (size_t)t->params->trainable_floats, PFGM_F32,
+                                    PFGM_REDUCE_AVG));
+    return pfgm_optim_step(t->optim, t->params->value, t->params->grad, t->step, stats);
+}
+
+static void print_startup(const trainer *t, const pfgm_ddpmpp_info *info, size_t field_ws) {
+    const pfgm_config *c = t->cfg;
+    const pfgm_logger *lg = t->lg;
+    int W = t->comm->world_size;
+    pfgm_log_info(lg, "pfgm-train %s", PFGM_VERSION_STRING);
+    pfgm_log_info(lg, "  %-26s %d (%s backend, %s communicator)", "world size", W, t->be->name, t->comm->name);
+    pfgm_log_info(lg, "  %-26s %s: %lld images, %lld per rank, %lld steps per epoch", "data",
+                  c->data.path, (long long)pfgm_dataset_count(t->data), (long long)pfgm_dataset_per_rank(t->data),
+                  (long long)pfgm_dataset_steps_per_epoch(t->data));
+    pfgm_log_info(lg, "  %-26s %lld x %lld x %lld (N = %lld)", "image", (long long)c->data.channels,
+                  (long long)c->data.image_size, (long long)c->data.image_size, (long long)t->N);
+    pfgm_log_info(lg, "  %-26s %lld charges, %lld perturbed points per rank; global batch %lld (W x %lld)",
+                  "batch", (long long)t->L, (long long)t->B, (long long)(W * t->B), (long long)t->B);
+    pfgm_log_info(lg, "  %-26s %s", "field reference", c->field.reference == PFGM_FIELD_GLOBAL ? "global (all ranks' charges)" : "local (this rank's charges)");
+    pfgm_log_info(lg, "  %-26s M %lld, tau %g, sigma_end %g, gamma %g, restrict_M %s, loss %s", "PFGM",
+                  (long long)c->training.M, c->training.tau, c->model.sigma_end, c->training.gamma,
+                  c->training.restrict_M ? "true" : "false", c->training.reduce_mean ? "mean" : "0.5*sum");
+    pfgm_log_info(lg, "  %-26s nf %lld, %d levels, %lld res blocks, %d attention; %lld parameters", "DDPM++",
+                  (long long)c->model.nf, (int)c->model.ch_mult.n, (long long)c->model.num_res_blocks, info->num_attn,
+                  (long long)info->param_count);
+    pfgm_log_info(lg, "  %-26s Adam lr %g (not rescaled by world size), beta1 %g, warmup %lld, clip %g, EMA %g",
+                  "optimizer", c->optim.lr, c->optim.beta1, (long long)c->optim.warmup, c->optim.grad_clip,
+                  c->model.ema_rate);
+    pfgm_log_info(lg, "  %-26s params %.1f MiB, grads %.1f MiB, Adam+EMA %.1f MiB, activations %.1f MiB, field %.1f MiB",
+                  "memory per rank", info->param_bytes / 1048576.0, info->param_bytes / 1048576.0,
+                  3 * info->param_bytes / 1048576.0, info->activation_bytes / 1048576.0, field_ws / 1048576.0);
+    pfgm_log_info(lg, "  %-26s %.3g GFLOP forward per image; %.3g GFLOP per step and rank (forward + backward ~ 3x)",
+                  "compute", info->flops_per_image / 1e9, 3.0 * info->flops_per_image * (double)t->B / 1e9);
+    pfgm_log_info(lg, "  %-26s %lld steps, checkpoints every %lld (keep last %lld, every %lld), log every %lld",
+                  "schedule", (long long)c->training.n_iters, (long long)c->training.snapshot_freq,
+                  (long long)c->checkpoint.keep_last, (long long)c->checkpoint.keep_every, (long long)c->training.log_freq);
+    pfgm_log_info(lg, "  %-26s %s", "run directory", t->opt->run_dir ? t->opt->run_dir : "(none: dry run)");
+}
+
+static int is_snapshot(const pfgm_config *c, int64_t done) {
+    return done == c->training.n_iters || (c->training.snapshot_freq > 0 && done % c->training.snapshot_freq == 0) ||
+           (c->training.snapshot_freq_for_preemption > 0 && done % c->training.snapshot_freq_for_preemption == 0);
+}
+
+static pfgm_status run_loop(trainer *t, step_buffers *b, pfgm_metrics *metrics, pfgm_train_result *res) {
+    const pfgm_config *c = t->cfg;
+    const int64_t total = c->training.n_iters, log_freq = c->training.log_freq > 0 ? c->training.log_freq : 1;
+    const int W = t->comm->world_size;
+    double window_loss = 0.0, t_window = now_s();
+    int64_t window_steps = 0;
+    while (t->step < total) {
+        pfgm_optim_stats stats = {0};
+        double loss = 0.0;
+        PFGM_TRY(train_step(t, b, &stats, &loss));
+        t->step++;
+        /* One small all-reduce per step: the mean loss and whether any rank got a stop
+         * signal, so every rank stops at the same step. */
+        double agree[2] = {loss, (double)(pfgm_preempt_signal() != 0)};
+        PFGM_TRY(t->comm->allreduce(t->comm, agree, 2, PFGM_F64, PFGM_REDUCE_SUM));
+        double mean_loss = agree[0] / W;
+        if (!isfinite(mean_loss))
+            return pfgm_error(PFGM_ERR_NUMERIC, "step %lld: the loss is not finite (%g)", (long long)t->step, mean_loss);
+        res->last_loss = mean_loss;
+        window_loss += mean_loss;
+        window_steps++;
+        int stop = agree[1] > 0.0;
+        if (t->step % log_freq == 0 || t->step == total || stop) {
+            double now = now_s(), dt = now - t_window;
+            double ips = dt > 0 ? (double)(window_steps * t->B * W) / dt : 0.0;
+            pfgm_progress_report r = {.step = t->step, .total = total, .loss = window_loss / (double)window_steps,
+                                      .grad_norm = stats.grad_norm, .lr = stats.lr, .images_per_s = ips,
+                                      .eta_s = ips > 0 ? (double)(total - t->step) * (double)(t->B * W) / ips : -1};
+            if (t->comm->rank == 0) {
+                pfgm_progress_print(stdout, t->opt->progress_tty, &r);
+                pfgm_dataset_position pos;
+                pfgm_dataset_get_position(t->data, &pos);
+                pfgm_metrics_begin(metrics);
+                pfgm_metrics_int(metrics, "step", t->step);
+                pfgm_metrics_num(metrics, "loss", mean_loss);
+                pfgm_metrics_num(metrics, "loss_window", r.loss);
+                pfgm_metrics_num(metrics, "grad_norm", stats.grad_norm);
+                pfgm_metrics_num(metrics, "lr", stats.lr);
+                pfgm_metrics_int(metrics, "clipped", stats.clipped);
+                pfgm_metrics_num(metrics, "images_per_s", ips);
+                pfgm_metrics_int(metrics, "epoch", pos.epoch);
+                pfgm_metrics_int(metrics, "world_size", W);
+                PFGM_TRY(pfgm_metrics_end(metrics));
+            }
+            window_loss = 0.0;
+            window_steps = 0;
+            t_window = now;
+        }
+        if (is_snapshot(c, t->step) || stop) {
+            if (t->comm->rank == 0) pfgm_progress_finish(stdout, t->opt->progress_tty);
+            PFGM_TRY(train_save_checkpoint(t));
+        }
+        if (stop) {
+            res->stopped_signal = pfgm_preempt_signal();
+            if (t->comm->rank == 0)
+                pfgm_log_info(t->lg, "stop requested: checkpoint of step %lld written; exiting for requeue", (long long)t->step);
+            return PFGM_STOPPED;
+        }
+    }
+    if (t->comm->rank == 0) pfgm_progress_finish(stdout, t->opt->progress_tty);
+    return PFGM_OK;
+}
+
+static pfgm_status open_data(trainer *t) {
+    const pfgm_config *c = t->cfg;
+    pfgm_dataset_options o = {.path = c->data.path, .rank = t->comm->rank, .world_size = t->comm->world_size,
+                              .channels = c->data.channels, .image_size = c->data.image_size,
+                              .batch_size = c->training.batch_size, .seed = (uint32_t)c->seed,
+                              .random_flip = c->data.random_flip};
+    return pfgm_dataset_open(&o, &t->data);
+}
+
+static pfgm_status setup_and_run(trainer *t, step_buffers *b, pfgm_train_result *res) {
+    const pfgm_config *c = t->cfg;
+    if (c->seed < 0 || c->seed > (int64_t)UINT32_MAX)
+        return pfgm_error(PFGM_ERR_CONFIG, "seed %lld is outside [0, 4294967295]", (long long)c->seed);
+    t->N = pfgm_config_data_dim(c);
+    t->L = c->training.batch_size;
+    t->B = c->training.small_batch_size;
+    pfgm_ddpmpp_desc desc;
+    PFGM_TRY(pfgm_ddpmpp_desc_from_config(c, &desc));
+    if (t->opt->dry_run) {
+        pfgm_ddpmpp_info info;
+        PFGM_TRY(pfgm_ddpmpp_plan(&desc, t->be, t->B, PFGM_DDPMPP_TRAIN, &info));
+        PFGM_TRY(open_data(t));
+        print_startup(t, &info, pfgm_field_workspace_bytes(t->B, t->L));
+        if (t->comm->rank == 0) {
+            char *yaml = NULL;
+            size_t n = 0;
+            PFGM_TRY(pfgm_config_to_yaml_string(c, &yaml, &n));
+            pfgm_log_info(t->lg, "resolved configuration:\n%s", yaml);
+            free(yaml);
+        }
+        return PFGM_OK;
+    }
+    if (t->comm->rank == 0) {
+        PFGM_TRY(pfgm_mkdirs(t->opt->run_dir));
+    }
+    PFGM_TRY(t->comm->barrier(t->comm));
+    PFGM_TRY(open_data(t));
+    PFGM_TRY(pfgm_ddpmpp_create(t->be, &desc, t->B, PFGM_DDPMPP_TRAIN, &t->model));
+    t->params = pfgm_ddpmpp_params(t->model);
+    PFGM_TRY(pfgm_ddpmpp_init_params(t->model, (uint32_t)c->seed));
+    size_t floats = (size_t)t->params->floats;
+    t->h_params = malloc(floats * sizeof(float));
+    t->h_m = malloc(floats * sizeof(float));
+    t->h_v = malloc(floats * sizeof(float));
+    t->h_ema = malloc(floats * sizeof(float));
+    if (!t->h_params || !t->h_m || !t->h_v || !t->h_ema)
+        return pfgm_error(PFGM_ERR_NOMEM, "trainer: cannot allocate checkpoint staging (4 x %zu floats)", floats);
+    pfgm_optim_hparams hp = {.lr = c->optim.lr, .beta1 = c->optim.beta1, .beta2 = c->optim.beta2, .eps = c->optim.eps,
+                             .weight_decay = c->optim.weight_decay, .warmup = c->optim.warmup,
+                             .grad_clip = c->optim.grad_clip, .ema_rate = c->model.ema_rate};
+    pfgm_optim_range trainable = {.offset = 0, .count = t->params->trainable_floats};
+    PFGM_TRY(pfgm_optim_create(t->be, &hp, t->params->floats, t->params->value, &trainable, 1, &t->optim));
+    PFGM_TRY(buffers_create(t, b));
+    PFGM_TRY(check_identical_weights(t));
+    PFGM_TRY(train_resume(t));
+    res->start_step = t->step;
+    pfgm_ddpmpp_info info;
+    pfgm_ddpmpp_get_info(t->model, &info);
+    print_startup(t, &info, b->field_ws_bytes);
+
+    pfgm_metrics *metrics = NULL;
+    if (t->comm->rank == 0) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/config.yaml", t->opt->run_dir);
+        PFGM_TRY(pfgm_config_write_yaml(c, path));
+        snprintf(path, sizeof path, "%s/%s", t->opt->run_dir, c->logging.metrics);
+        PFGM_TRY(pfgm_metrics_open(path, &metrics));
+    }
+    pfgm_status st = run_loop(t, b, metrics, res);
+    pfgm_metrics_close(metrics);
+    return st;
+}
+
+pfgm_status pfgm_train(const pfgm_config *cfg, const pfgm_train_options *opt, pfgm_comm *comm, pfgm_backend *be,
+                       const pfgm_logger *lg, pfgm_train_result *result) {
+    pfgm_train_result res = {0};
+    trainer t = {.cfg = cfg, .opt = opt, .comm = comm, .be = be, .lg = lg, .resumed_from = -1};
+    step_buffers b;
+    memset(&b, 0, sizeof b);
+    pfgm_status st = setup_and_run(&t, &b, &res);
+    res.end_step = t.step;
+    buffers_destroy(be, &b);
+    pfgm_optim_destroy(t.optim);
+    pfgm_ddpmpp_destroy(t.model);
+    pfgm_dataset_close(t.data);
+    free(t.h_params);
+    free(t.h_m);
+    free(t.h_v);
+    free(t.h_ema);
+    if (result) *result = res;
+    return st;
+}
