@@ -1,0 +1,14 @@
+# Process-level tests of pfgm-train (shell scripts in tests/scripts/): kill a rank,
+# preemption by SIGTERM on one rank and on two. They use Fashion-MNIST from Debian's
+# dataset-fashion-mnist package (SKIPPED when it is missing).
+set(PFGM_TRAIN_TEST_ENV ${PFGM_TEST_ENV}
+  "PFGM_TRAIN=$<TARGET_FILE:pfgm-train>" "PFGM_PREP=$<TARGET_FILE:pfgm-prep>" "MPIEXEC=${MPIEXEC_EXECUTABLE}")
+set(scripts ${CMAKE_CURRENT_SOURCE_DIR}/scripts)
+add_test(NAME train_kill_rank COMMAND bash ${scripts}/train_kill_rank.sh)
+add_test(NAME train_preempt COMMAND bash ${scripts}/train_preempt.sh 1)
+add_test(NAME train_preempt_mpi COMMAND bash ${scripts}/train_preempt.sh 2)
+foreach(t train_kill_rank train_preempt train_preempt_mpi)
+  set_tests_properties(${t} PROPERTIES ENVIRONMENT "${PFGM_TRAIN_TEST_ENV}" WORKING_DIRECTORY ${CMAKE_SOURCE_DIR}
+    SKIP_RETURN_CODE 77 TIMEOUT 300 LABELS "unit")
+endforeach()
+set_tests_properties(train_kill_rank train_preempt_mpi PROPERTIES LABELS "mpi")
