@@ -106,6 +106,11 @@ int main(int argc, char **argv) {
     pfgm_backend *be = NULL;
     if (cfg.distributed.backend == PFGM_BACKEND_CUDA) st = pfgm_backend_cuda_create(comm->local_rank, &be);
     else st = pfgm_backend_create("cpu", &be);
+    if (st == PFGM_ERR_UNSUPPORTED && a.dry_run) {
+        /* a plan needs no device: count on the CPU backend and say so */
+        pfgm_log_info(&lg, "dry run: %s; planning with the CPU backend", pfgm_error_message());
+        st = pfgm_backend_create("cpu", &be);
+    }
     if (st == PFGM_OK && (be->caps(be) & PFGM_CAP_DEVICE_MEMORY) && comm->world_size > 1 &&
         strcmp(comm->name, "nccl") != 0)
         st = pfgm_error(PFGM_ERR_UNSUPPORTED,

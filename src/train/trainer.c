@@ -163,15 +163,33 @@ static pfgm_status train_step(trainer *t, step_buffers *b, pfgm_optim_stats *sta
     return pfgm_optim_step(t->optim, t->params->value, t->params->grad, t->step, stats);
 }
 
+/* 61805572 -> "61,805,572" into buf[cap]. */
+static const char *with_commas(int64_t v, char *buf, size_t cap) {
+    char digits[32];
+    int n = snprintf(digits, sizeof digits, "%lld", (long long)(v < 0 ? -v : v));
+    size_t o = 0;
+    if (v < 0 && o + 1 < cap) buf[o++] = '-';
+    for (int i = 0; i < n && o + 1 < cap; ++i) {
+        if (i > 0 && (n - i) % 3 == 0 && o + 1 < cap) buf[o++] = ',';
+        if (o + 1 < cap) buf[o++] = digits[i];
+    }
+    buf[o] = '\0';
+    return buf;
+}
+
 static void print_startup(const trainer *t, const pfgm_ddpmpp_info *info, size_t field_ws) {
+    char count[40];
     const pfgm_config *c = t->cfg;
     const pfgm_logger *lg = t->lg;
     int W = t->comm->world_size;
     pfgm_log_info(lg, "pfgm-train %s", PFGM_VERSION_STRING);
     pfgm_log_info(lg, "  %-26s %d (%s backend, %s communicator)", "world size", W, t->be->name, t->comm->name);
-    pfgm_log_info(lg, "  %-26s %s: %lld images, %lld per rank, %lld steps per epoch", "data",
-                  c->data.path, (long long)pfgm_dataset_count(t->data), (long long)pfgm_dataset_per_rank(t->data),
-                  (long long)pfgm_dataset_steps_per_epoch(t->data));
+    if (t->data)
+        pfgm_log_info(lg, "  %-26s %s: %lld images, %lld per rank, %lld steps per epoch", "data", c->data.path,
+                      (long long)pfgm_dataset_count(t->data), (long long)pfgm_dataset_per_rank(t->data),
+                      (long long)pfgm_dataset_steps_per_epoch(t->data));
+    else
+        pfgm_log_info(lg, "  %-26s %s (not opened: %s)", "data", c->data.path, pfgm_error_message());
     pfgm_log_info(lg, "  %-26s %lld x %lld x %lld (N = %lld)", "image", (long long)c->data.channels,
                   (long long)c->data.image_size, (long long)c->data.image_size, (long long)t->N);
     pfgm_log_info(lg, "  %-26s %lld charges, %lld perturbed points per rank; global batch %lld (W x %lld)",
@@ -180,9 +198,9 @@ static void print_startup(const trainer *t, const pfgm_ddpmpp_info *info, size_t
     pfgm_log_info(lg, "  %-26s M %lld, tau %g, sigma_end %g, gamma %g, restrict_M %s, loss %s", "PFGM",
                   (long long)c->training.M, c->training.tau, c->model.sigma_end, c->training.gamma,
                   c->training.restrict_M ? "true" : "false", c->training.reduce_mean ? "mean" : "0.5*sum");
-    pfgm_log_info(lg, "  %-26s nf %lld, %d levels, %lld res blocks, %d attention; %lld parameters", "DDPM++",
+    pfgm_log_info(lg, "  %-26s nf %lld, %d levels, %lld res blocks, %d attention blocks; %s parameters", "DDPM++",
                   (long long)c->model.nf, (int)c->model.ch_mult.n, (long long)c->model.num_res_blocks, info->num_attn,
-                  (long long)info->param_count);
+                  with_commas(info->param_count, count, sizeof count));
     pfgm_log_info(lg, "  %-26s Adam lr %g (not rescaled by world size), beta1 %g, warmup %lld, clip %g, EMA %g",
                   "optimizer", c->optim.lr, c->optim.beta1, (long long)c->optim.warmup, c->optim.grad_clip,
                   c->model.ema_rate);
@@ -286,7 +304,7 @@ static pfgm_status setup_and_run(trainer *t, step_buffers *b, pfgm_train_result 
     if (t->opt->dry_run) {
         pfgm_ddpmpp_info info;
         PFGM_TRY(pfgm_ddpmpp_plan(&desc, t->be, t->B, PFGM_DDPMPP_TRAIN, &info));
-        PFGM_TRY(open_data(t));
+        if (open_data(t) != PFGM_OK) t->data = NULL; /* a plan needs no data; say why it is missing */
         print_startup(t, &info, pfgm_field_workspace_bytes(t->B, t->L));
         if (t->comm->rank == 0) {
             char *yaml = NULL;
