@@ -94,6 +94,7 @@ typedef struct pfgm_config_training {
     int64_t snapshot_freq_for_preemption; /* "latest" checkpoint every this many steps */
     int64_t log_freq;                     /* metrics line every this many steps */
     int64_t eval_freq;                    /* EMA eval loss every this many steps */
+    int64_t max_skipped;                  /* abort after this many non-finite steps in a row */
     int64_t M;                            /* perturbation exponent range m ~ U[0, M) (§1.4) */
     double tau;                           /* multiplier base: (1+τ)^m (§1.4) */
     double gamma;                         /* target normalisation √N·E/(‖E‖+γ) (§1.3) */

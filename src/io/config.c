@@ -105,6 +105,7 @@ static const pfgm_cfg_key keys[] = {
     K_INT("training", "snapshot_freq_for_preemption", training.snapshot_freq_for_preemption, 1, BIG),
     K_INT("training", "log_freq", training.log_freq, 1, BIG),
     K_INT("training", "eval_freq", training.eval_freq, 1, BIG),
+    K_INT("training", "max_skipped", training.max_skipped, 0, BIG),
     K_INT("training", "M", training.M, 1, 100000),
     K_FLT("training", "tau", training.tau, 0.0, INFINITY, OPEN_MIN),
     K_FLT("training", "gamma", training.gamma, 0.0, INFINITY, 0),
@@ -262,6 +263,7 @@ void pfgm_config_defaults(pfgm_config *c) {
     t->snapshot_freq_for_preemption = 10000;
     t->log_freq = 50;
     t->eval_freq = 10000;
+    t->max_skipped = 10;
     t->M = 291;
     t->tau = 0.03;
     t->gamma = 5.0;

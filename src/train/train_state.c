@@ -1,6 +1,7 @@
 /* Checkpoint save and restore for the trainer: assembling the named tensors of the model,
  * the EMA and the Adam moments, the resume policy (auto / never / path), the checks that a
  * checkpoint fits this run, and the broadcast of the restored state to every rank. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +53,18 @@ static pfgm_status sections_make(trainer *t, sections *s) {
     return st;
 }
 
+/* A checkpoint never holds a NaN or an infinity (it would poison every resume). */
+static pfgm_status check_finite(const trainer *t) {
+    const struct { const char *what; const float *v; } bufs[] = {
+        {"parameters", t->h_params}, {"EMA", t->h_ema}, {"Adam m", t->h_m}, {"Adam v", t->h_v}};
+    for (size_t k = 0; k < 4; ++k)
+        for (int64_t i = 0; i < t->params->floats; ++i)
+            if (!isfinite(bufs[k].v[i]))
+                return pfgm_error(PFGM_ERR_NUMERIC, "step %lld: the %s hold a non-finite value (element %lld); no checkpoint written",
+                                  (long long)t->step, bufs[k].what, (long long)i);
+    return PFGM_OK;
+}
+
 pfgm_status train_save_checkpoint(trainer *t) {
     pfgm_status st = PFGM_OK;
     if (t->comm->rank == 0) {
@@ -67,6 +80,7 @@ pfgm_status train_save_checkpoint(trainer *t) {
         if (st == PFGM_OK) st = pfgm_ckpt_path(t->opt->run_dir, t->step, path, sizeof path);
         if (st == PFGM_OK) st = pfgm_backend_download(t->be, t->h_params, t->params->value, t->params->floats);
         if (st == PFGM_OK) st = pfgm_optim_export(t->optim, t->h_m, t->h_v, t->h_ema, &updates);
+        if (st == PFGM_OK) st = check_finite(t);
         if (st == PFGM_OK) st = pfgm_config_to_yaml_string(t->cfg, &yaml, &ylen);
         if (st == PFGM_OK) st = sections_make(t, &s);
         if (st == PFGM_OK) {

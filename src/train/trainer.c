@@ -123,8 +123,23 @@ static pfgm_status check_identical_weights(trainer *t) {
     return PFGM_OK;
 }
 
-/* One training step (see the file comment). Writes the rank's loss to *loss. */
-static pfgm_status train_step(trainer *t, step_buffers *b, pfgm_optim_stats *stats, double *loss) {
+/* Whether this rank's loss and gradients are finite, agreed over ranks: returns the number of
+ * ranks with non-finite values; a rank with them says so (warning tagged with its rank). */
+static pfgm_status agree_finite(trainer *t, double loss, int have_grads, int *bad_ranks) {
+    double gsq = NAN;
+    if (have_grads) PFGM_TRY(t->be->sumsq(t->be, t->params->trainable_floats, t->params->grad, &gsq));
+    int32_t bad = !isfinite(loss) || !isfinite(gsq);
+    if (bad)
+        pfgm_log_warn(t->lg, "step %lld: non-finite %s (loss %g, squared gradient norm %g); the update is skipped on every rank",
+                      (long long)(t->step + 1), isfinite(loss) ? "gradient" : "loss", loss, gsq);
+    if (t->comm->world_size > 1) PFGM_TRY(t->comm->allreduce(t->comm, &bad, 1, PFGM_I32, PFGM_REDUCE_SUM));
+    *bad_ranks = (int)bad;
+    return PFGM_OK;
+}
+
+/* One training step (see the file comment). Writes the rank's loss to *loss and sets
+ * *skipped when a non-finite loss or gradient on some rank made every rank skip the update. */
+static pfgm_status train_step(trainer *t, step_buffers *b, pfgm_optim_stats *stats, double *loss, int *skipped) {
     const pfgm_config *cfg = t->cfg;
     pfgm_backend *be = t->be;
     const int64_t N = t->N, L = t->L, B = t->B;
@@ -150,10 +165,21 @@ static pfgm_status train_step(trainer *t, step_buffers *b, pfgm_optim_stats *sta
     const float *net_x = NULL, *net_z = NULL;
     PFGM_TRY(pfgm_ddpmpp_forward(t->model, B, b->x_net, b->z_net, &run, &net_x, &net_z));
     PFGM_TRY(pack_augmented(be, B, N, net_x, net_z, b->pred));
-    PFGM_TRY(pfgm_loss(be, B, N, b->pred, b->targets, cfg->training.reduce_mean, b->dpred, loss));
-    PFGM_TRY(unpack_augmented(be, B, N, b->dpred, b->dnet_x, b->dnet_z));
-    PFGM_TRY(pfgm_nn_params_zero_grad(t->params));
-    PFGM_TRY(pfgm_ddpmpp_backward(t->model, b->dnet_x, b->dnet_z, NULL));
+    /* the loss refuses a non-finite value (PFGM_ERR_NUMERIC): this rank then has no
+     * gradients, and every rank learns it below and skips the update */
+    pfgm_status ls = pfgm_loss(be, B, N, b->pred, b->targets, cfg->training.reduce_mean, b->dpred, loss);
+    if (ls != PFGM_OK && ls != PFGM_ERR_NUMERIC) return ls;
+    if (ls == PFGM_OK) {
+        PFGM_TRY(unpack_augmented(be, B, N, b->dpred, b->dnet_x, b->dnet_z));
+        PFGM_TRY(pfgm_nn_params_zero_grad(t->params));
+        PFGM_TRY(pfgm_ddpmpp_backward(t->model, b->dnet_x, b->dnet_z, NULL));
+    } else {
+        *loss = NAN;
+    }
+    int bad_ranks = 0;
+    PFGM_TRY(agree_finite(t, *loss, ls == PFGM_OK, &bad_ranks));
+    *skipped = bad_ranks > 0;
+    if (*skipped) return PFGM_OK;
 
     /* Gradient average over ranks: the trainable prefix of the gradient buffer. The CPU
      * backend's buffers are host memory, which is what the MPI communicator reduces. */
@@ -225,27 +251,39 @@ static pfgm_status run_loop(trainer *t, step_buffers *b, pfgm_metrics *metrics, 
     const int64_t total = c->training.n_iters, log_freq = c->training.log_freq > 0 ? c->training.log_freq : 1;
     const int W = t->comm->world_size;
     double window_loss = 0.0, t_window = now_s();
-    int64_t window_steps = 0;
+    int64_t window_steps = 0, steps_since = 0, skipped_in_row = 0, skipped_total = 0;
     while (t->step < total) {
         pfgm_optim_stats stats = {0};
         double loss = 0.0;
-        PFGM_TRY(train_step(t, b, &stats, &loss));
+        int skipped = 0;
+        PFGM_TRY(train_step(t, b, &stats, &loss, &skipped));
         t->step++;
+        if (skipped) {
+            skipped_total++;
+            if (++skipped_in_row > c->training.max_skipped)
+                return pfgm_error(PFGM_ERR_NUMERIC, "step %lld: %lld steps in a row had non-finite loss or gradients (training.max_skipped = %lld); stopping without a checkpoint of this state",
+                                  (long long)t->step, (long long)skipped_in_row, (long long)c->training.max_skipped);
+            loss = 0.0; /* not part of the mean below */
+        } else {
+            skipped_in_row = 0;
+        }
         /* One small all-reduce per step: the mean loss and whether any rank got a stop
          * signal, so every rank stops at the same step. */
         double agree[2] = {loss, (double)(pfgm_preempt_signal() != 0)};
         PFGM_TRY(t->comm->allreduce(t->comm, agree, 2, PFGM_F64, PFGM_REDUCE_SUM));
-        double mean_loss = agree[0] / W;
-        if (!isfinite(mean_loss))
-            return pfgm_error(PFGM_ERR_NUMERIC, "step %lld: the loss is not finite (%g)", (long long)t->step, mean_loss);
-        res->last_loss = mean_loss;
-        window_loss += mean_loss;
-        window_steps++;
+        double mean_loss = skipped ? NAN : agree[0] / W;
+        if (!skipped) res->last_loss = mean_loss;
+        if (!skipped) {
+            window_loss += mean_loss;
+            window_steps++;
+        }
+        steps_since++;
         int stop = agree[1] > 0.0;
         if (t->step % log_freq == 0 || t->step == total || stop) {
             double now = now_s(), dt = now - t_window;
-            double ips = dt > 0 ? (double)(window_steps * t->B * W) / dt : 0.0;
-            pfgm_progress_report r = {.step = t->step, .total = total, .loss = window_loss / (double)window_steps,
+            double ips = dt > 0 ? (double)(steps_since * t->B * W) / dt : 0.0;
+            pfgm_progress_report r = {.step = t->step, .total = total,
+                                      .loss = window_steps ? window_loss / (double)window_steps : NAN,
                                       .grad_norm = stats.grad_norm, .lr = stats.lr, .images_per_s = ips,
                                       .eta_s = ips > 0 ? (double)(total - t->step) * (double)(t->B * W) / ips : -1};
             if (t->comm->rank == 0) {
@@ -262,10 +300,13 @@ static pfgm_status run_loop(trainer *t, step_buffers *b, pfgm_metrics *metrics, 
                 pfgm_metrics_num(metrics, "images_per_s", ips);
                 pfgm_metrics_int(metrics, "epoch", pos.epoch);
                 pfgm_metrics_int(metrics, "world_size", W);
+                pfgm_metrics_int(metrics, "skipped", skipped);
+                pfgm_metrics_int(metrics, "skipped_total", skipped_total);
                 PFGM_TRY(pfgm_metrics_end(metrics));
             }
             window_loss = 0.0;
             window_steps = 0;
+            steps_since = 0;
             t_window = now;
         }
         if (is_snapshot(c, t->step) || stop) {
