@@ -1,5 +1,5 @@
 # Process-level tests of pfgm-train (shell scripts in tests/scripts/): kill a rank,
-# preemption by SIGTERM on one rank and on two. They use Fashion-MNIST from Debian's
+# preemption by SIGTERM on one rank and on two, kill -9 during a checkpoint write. They use Fashion-MNIST from Debian's
 # dataset-fashion-mnist package (SKIPPED when it is missing).
 set(PFGM_TRAIN_TEST_ENV ${PFGM_TEST_ENV}
   "PFGM_TRAIN=$<TARGET_FILE:pfgm-train>" "PFGM_PREP=$<TARGET_FILE:pfgm-prep>" "MPIEXEC=${MPIEXEC_EXECUTABLE}")
@@ -7,7 +7,8 @@ set(scripts ${CMAKE_CURRENT_SOURCE_DIR}/scripts)
 add_test(NAME train_kill_rank COMMAND bash ${scripts}/train_kill_rank.sh)
 add_test(NAME train_preempt COMMAND bash ${scripts}/train_preempt.sh 1)
 add_test(NAME train_preempt_mpi COMMAND bash ${scripts}/train_preempt.sh 2)
-foreach(t train_kill_rank train_preempt train_preempt_mpi)
+add_test(NAME train_crash_in_save COMMAND bash ${scripts}/train_crash_in_save.sh)
+foreach(t train_kill_rank train_preempt train_preempt_mpi train_crash_in_save)
   set_tests_properties(${t} PROPERTIES ENVIRONMENT "${PFGM_TRAIN_TEST_ENV}" WORKING_DIRECTORY ${CMAKE_SOURCE_DIR}
     SKIP_RETURN_CODE 77 TIMEOUT 300 LABELS "unit")
 endforeach()
