@@ -1,12 +1,23 @@
 /* Sampling from a trained model (pfgm-sample): the EMA weights of a checkpoint, the
  * hemisphere prior on z = z_max (spec §1.7), the backward ODE through the network
- * (spec §1.8-1.9), and the images as a PNG grid and an HDF5 samples file (spec §1.10). */
+ * (spec §1.8-1.9), the samples in data scale at z = z_min (spec §1.10).
+ *
+ * Batches and ranks. The samples are cut into global batches of sampling.batch_size
+ * (the last one may be smaller): global batch b holds the samples [b Bs, b Bs + B_b).
+ * Its prior draw is keyed {seed, rank 0, PFGM_STREAM_PRIOR, step b}, sample k of the batch
+ * owning the Philox window k (prior.h), and it is integrated as one ODE solve of exactly
+ * those B_b samples (the batch-global RK45 step depends on the batch, as in the authors'
+ * sampler). Ranks receive whole batches, rank r a contiguous range of them (so a
+ * contiguous range of the global sample indices), the first nb mod W ranks one batch more.
+ * Every sample therefore comes out the same, to the bit, whatever the world size. */
 #ifndef PFGM_SAMPLER_H
 #define PFGM_SAMPLER_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "pfgm/backend.h"
+#include "pfgm/comm.h"
 #include "pfgm/config.h"
 #include "pfgm/log.h"
 #include "pfgm/status.h"
@@ -16,27 +27,58 @@ extern "C" {
 #endif
 
 typedef struct pfgm_sample_options {
-    const char *checkpoint; /* checkpoint file (its /ema or /params group) */
-    const char *out_dir;    /* writes samples.png (grid) and samples.h5 there */
-    int64_t num_samples;    /* total samples; drawn in batches of sampling.batch_size */
-    int use_params;         /* 1: the raw parameters instead of the EMA (debugging) */
-    uint32_t seed;          /* keys the prior draws: batch i uses {seed, 0, PRIOR, i} */
-    int64_t grid_max;       /* at most this many images in the PNG grid */
+    const char *checkpoint; /* a checkpoint file (pfgm_sample_find_checkpoint resolves run dirs) */
+    int64_t num_samples;    /* total samples, >= 1 */
+    uint32_t seed;          /* keys the prior draws (see above) */
+    int use_params;         /* 1: the raw parameters (/params) instead of the EMA (/ema) */
 } pfgm_sample_options;
 
 typedef struct pfgm_sample_result {
-    int64_t samples;
-    double mean_nfe;        /* network evaluations per batch, averaged */
-    int64_t rho_guard;      /* z_exp rows clamped (docs/numerics.md) */
-    double seconds;
+    int64_t samples;      /* num_samples */
+    int64_t batches;      /* global batches */
+    int64_t nfe_total;    /* network evaluations (batched calls) summed over all batches */
+    int64_t nfe_min;      /* smallest and largest NFE of one batch (Euler: steps; Heun: */
+    int64_t nfe_max;      /* 2 steps - 1; RK45: 2 + 6 attempts) */
+    double mean_nfe;      /* nfe_total / batches */
+    int64_t rho_guard;    /* drift rows whose rho >= 1 guard fired, all ranks (docs/numerics.md) */
+    double seconds;       /* wall time of the prior draws, solves and gathers (not the load) */
+    double images_per_s;  /* samples / seconds */
+    int failed_rank;      /* on an error seen by every rank: the rank it came from; else -1 */
 } pfgm_sample_result;
 
-/* Draws o->num_samples samples with the sampling section of cfg (normally the checkpoint's
- * config with the user's overrides) on backend be. Errors: PFGM_ERR_IO / PFGM_ERR_FORMAT
- * (checkpoint, outputs), PFGM_ERR_CONFIG (model shape vs checkpoint), PFGM_ERR_NUMERIC
- * (ODE), PFGM_ERR_NOMEM, the backend's. Outputs are written atomically. */
-pfgm_status pfgm_sample(const pfgm_config *cfg, const pfgm_sample_options *o, pfgm_backend *be,
-                        const pfgm_logger *lg, pfgm_sample_result *res);
+/* --checkpoint: `path` is a run directory (then the newest checkpoint in
+ * <path>/checkpoints that passes pfgm_ckpt_verify; newer unusable ones are reported
+ * through lg and skipped; temporaries "*.tmp.*" are never candidates) or a checkpoint
+ * file (refused when its name is an unfinished write's temporary, "<name>.tmp.<pid>").
+ * Writes the file into buf[cap] and its step (from the file's attributes) into *step.
+ * Errors, each naming the path: PFGM_ERR_IO (missing, unreadable, a run directory with
+ * no complete checkpoint), PFGM_ERR_FORMAT (not a pfgm checkpoint, a temporary file),
+ * PFGM_ERR_INVALID_ARG (buf too small). */
+pfgm_status pfgm_sample_find_checkpoint(const char *path, const pfgm_logger *lg, char *buf, size_t cap,
+                                        int64_t *step);
+
+/* The batches of rank `rank` of `world` (see above): num samples in global batches of
+ * batch_size; rank gets batches [*first, *first + *count). *count may be 0. */
+void pfgm_sample_partition(int64_t num, int64_t batch_size, int world, int rank, int64_t *first, int64_t *count);
+
+/* Draws o->num_samples samples with cfg (the model and sampling sections; normally the
+ * checkpoint's config with the user's overrides) on backend be. Collective over comm
+ * (NULL: one process): every rank loads the weights, solves its batches, and the batches
+ * are all-gathered round by round (each rank sends one batch per round, padded to
+ * sampling.batch_size; header with the batch index, size, NFE and status). x (host,
+ * [num_samples, C, H, W] float32 in data scale [-1, 1], unclipped) receives every sample;
+ * it may be NULL on ranks other than 0. rank 0 logs one line per batch (NFE, images/s).
+ * A failure on one rank (set-up or solve) is seen by all at the next gather: every rank
+ * returns that status with the message "rank R: <its message>" and res->failed_rank = R,
+ * so no rank waits forever. Only a failure of the gather itself, or of allocating its
+ * buffers, returns on one rank alone (res->failed_rank = -1): the caller must then abort
+ * the job (comm->abort), as pfgm-sample does.
+ * Errors: PFGM_ERR_INVALID_ARG (num_samples < 1, NULL x on rank 0), PFGM_ERR_IO /
+ * PFGM_ERR_FORMAT (checkpoint: missing, corrupt, another model shape), PFGM_ERR_CONFIG
+ * (model config), PFGM_ERR_NUMERIC (ODE: non-finite field, step underflow),
+ * PFGM_ERR_NOMEM, the communicator's and backend's. */
+pfgm_status pfgm_sample_draw(const pfgm_config *cfg, const pfgm_sample_options *o, pfgm_comm *comm, pfgm_backend *be,
+                             const pfgm_logger *lg, float *x, pfgm_sample_result *res);
 
 #ifdef __cplusplus
 }

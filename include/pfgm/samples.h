@@ -23,20 +23,42 @@ void pfgm_samples_to_uint8(int64_t n, const float *x, uint8_t *out);
 pfgm_status pfgm_samples_write_png_grid(const char *path, const uint8_t *images, int64_t n, int64_t C, int64_t H,
                                         int64_t W, int64_t nrow, int64_t padding);
 
-/* Writes an HDF5 samples file atomically: /samples uint8 [n, C, H, W] (the same layout as
- * a dataset file, so pfgm-prep's readers and FID tools can consume it), root attributes
- * format = "pfgm-samples", checkpoint (path), step, solver, nfe (mean per batch), seed.
- * Errors: PFGM_ERR_IO, PFGM_ERR_HDF5 naming the file; nothing is left behind on error. */
+/* Grid columns for n images: ceil(sqrt(n)), so that the grid is as close to square as
+ * possible (64 -> 8 x 8, 10 -> 4 columns x 3 rows). 0 for n < 1. */
+int64_t pfgm_samples_grid_columns(int64_t n);
+
+/* Attributes of an HDF5 samples file. */
 typedef struct pfgm_samples_meta {
-    const char *checkpoint;
-    int64_t step;
-    const char *solver;
-    double nfe;
-    int64_t seed;
+    const char *checkpoint; /* the checkpoint file sampled */
+    int64_t step;           /* its training step */
+    const char *solver;     /* sampling.ode_solver ("rk45", "forward_euler", "improved_euler") */
+    double nfe;             /* network evaluations per batch, mean over batches */
+    int64_t seed;           /* prior seed */
+    const char *weights;    /* "ema" or "params" (NULL: attribute not written) */
 } pfgm_samples_meta;
 
+/* Writes an HDF5 samples file atomically: /samples uint8 [n, C, H, W] (the same layout as
+ * a dataset file, so pfgm-prep's readers and FID tools can consume it), root attributes
+ * format = "pfgm-samples", checkpoint (path), step, solver, nfe (mean per batch), seed,
+ * weights (when meta->weights is set). Errors: PFGM_ERR_IO, PFGM_ERR_HDF5 naming the file;
+ * nothing is left behind on error. */
 pfgm_status pfgm_samples_write_h5(const char *path, const uint8_t *images, int64_t n, int64_t C, int64_t H,
                                   int64_t W, const pfgm_samples_meta *meta);
+
+/* As pfgm_samples_write_h5, plus /samples_float float32 [n, C, H, W]: the samples x in
+ * data scale as the ODE left them (images must be pfgm_samples_to_uint8 of x). x may be
+ * NULL (then only /samples). Errors as pfgm_samples_write_h5. */
+pfgm_status pfgm_samples_write_h5_float(const char *path, const float *x, const uint8_t *images, int64_t n,
+                                        int64_t C, int64_t H, int64_t W, const pfgm_samples_meta *meta);
+
+/* pfgm-sample's outputs from samples x [n, C, H, W] (data scale): the authors' uint8
+ * conversion, then the HDF5 file h5_path (both datasets; skipped when h5_path is NULL)
+ * and the PNG grid png_path (pfgm_samples_grid_columns(n) columns, 2 pixels of padding;
+ * skipped when NULL). Missing parent directories are created. All or nothing: each file is written atomically, and a failure of
+ * the PNG removes the HDF5 file just written. Errors: those of the writers, naming the
+ * file; PFGM_ERR_NOMEM. */
+pfgm_status pfgm_samples_write_outputs(const char *png_path, const char *h5_path, const float *x, int64_t n,
+                                       int64_t C, int64_t H, int64_t W, const pfgm_samples_meta *meta);
 
 #ifdef __cplusplus
 }

@@ -1,116 +1,323 @@
 /* pfgm-sample: argument parsing and wiring of the sampler (src/train/sampler.c).
- *   pfgm-sample --checkpoint CKPT.h5 --out DIR [--num N] [--seed S] [--config FILE.yaml]
- *               [--set sampling.key=value ...] [--params] [--grid G]
- * The model and sampling settings come from the config stored in the checkpoint; --config
- * replaces it (the model keys must still match the checkpoint), --set overrides keys. */
+ *   [mpirun -np W] pfgm-sample --checkpoint RUN_DIR_OR_FILE --num 64 --out samples.png
+ *       [--solver rk45|euler|heun] [--steps N] [--rtol R --atol A] [--h5 samples.h5]
+ *       [--seed S] [--no-ema] [--config FILE.yaml] [--set section.key=value ...]
+ * The model and sampling settings come from the config embedded in the checkpoint;
+ * --config replaces it (the model keys must still match the checkpoint's tensors); --set
+ * and the solver options override keys in command-line order. Rank 0 resolves the
+ * checkpoint and the config and broadcasts them; the ranks split the samples
+ * (include/pfgm/sampler.h); rank 0 writes the outputs. A fatal error on any rank aborts
+ * the job. Exit codes: docs/user-guide.md. */
 #include <errno.h>
+#include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "pfgm/backend.h"
 #include "pfgm/checkpoint.h"
+#include "pfgm/comm.h"
 #include "pfgm/config.h"
 #include "pfgm/log.h"
 #include "pfgm/sampler.h"
+#include "pfgm/samples.h"
 
 #define MAX_SETS 256
+#define PATH_CAP 4096
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: pfgm-sample --checkpoint CKPT.h5 --out DIR [options]\n"
+            "usage: [mpirun -np W] pfgm-sample --checkpoint RUN_DIR_OR_FILE --out samples.png [options]\n"
+            "  --checkpoint PATH         a run directory (its newest complete checkpoint) or a checkpoint file\n"
+            "  --out FILE.png            PNG grid of all samples (as square as possible: 64 -> 8x8)\n"
             "  --num N                   samples to draw (default 64)\n"
-            "  --seed S                  prior seed (default: the run's seed)\n"
+            "  --solver rk45|euler|heun  sampling.ode_solver (rk45, forward_euler, improved_euler)\n"
+            "  --steps N                 sampling.N: Euler/Heun steps (NFE N and 2N-1)\n"
+            "  --rtol R, --atol A        sampling.rk45_rtol / rk45_atol\n"
+            "  --h5 FILE.h5              also write /samples_float (float32) and /samples (uint8) [N, C, H, W]\n"
+            "  --seed S                  prior seed, 0 .. 4294967295 (default: the run's seed)\n"
+            "  --no-ema                  the raw parameters instead of the EMA weights\n"
             "  --config FILE.yaml        use this config instead of the checkpoint's\n"
-            "  --set section.key=value   override a key, e.g. --set sampling.ode_solver=forward_euler\n"
-            "  --params                  the raw parameters instead of the EMA\n"
-            "  --grid G                  at most G images in samples.png (default 64)\n"
-            "writes DIR/samples.png (grid) and DIR/samples.h5 (/samples uint8 [N, C, H, W])\n"
-            "exit codes: 0 ok, 2 usage/config, 3 checkpoint or output file, 4 out of memory, 5 numeric\n");
+            "  --set section.key=value   override a config key (repeatable)\n"
+            "  --help\n"
+            "exit codes: 0 ok, 2 usage/config, 3 checkpoint or output file, 4 out of memory, 5 numeric,\n"
+            "            6 communication, 7 device, 8 internal\n");
 }
 
-static int parse_i64(const char *opt, const char *s, int64_t lo, int64_t *v) {
+typedef struct args {
+    const char *checkpoint, *out, *h5, *config;
+    const char *sets[MAX_SETS];
+    size_t n_sets;
+    char own[4][64]; /* texts of the --solver/--steps/--rtol/--atol assignments */
+    int n_own;
+    int64_t num, seed;
+    int no_ema;
+} args;
+
+static int bad(const char *opt, const char *what, const char *got) {
+    fprintf(stderr, "pfgm-sample: %s: %s, got '%s'\n", opt, what, got);
+    return 2;
+}
+
+static int add_set(args *a, const char *assignment) {
+    if (a->n_sets == MAX_SETS) {
+        fprintf(stderr, "pfgm-sample: more than %d --set options\n", MAX_SETS);
+        return 2;
+    }
+    a->sets[a->n_sets++] = assignment;
+    return 0;
+}
+
+/* An assignment built from one of the solver options, kept in a->own. */
+static int add_own(args *a, const char *key, const char *value) {
+    if (a->n_own == 4) { /* a repeated option: its latest value wins through a new slot */
+        fprintf(stderr, "pfgm-sample: too many solver options\n");
+        return 2;
+    }
+    char *dst = a->own[a->n_own++];
+    snprintf(dst, 64, "%s=%s", key, value);
+    return add_set(a, dst);
+}
+
+static int parse_i64(const char *opt, const char *s, int64_t lo, int64_t hi, int64_t *v) {
     char *end = NULL;
     errno = 0;
     long long x = strtoll(s, &end, 10);
-    if (errno || !end || *end || x < lo) {
-        fprintf(stderr, "pfgm-sample: %s: expected an integer >= %lld, got '%s'\n", opt, (long long)lo, s);
-        return 0;
+    if (errno || !end || end == s || *end || x < lo || x > hi) {
+        char what[96];
+        snprintf(what, sizeof what, "expected an integer in [%lld, %lld]", (long long)lo, (long long)hi);
+        return bad(opt, what, s);
     }
     *v = x;
-    return 1;
+    return 0;
 }
 
-int main(int argc, char **argv) {
-    const char *ckpt = NULL, *out = NULL, *config = NULL;
-    const char *sets[MAX_SETS];
-    size_t n_sets = 0;
-    int64_t num = 64, seed = -1, grid = 64;
-    int use_params = 0;
+static int parse_tol(const char *opt, const char *s) {
+    char *end = NULL;
+    errno = 0;
+    double x = strtod(s, &end);
+    if (errno || !end || end == s || *end || !isfinite(x) || x <= 0) return bad(opt, "expected a number > 0", s);
+    return 0;
+}
+
+static int parse(int argc, char **argv, args *a) {
+    memset(a, 0, sizeof *a);
+    a->num = 64;
+    a->seed = -1;
     for (int i = 1; i < argc; ++i) {
         const char *s = argv[i];
-        int v = i + 1 < argc;
-        if (!strcmp(s, "--help") || !strcmp(s, "-h")) {
-            usage(stdout);
-            return 0;
-        } else if (!strcmp(s, "--checkpoint") && v) ckpt = argv[++i];
-        else if (!strcmp(s, "--out") && v) out = argv[++i];
-        else if (!strcmp(s, "--config") && v) config = argv[++i];
-        else if (!strcmp(s, "--num") && v) {
-            if (!parse_i64(s, argv[++i], 1, &num)) return 2;
-        } else if (!strcmp(s, "--seed") && v) {
-            if (!parse_i64(s, argv[++i], 0, &seed)) return 2;
-        } else if (!strcmp(s, "--grid") && v) {
-            if (!parse_i64(s, argv[++i], 1, &grid)) return 2;
-        } else if (!strcmp(s, "--set") && v) {
-            if (n_sets == MAX_SETS) {
-                fprintf(stderr, "pfgm-sample: more than %d --set options\n", MAX_SETS);
-                return 2;
-            }
-            sets[n_sets++] = argv[++i];
-        } else if (!strcmp(s, "--params")) use_params = 1;
-        else {
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int rc = 0;
+        if (!strcmp(s, "--help") || !strcmp(s, "-h")) return 1;
+        if (!strcmp(s, "--no-ema")) {
+            a->no_ema = 1;
+            continue;
+        }
+        if (!v || strncmp(s, "--", 2) != 0) {
             fprintf(stderr, "pfgm-sample: unknown or incomplete option '%s' (see --help)\n", s);
             return 2;
         }
+        ++i;
+        if (!strcmp(s, "--checkpoint")) a->checkpoint = v;
+        else if (!strcmp(s, "--out")) a->out = v;
+        else if (!strcmp(s, "--h5")) a->h5 = v;
+        else if (!strcmp(s, "--config")) a->config = v;
+        else if (!strcmp(s, "--set")) rc = add_set(a, v);
+        else if (!strcmp(s, "--num")) rc = parse_i64(s, v, 1, INT64_C(1) << 40, &a->num);
+        else if (!strcmp(s, "--seed")) rc = parse_i64(s, v, 0, UINT32_MAX, &a->seed);
+        else if (!strcmp(s, "--steps")) {
+            int64_t n;
+            rc = parse_i64(s, v, 1, INT64_C(1) << 30, &n);
+            if (!rc) rc = add_own(a, "sampling.N", v);
+        } else if (!strcmp(s, "--rtol") || !strcmp(s, "--atol")) {
+            rc = parse_tol(s, v);
+            if (!rc) rc = add_own(a, s[2] == 'r' ? "sampling.rk45_rtol" : "sampling.rk45_atol", v);
+        } else if (!strcmp(s, "--solver")) {
+            const char *name = !strcmp(v, "rk45")                                         ? "rk45"
+                               : !strcmp(v, "euler") || !strcmp(v, "forward_euler")       ? "forward_euler"
+                               : !strcmp(v, "heun") || !strcmp(v, "improved_euler")       ? "improved_euler"
+                                                                                          : NULL;
+            rc = name ? add_own(a, "sampling.ode_solver", name)
+                      : bad(s, "unknown solver (expected rk45, euler or heun)", v);
+        } else {
+            fprintf(stderr, "pfgm-sample: unknown option '%s' (see --help)\n", s);
+            return 2;
+        }
+        if (rc) return rc;
     }
-    if (!ckpt || !out) {
+    if (!a->checkpoint || !a->out) {
         fprintf(stderr, "pfgm-sample: --checkpoint and --out are required (see --help)\n");
         return 2;
     }
-    pfgm_logger lg;
-    pfgm_logger_init(&lg, 0);
+    if (a->h5 && !strcmp(a->h5, a->out)) {
+        fprintf(stderr, "pfgm-sample: --out and --h5 name the same file '%s'\n", a->out);
+        return 2;
+    }
+    return 0;
+}
+
+/* The directory of an output file must be a writable directory when it exists (it is
+ * created after sampling otherwise), so that a long run does not end in a refusal. */
+static pfgm_status check_output(const char *path) {
+    char dir[PATH_CAP];
+    if ((size_t)snprintf(dir, sizeof dir, "%s", path) >= sizeof dir)
+        return pfgm_error(PFGM_ERR_INVALID_ARG, "%s: path too long", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash) snprintf(dir, sizeof dir, ".");
+    else if (slash == dir) dir[1] = '\0';
+    else *slash = '\0';
+    struct stat sb;
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) return pfgm_error(PFGM_ERR_IO, "%s: is a directory", path);
+    if (stat(dir, &sb) != 0) return PFGM_OK;
+    if (!S_ISDIR(sb.st_mode)) return pfgm_error(PFGM_ERR_IO, "%s: %s is not a directory", path, dir);
+    if (access(dir, W_OK) != 0) return pfgm_error(PFGM_ERR_IO, "%s: cannot write in %s: %s", path, dir, strerror(errno));
+    return PFGM_OK;
+}
+
+/* Rank 0's set-up: the checkpoint file, its step, the config, the seed. */
+typedef struct plan {
     pfgm_config cfg;
-    pfgm_status st;
-    if (config) {
-        st = pfgm_config_resolve(config, sets, n_sets, &cfg);
+    char checkpoint[PATH_CAP];
+    int64_t step, seed;
+} plan;
+
+static pfgm_status make_plan(const args *a, const pfgm_logger *lg, plan *p) {
+    memset(p, 0, sizeof *p);
+    pfgm_status st = pfgm_sample_find_checkpoint(a->checkpoint, lg, p->checkpoint, sizeof p->checkpoint, &p->step);
+    if (st != PFGM_OK) return st;
+    if (a->config) {
+        st = pfgm_config_resolve(a->config, a->sets, a->n_sets, &p->cfg);
     } else {
         pfgm_ckpt_meta meta;
-        st = pfgm_ckpt_read_meta(ckpt, &meta);
-        if (st == PFGM_OK) {
-            st = pfgm_config_load_string(meta.config_yaml, ckpt, &cfg);
-            for (size_t k = 0; st == PFGM_OK && k < n_sets; ++k) st = pfgm_config_set(&cfg, sets[k]);
-            if (st == PFGM_OK) st = pfgm_config_validate(&cfg);
-            pfgm_ckpt_meta_free(&meta);
-        }
+        st = pfgm_ckpt_read_meta(p->checkpoint, &meta);
+        if (st != PFGM_OK) return st;
+        st = pfgm_config_load_string(meta.config_yaml, p->checkpoint, &p->cfg);
+        for (size_t k = 0; st == PFGM_OK && k < a->n_sets; ++k) st = pfgm_config_set(&p->cfg, a->sets[k]);
+        if (st == PFGM_OK) st = pfgm_config_validate(&p->cfg);
+        pfgm_ckpt_meta_free(&meta);
     }
+    if (st != PFGM_OK) return st;
+    p->seed = a->seed >= 0 ? a->seed : p->cfg.seed;
+    st = check_output(a->out);
+    if (st == PFGM_OK && a->h5) st = check_output(a->h5);
+    return st;
+}
+
+/* Rank 0 decides, every rank learns the outcome and the plan. */
+static pfgm_status share_plan(pfgm_comm *c, pfgm_status st, plan *p) {
+    if (c->world_size == 1) return st;
+    int64_t code = (int64_t)st;
+    pfgm_status cs = c->broadcast(c, &code, 1, PFGM_I64, 0);
+    if (cs != PFGM_OK) return cs;
+    if (code != PFGM_OK) return (pfgm_status)code;
+    return c->broadcast(c, p, sizeof *p, PFGM_U8, 0);
+}
+
+/* The end of a failed run: rank 0 (or the rank that alone saw the error) prints the one
+ * line; with several ranks the job is aborted so that no rank is left waiting. When every
+ * rank agrees on the error (agreed != 0), the ranks meet at a barrier first, so the line
+ * is out before the abort. */
+static int fail(pfgm_comm *c, const pfgm_logger *lg, pfgm_status st, int agreed) {
+    int code = pfgm_status_exit_code(st);
+    if (!agreed || c->rank == 0) {
+        if (c->world_size > 1) pfgm_log_error(lg, "pfgm-sample: %s", pfgm_error_message());
+        else fprintf(stderr, "pfgm-sample: %s\n", pfgm_error_message());
+    }
+    if (c->world_size > 1) {
+        if (agreed) c->barrier(c);
+        c->abort(c, code); /* never returns */
+    }
+    return code;
+}
+
+int main(int argc, char **argv) {
+    args a;
+    int rc = parse(argc, argv, &a);
+    if (rc == 1) {
+        usage(stdout);
+        return 0;
+    }
+    if (rc) return rc;
+
+    pfgm_comm *comm = NULL;
+    pfgm_status st = pfgm_comm_launched_by_mpi() ? pfgm_comm_mpi_create(&argc, &argv, &comm)
+                                                 : pfgm_comm_single_create(&comm);
     if (st != PFGM_OK) {
         fprintf(stderr, "pfgm-sample: %s\n", pfgm_error_message());
         return pfgm_status_exit_code(st);
     }
-    lg.level = cfg.logging.level;
-    pfgm_backend *be = NULL;
-    st = cfg.distributed.backend == PFGM_BACKEND_CUDA ? pfgm_backend_cuda_create(0, &be) : pfgm_backend_create("cpu", &be);
-    pfgm_sample_result res;
-    if (st == PFGM_OK) {
-        pfgm_sample_options o = {.checkpoint = ckpt, .out_dir = out, .num_samples = num, .use_params = use_params,
-                                 .seed = (uint32_t)(seed >= 0 ? seed : cfg.seed), .grid_max = grid};
-        st = pfgm_sample(&cfg, &o, be, &lg, &res);
+    pfgm_logger lg;
+    pfgm_logger_init(&lg, comm->rank);
+
+    plan *p = calloc(1, sizeof *p);
+    if (!p) st = pfgm_error(PFGM_ERR_NOMEM, "out of memory");
+    else if (comm->rank == 0) st = make_plan(&a, &lg, p);
+    st = share_plan(comm, st, p); /* an agreed outcome: rank 0's */
+    if (st != PFGM_OK) {
+        free(p);
+        int code = fail(comm, &lg, st, 1);
+        pfgm_comm_destroy(comm);
+        return code;
     }
-    if (st != PFGM_OK) fprintf(stderr, "pfgm-sample: %s\n", pfgm_error_message());
-    else
-        pfgm_log_info(&lg, "pfgm-sample: %lld samples in %.1f s, mean NFE %.1f per batch; wrote %s/samples.png and %s/samples.h5",
-                      (long long)res.samples, res.seconds, res.mean_nfe, out, out);
+    lg.level = p->cfg.logging.level;
+    const pfgm_config *cfg = &p->cfg;
+    const int64_t C = cfg->data.channels, H = cfg->data.image_size, N = pfgm_config_data_dim(cfg);
+    pfgm_log_info(&lg, "pfgm-sample: %s (step %lld, %s weights), %lld samples of %lldx%lldx%lld on %d rank%s, "
+                       "solver %s, seed %lld",
+                  p->checkpoint, (long long)p->step, a.no_ema ? "raw" : "EMA", (long long)a.num, (long long)C,
+                  (long long)H, (long long)H, comm->world_size, comm->world_size > 1 ? "s" : "",
+                  pfgm_config_solver_name(cfg->sampling.ode_solver), (long long)p->seed);
+
+    pfgm_backend *be = NULL;
+    st = cfg->distributed.backend == PFGM_BACKEND_CUDA ? pfgm_backend_cuda_create(comm->local_rank, &be)
+                                                       : pfgm_backend_create("cpu", &be);
+    float *x = NULL;
+    if (st == PFGM_OK && comm->rank == 0) {
+        x = malloc(sizeof(float) * (size_t)(a.num * N));
+        if (!x) st = pfgm_error(PFGM_ERR_NOMEM, "cannot allocate %lld samples of %lld floats", (long long)a.num,
+                                (long long)N);
+    }
+    pfgm_sample_result res = {.failed_rank = -1};
+    int agreed = 0;
+    if (st == PFGM_OK) {
+        /* a device or memory failure above is this rank's alone; the draw itself agrees */
+        pfgm_sample_options o = {.checkpoint = p->checkpoint, .num_samples = a.num, .seed = (uint32_t)p->seed,
+                                 .use_params = a.no_ema};
+        st = pfgm_sample_draw(cfg, &o, comm, be, &lg, x, &res);
+        agreed = res.failed_rank >= 0;
+    }
+    if (st == PFGM_OK && comm->rank == 0) {
+        pfgm_samples_meta meta = {.checkpoint = p->checkpoint, .step = p->step,
+                                  .solver = pfgm_config_solver_name(cfg->sampling.ode_solver), .nfe = res.mean_nfe,
+                                  .seed = p->seed, .weights = a.no_ema ? "params" : "ema"};
+        st = pfgm_samples_write_outputs(a.out, a.h5, x, a.num, C, H, H, &meta);
+    }
+    if (st == PFGM_OK) {
+        int64_t cols = pfgm_samples_grid_columns(a.num), rows = (a.num + cols - 1) / cols;
+        if (res.nfe_min == res.nfe_max)
+            pfgm_log_info(&lg, "pfgm-sample: %lld samples in %.2f s: %.2f images/s, NFE %lld per batch (%lld batches)",
+                          (long long)a.num, res.seconds, res.images_per_s, (long long)res.nfe_min,
+                          (long long)res.batches);
+        else
+            pfgm_log_info(&lg,
+                          "pfgm-sample: %lld samples in %.2f s: %.2f images/s, NFE %.1f per batch (min %lld, max "
+                          "%lld, %lld batches)",
+                          (long long)a.num, res.seconds, res.images_per_s, res.mean_nfe, (long long)res.nfe_min,
+                          (long long)res.nfe_max, (long long)res.batches);
+        pfgm_log_info(&lg, "pfgm-sample: wrote %s (%lldx%lld grid)%s%s", a.out, (long long)cols, (long long)rows,
+                      a.h5 ? " and " : "", a.h5 ? a.h5 : "");
+        if (res.rho_guard)
+            pfgm_log_info(&lg, "pfgm-sample: the rho >= 1 drift guard fired on %lld rows (docs/numerics.md)",
+                          (long long)res.rho_guard);
+        if (comm->world_size > 1) st = comm->barrier(comm); /* rank 0 has written when all leave */
+    }
+    free(x);
+    int code = st == PFGM_OK ? 0 : fail(comm, &lg, st, agreed);
     pfgm_backend_destroy(be);
-    return pfgm_status_exit_code(st);
+    free(p);
+    pfgm_comm_destroy(comm);
+    return code;
 }

@@ -1,4 +1,5 @@
-/* Sample files: uint8 conversion, PNG grid, HDF5 samples (include/pfgm/samples.h). */
+/* Sample files: uint8 conversion, PNG grid, HDF5 samples (uint8 and float), and
+ * pfgm-sample's all-or-nothing pair of outputs (include/pfgm/samples.h). */
 #include "pfgm/samples.h"
 
 #include <hdf5.h>
@@ -43,8 +44,24 @@ pfgm_status pfgm_samples_write_png_grid(const char *path, const uint8_t *images,
     return st;
 }
 
+int64_t pfgm_samples_grid_columns(int64_t n) {
+    if (n < 1) return 0;
+    int64_t c = (int64_t)sqrt((double)n);
+    while (c * c < n) ++c; /* exact ceil(sqrt(n)) whatever the rounding of sqrt */
+    while (c > 1 && (c - 1) * (c - 1) >= n) --c;
+    return c;
+}
+
 pfgm_status pfgm_samples_write_h5(const char *path, const uint8_t *images, int64_t n, int64_t C, int64_t H,
                                   int64_t W, const pfgm_samples_meta *meta) {
+    return pfgm_samples_write_h5_float(path, NULL, images, n, C, H, W, meta);
+}
+
+pfgm_status pfgm_samples_write_h5_float(const char *path, const float *x, const uint8_t *images, int64_t n,
+                                        int64_t C, int64_t H, int64_t W, const pfgm_samples_meta *meta) {
+    if (n < 1 || C < 1 || H < 1 || W < 1 || !images)
+        return pfgm_error(PFGM_ERR_INVALID_ARG, "%s: cannot write %lld samples of %lldx%lldx%lld", path, (long long)n,
+                          (long long)C, (long long)H, (long long)W);
     char tmp[4096];
     PFGM_TRY(pfgm_atomic_tmp_name(path, tmp, sizeof tmp));
     pfgm_status st = PFGM_OK;
@@ -60,11 +77,19 @@ pfgm_status pfgm_samples_write_h5(const char *path, const uint8_t *images, int64
     PFGM_H5_CHECK_GOTO(H5Pset_fletcher32(dcpl), fail);
     PFGM_H5_CHECK_GOTO(ds = H5Dcreate2(f, "samples", H5T_STD_U8LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT), fail);
     PFGM_H5_CHECK_GOTO(H5Dwrite(ds, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, images), fail);
+    if (x) {
+        H5Dclose(ds);
+        ds = -1;
+        PFGM_H5_CHECK_GOTO(ds = H5Dcreate2(f, "samples_float", H5T_IEEE_F32LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT),
+                           fail);
+        PFGM_H5_CHECK_GOTO(H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, x), fail);
+    }
     PFGM_TRY_GOTO(pfgm_h5_write_str_attr(f, "format", "pfgm-samples"), fail);
     PFGM_TRY_GOTO(pfgm_h5_write_str_attr(f, "checkpoint", meta && meta->checkpoint ? meta->checkpoint : ""), fail);
     PFGM_TRY_GOTO(pfgm_h5_write_int_attr(f, "step", meta ? meta->step : -1), fail);
     PFGM_TRY_GOTO(pfgm_h5_write_str_attr(f, "solver", meta && meta->solver ? meta->solver : ""), fail);
     PFGM_TRY_GOTO(pfgm_h5_write_int_attr(f, "seed", meta ? meta->seed : 0), fail);
+    if (meta && meta->weights) PFGM_TRY_GOTO(pfgm_h5_write_str_attr(f, "weights", meta->weights), fail);
     {
         hid_t as = H5Screate(H5S_SCALAR);
         hid_t a = as >= 0 ? H5Acreate2(f, "nfe", H5T_IEEE_F64LE, as, H5P_DEFAULT, H5P_DEFAULT) : -1;
@@ -96,5 +121,40 @@ fail:
     if (f >= 0) H5Fclose(f);
     unlink(tmp);
     pfgm_h5_quiet_end(&q);
+    return st;
+}
+
+/* Creates the missing directories above a file (none for a bare name). */
+static pfgm_status make_parent(const char *path) {
+    if (!path) return PFGM_OK;
+    char dir[4096];
+    if ((size_t)snprintf(dir, sizeof dir, "%s", path) >= sizeof dir)
+        return pfgm_error(PFGM_ERR_INVALID_ARG, "%s: path too long", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash || slash == dir) return PFGM_OK;
+    *slash = '\0';
+    return pfgm_mkdirs(dir);
+}
+
+pfgm_status pfgm_samples_write_outputs(const char *png_path, const char *h5_path, const float *x, int64_t n,
+                                       int64_t C, int64_t H, int64_t W, const pfgm_samples_meta *meta) {
+    if (n < 1 || C < 1 || H < 1 || W < 1 || !x)
+        return pfgm_error(PFGM_ERR_INVALID_ARG, "%s: cannot write %lld samples of %lldx%lldx%lld",
+                          png_path ? png_path : h5_path ? h5_path : "samples", (long long)n, (long long)C,
+                          (long long)H, (long long)W);
+    size_t count = (size_t)(n * C * H * W);
+    uint8_t *images = malloc(count);
+    if (!images)
+        return pfgm_error(PFGM_ERR_NOMEM, "%s: out of memory for %lld images", png_path ? png_path : h5_path,
+                          (long long)n);
+    pfgm_samples_to_uint8((int64_t)count, x, images);
+    pfgm_status st = make_parent(h5_path);
+    if (st == PFGM_OK) st = make_parent(png_path);
+    if (h5_path) st = pfgm_samples_write_h5_float(h5_path, x, images, n, C, H, W, meta);
+    if (st == PFGM_OK && png_path) {
+        st = pfgm_samples_write_png_grid(png_path, images, n, C, H, W, pfgm_samples_grid_columns(n), 2);
+        if (st != PFGM_OK && h5_path) unlink(h5_path); /* all or nothing */
+    }
+    free(images);
     return st;
 }

@@ -1,20 +1,86 @@
-/* pfgm-sample's work (include/pfgm/sampler.h): EMA weights -> prior -> backward ODE ->
- * uint8 images -> PNG grid + HDF5 samples. The network is the ODE's field callback. */
+/* pfgm-sample's work (include/pfgm/sampler.h): the checkpoint to sample (a file, or the
+ * newest complete one of a run directory), its EMA weights by the authors' names, the
+ * prior per global batch, the backward ODE with the network as the field callback, and
+ * the round-by-round all-gather of the batches that makes the result independent of the
+ * world size. */
 #include "pfgm/sampler.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "pfgm/checkpoint.h"
 #include "pfgm/ddpmpp.h"
 #include "pfgm/ode.h"
 #include "pfgm/prior.h"
-#include "pfgm/samples.h"
-#include "util/atomic_file.h"
 #include "util/check.h"
+
+/* Words of the per-batch header of the gather (float64, exact for these integers). */
+enum { HDR_BATCH = 0, HDR_COUNT, HDR_NFE, HDR_GUARD, HDR_SECONDS, HDR_STATUS, HDR_WORDS };
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* 1 when the last path component looks like "<name>.tmp.<digits>" (pfgm_atomic_tmp_name). */
+static int is_temporary_name(const char *path) {
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    const char *t = strstr(base, ".tmp.");
+    if (!t || t == base) return 0;
+    t += 5;
+    if (!*t) return 0;
+    for (; *t; ++t)
+        if (*t < '0' || *t > '9') return 0;
+    return 1;
+}
+
+pfgm_status pfgm_sample_find_checkpoint(const char *path, const pfgm_logger *lg, char *buf, size_t cap,
+                                        int64_t *step) {
+    if (!path || !buf || cap == 0 || !step) return pfgm_error(PFGM_ERR_INVALID_ARG, "checkpoint: NULL argument");
+    buf[0] = '\0';
+    *step = -1;
+    struct stat sb;
+    if (stat(path, &sb) != 0)
+        return pfgm_error(PFGM_ERR_IO, "%s: cannot open checkpoint: %s", path, strerror(errno));
+    if (S_ISDIR(sb.st_mode)) {
+        PFGM_TRY(pfgm_ckpt_find_latest(path, lg, buf, cap, step));
+        if (*step < 0)
+            return pfgm_error(PFGM_ERR_IO, "%s: no complete checkpoint in %s/checkpoints", path, path);
+        return PFGM_OK;
+    }
+    if (is_temporary_name(path))
+        return pfgm_error(PFGM_ERR_FORMAT, "%s: a temporary file of an unfinished checkpoint write, not a checkpoint",
+                          path);
+    if ((size_t)snprintf(buf, cap, "%s", path) >= cap) {
+        buf[0] = '\0';
+        return pfgm_error(PFGM_ERR_INVALID_ARG, "%s: path too long", path);
+    }
+    pfgm_ckpt_meta meta;
+    pfgm_status st = pfgm_ckpt_read_meta(path, &meta);
+    if (st != PFGM_OK) {
+        buf[0] = '\0';
+        return st;
+    }
+    *step = meta.step;
+    pfgm_ckpt_meta_free(&meta);
+    return PFGM_OK;
+}
+
+void pfgm_sample_partition(int64_t num, int64_t batch_size, int world, int rank, int64_t *first, int64_t *count) {
+    *first = 0;
+    *count = 0;
+    if (num < 1 || batch_size < 1 || world < 1 || rank < 0 || rank >= world) return;
+    int64_t nb = (num + batch_size - 1) / batch_size, base = nb / world, extra = nb % world;
+    *count = base + (rank < extra ? 1 : 0);
+    *first = rank * base + (rank < extra ? rank : extra);
+}
 
 /* The ODE's field callback: one evaluation-mode forward of DDPM++ (spec §1.6). */
 static pfgm_status network_field(void *user, int64_t B, const float *x, const float *z, float *v_x, float *v_z) {
@@ -64,85 +130,189 @@ static pfgm_ode_options ode_options(const pfgm_config *c) {
     return o;
 }
 
-pfgm_status pfgm_sample(const pfgm_config *cfg, const pfgm_sample_options *o, pfgm_backend *be,
-                        const pfgm_logger *lg, pfgm_sample_result *res) {
-    memset(res, 0, sizeof *res);
-    if (o->num_samples < 1) return pfgm_error(PFGM_ERR_INVALID_ARG, "number of samples must be >= 1");
-    const int64_t C = cfg->data.channels, H = cfg->data.image_size, N = C * H * H;
-    const int64_t Bmax = cfg->sampling.batch_size < o->num_samples ? cfg->sampling.batch_size : o->num_samples;
+/* Everything one rank needs to solve its batches; allocated before the first one. */
+typedef struct sampler {
+    const pfgm_config *cfg;
+    pfgm_backend *be;
+    pfgm_ddpmpp *model;
+    pfgm_ode_solver *solver; /* batches of Bs */
+    pfgm_ode_options oo;
+    int64_t Bs, N;
+    float *x_dev;            /* [Bs, N] backend */
+} sampler;
+
+static void sampler_free(sampler *s) {
+    if (s->x_dev) s->be->free(s->be, s->x_dev);
+    pfgm_ode_destroy(s->solver);
+    pfgm_ddpmpp_destroy(s->model);
+}
+
+static pfgm_status sampler_init(sampler *s, const pfgm_config *cfg, const pfgm_sample_options *o, pfgm_backend *be) {
+    memset(s, 0, sizeof *s);
+    s->cfg = cfg;
+    s->be = be;
+    s->N = pfgm_config_data_dim(cfg);
+    s->Bs = cfg->sampling.batch_size < o->num_samples ? cfg->sampling.batch_size : o->num_samples;
+    s->oo = ode_options(cfg);
     pfgm_ddpmpp_desc desc;
     PFGM_TRY(pfgm_ddpmpp_desc_from_config(cfg, &desc));
-    PFGM_TRY(pfgm_mkdirs(o->out_dir));
+    PFGM_TRY(pfgm_ddpmpp_create(be, &desc, s->Bs, PFGM_DDPMPP_INFER, &s->model));
+    PFGM_TRY(load_weights(s->model, o->checkpoint, o->use_params));
+    PFGM_TRY(pfgm_ode_create(be, s->Bs, s->N, &s->oo, &s->solver));
+    PFGM_TRY(be->alloc(be, sizeof(float) * (size_t)(s->Bs * s->N), (void **)&s->x_dev));
+    return PFGM_OK;
+}
 
-    pfgm_status st = PFGM_OK;
-    pfgm_ddpmpp *model = NULL;
-    pfgm_ode_solver *solver = NULL;
-    float *x = NULL, *host = NULL;
-    uint8_t *images = NULL;
-    struct timespec ts0, ts1;
-    clock_gettime(CLOCK_MONOTONIC, &ts0);
-    PFGM_TRY_GOTO(pfgm_ddpmpp_create(be, &desc, Bmax, PFGM_DDPMPP_INFER, &model), done);
-    PFGM_TRY_GOTO(load_weights(model, o->checkpoint, o->use_params), done);
-    pfgm_ode_options oo = ode_options(cfg);
-    PFGM_TRY_GOTO(pfgm_ode_create(be, Bmax, N, &oo, &solver), done);
-    PFGM_TRY_GOTO(be->alloc(be, sizeof(float) * (size_t)(Bmax * N), (void **)&x), done);
-    host = malloc(sizeof(float) * (size_t)(Bmax * N));
-    images = malloc((size_t)(o->num_samples * N));
-    if (!host || !images) {
-        st = pfgm_error(PFGM_ERR_NOMEM, "sampler: cannot allocate %lld images", (long long)o->num_samples);
-        goto done;
+/* Global batch b of B samples: prior keyed {seed, 0, PRIOR, b}, one ODE solve, into
+ * host[B, N]. The last, partial batch gets a solver sized for it. */
+static pfgm_status solve_batch(sampler *s, uint32_t seed, int64_t b, int64_t B, float *host, pfgm_ode_stats *stats) {
+    pfgm_backend *be = s->be;
+    pfgm_rng r = {.seed = seed, .rank = 0, .stream = PFGM_STREAM_PRIOR, .step = (uint64_t)b};
+    memset(stats, 0, sizeof *stats);
+    PFGM_TRY(pfgm_prior_sample(be, &r, B, s->N, s->cfg->sampling.z_max, s->cfg->sampling.upper_norm, s->x_dev, NULL));
+    if (B == s->Bs) {
+        PFGM_TRY(pfgm_ode_solve(s->solver, s->x_dev, network_field, s->model, stats));
+    } else {
+        pfgm_ode_solver *small = NULL;
+        PFGM_TRY(pfgm_ode_create(be, B, s->N, &s->oo, &small));
+        pfgm_status st = pfgm_ode_solve(small, s->x_dev, network_field, s->model, stats);
+        pfgm_ode_destroy(small);
+        PFGM_TRY(st);
     }
-    int64_t batches = (o->num_samples + Bmax - 1) / Bmax;
-    double nfe_sum = 0.0;
-    for (int64_t i = 0; i < batches; ++i) {
-        int64_t B = o->num_samples - i * Bmax < Bmax ? o->num_samples - i * Bmax : Bmax;
-        pfgm_rng r = {.seed = o->seed, .rank = 0, .stream = PFGM_STREAM_PRIOR, .step = (uint64_t)i};
-        pfgm_ode_stats stats = {0};
-        PFGM_TRY_GOTO(pfgm_prior_sample(be, &r, Bmax, N, cfg->sampling.z_max, cfg->sampling.upper_norm, x, NULL), done);
-        if (B == Bmax) {
-            PFGM_TRY_GOTO(pfgm_ode_solve(solver, x, network_field, model, &stats), done);
-        } else {
-            /* the last, partial batch: a solver sized for it (the batch-global RK45 step
-             * depends on the batch, as in the authors' sampler) */
-            pfgm_ode_solver *small = NULL;
-            PFGM_TRY_GOTO(pfgm_ode_create(be, B, N, &oo, &small), done);
-            st = pfgm_ode_solve(small, x, network_field, model, &stats);
-            pfgm_ode_destroy(small);
-            if (st != PFGM_OK) goto done;
+    return pfgm_backend_download(be, host, s->x_dev, B * s->N);
+}
+
+/* All-gather of the header words and of the padded batch; NULL comm: one process. */
+static pfgm_status gather(pfgm_comm *comm, const double *hdr, double *hdr_all, const float *send, float *recv,
+                          size_t count) {
+    if (!comm || comm->world_size == 1) {
+        memcpy(hdr_all, hdr, sizeof(double) * HDR_WORDS);
+        memcpy(recv, send, sizeof(float) * count);
+        return PFGM_OK;
+    }
+    PFGM_TRY(comm->allgather(comm, hdr, hdr_all, HDR_WORDS, PFGM_F64));
+    return comm->allgather(comm, send, recv, count, PFGM_F32);
+}
+
+/* Every rank learns that rank `failed_rank` failed with `failed` in the same round; one more
+ * all-gather carries that rank's message, so each rank returns the same status and text. */
+static pfgm_status share_failure(pfgm_comm *comm, pfgm_status failed, int failed_rank, const char *my_error) {
+    if (!comm || comm->world_size == 1) return pfgm_error(failed, "%s", my_error);
+    enum { MSG = 512 };
+    char mine[MSG];
+    char *all = malloc((size_t)MSG * (size_t)comm->world_size);
+    if (!all) return pfgm_error(failed, "sampling failed on rank %d", failed_rank);
+    memset(mine, 0, sizeof mine);
+    memcpy(mine, my_error, strnlen(my_error, MSG - 1));
+    pfgm_status st = comm->allgather(comm, mine, all, MSG, PFGM_U8);
+    if (st == PFGM_OK) {
+        char *msg = all + (size_t)failed_rank * MSG;
+        msg[MSG - 1] = '\0';
+        st = pfgm_error(failed, "rank %d: %s", failed_rank, msg);
+    }
+    free(all);
+    return st;
+}
+
+pfgm_status pfgm_sample_draw(const pfgm_config *cfg, const pfgm_sample_options *o, pfgm_comm *comm, pfgm_backend *be,
+                             const pfgm_logger *lg, float *x, pfgm_sample_result *res) {
+    memset(res, 0, sizeof *res);
+    res->failed_rank = -1;
+    const int world = comm ? comm->world_size : 1, rank = comm ? comm->rank : 0;
+    if (!o || o->num_samples < 1)
+        return pfgm_error(PFGM_ERR_INVALID_ARG, "number of samples must be >= 1, got %lld",
+                          o ? (long long)o->num_samples : 0LL);
+    if (rank == 0 && !x) return pfgm_error(PFGM_ERR_INVALID_ARG, "sampler: rank 0 needs an output buffer");
+    if (cfg->sampling.batch_size < 1)
+        return pfgm_error(PFGM_ERR_CONFIG, "sampling.batch_size must be >= 1, got %lld",
+                          (long long)cfg->sampling.batch_size);
+
+    sampler s;
+    pfgm_status st = sampler_init(&s, cfg, o, be);
+    const int64_t Bs = s.Bs, N = s.N, num = o->num_samples;
+    const int64_t nb = (num + Bs - 1) / Bs, rounds = (nb + world - 1) / world;
+    int64_t first, mine;
+    pfgm_sample_partition(num, Bs, world, rank, &first, &mine);
+    const size_t slot = (size_t)(Bs * N);
+    float *send = malloc(sizeof(float) * slot), *recv = malloc(sizeof(float) * slot * (size_t)world);
+    double *hdr_all = malloc(sizeof(double) * HDR_WORDS * (size_t)world);
+    if (st == PFGM_OK && (!send || !recv || !hdr_all))
+        st = pfgm_error(PFGM_ERR_NOMEM, "sampler: cannot allocate the gather buffers (%lld ranks x %lld floats)",
+                        (long long)world, (long long)slot);
+    if (send) memset(send, 0, sizeof(float) * slot); /* padding sent by ranks without a batch */
+    char my_error[1024] = "";
+    pfgm_status my_status = st;
+    if (st != PFGM_OK) snprintf(my_error, sizeof my_error, "%s", pfgm_error_message());
+    res->nfe_min = INT64_MAX;
+    const double t0 = now_s();
+    /* Round 0 also carries a failure of the set-up, so every rank learns of it. A rank that
+     * could not allocate the gather buffers cannot take part and returns at once: its
+     * caller must abort the job (pfgm-sample does). */
+    if (!send || !recv || !hdr_all) goto done;
+    for (int64_t j = 0; j < rounds; ++j) {
+        double hdr[HDR_WORDS] = {-1, 0, 0, 0, 0, (double)my_status};
+        if (my_status == PFGM_OK && j < mine) {
+            int64_t b = first + j, B = num - b * Bs < Bs ? num - b * Bs : Bs;
+            pfgm_ode_stats stats;
+            double tb = now_s();
+            pfgm_status sb = solve_batch(&s, o->seed, b, B, send, &stats);
+            if (sb != PFGM_OK) {
+                my_status = sb;
+                snprintf(my_error, sizeof my_error, "%s", pfgm_error_message());
+                hdr[HDR_STATUS] = (double)sb;
+            } else {
+                hdr[HDR_BATCH] = (double)b;
+                hdr[HDR_COUNT] = (double)B;
+                hdr[HDR_NFE] = (double)stats.nfe;
+                hdr[HDR_GUARD] = (double)stats.rho_guard;
+                hdr[HDR_SECONDS] = now_s() - tb;
+            }
         }
-        PFGM_TRY_GOTO(pfgm_backend_download(be, host, x, B * N), done);
-        pfgm_samples_to_uint8(B * N, host, images + i * Bmax * N);
-        nfe_sum += (double)stats.nfe;
-        res->rho_guard += stats.rho_guard;
-        pfgm_log_info(lg, "batch %lld/%lld: %lld samples, NFE %lld", (long long)(i + 1), (long long)batches,
-                      (long long)B, (long long)stats.nfe);
-    }
-    res->samples = o->num_samples;
-    res->mean_nfe = nfe_sum / (double)batches;
-    {
-        char path[4096];
-        int64_t grid = o->num_samples < o->grid_max ? o->num_samples : o->grid_max;
-        int64_t nrow = (int64_t)ceil(sqrt((double)grid));
-        snprintf(path, sizeof path, "%s/samples.png", o->out_dir);
-        PFGM_TRY_GOTO(pfgm_samples_write_png_grid(path, images, grid, C, H, H, nrow, 2), done);
-        snprintf(path, sizeof path, "%s/samples.h5", o->out_dir);
-        pfgm_ckpt_meta meta;
-        int64_t step = -1;
-        if (pfgm_ckpt_read_meta(o->checkpoint, &meta) == PFGM_OK) {
-            step = meta.step;
-            pfgm_ckpt_meta_free(&meta);
+        st = gather(comm, hdr, hdr_all, send, recv, slot);
+        if (st != PFGM_OK) goto done;
+        int failed_rank = -1;
+        pfgm_status failed = PFGM_OK;
+        for (int r = 0; r < world; ++r) {
+            const double *h = hdr_all + (size_t)r * HDR_WORDS;
+            if ((pfgm_status)h[HDR_STATUS] != PFGM_OK) {
+                if (failed_rank < 0) {
+                    failed_rank = r;
+                    failed = (pfgm_status)h[HDR_STATUS];
+                }
+                continue;
+            }
+            if (h[HDR_BATCH] < 0) continue;
+            int64_t b = (int64_t)h[HDR_BATCH], B = (int64_t)h[HDR_COUNT], nfe = (int64_t)h[HDR_NFE];
+            if (x) memcpy(x + b * Bs * N, recv + (size_t)r * slot, sizeof(float) * (size_t)(B * N));
+            res->batches++;
+            res->nfe_total += nfe;
+            res->nfe_min = nfe < res->nfe_min ? nfe : res->nfe_min;
+            res->nfe_max = nfe > res->nfe_max ? nfe : res->nfe_max;
+            res->rho_guard += (int64_t)h[HDR_GUARD];
+            if (lg)
+                pfgm_log_info(lg, "batch %lld/%lld (rank %d): %lld samples, NFE %lld, %.2f images/s",
+                              (long long)(b + 1), (long long)nb, r, (long long)B, (long long)nfe,
+                              h[HDR_SECONDS] > 0 ? (double)B / h[HDR_SECONDS] : 0.0);
         }
-        pfgm_samples_meta sm = {.checkpoint = o->checkpoint, .step = step, .solver = pfgm_config_solver_name(cfg->sampling.ode_solver),
-                                .nfe = res->mean_nfe, .seed = o->seed};
-        PFGM_TRY_GOTO(pfgm_samples_write_h5(path, images, o->num_samples, C, H, H, &sm), done);
+        if (failed_rank >= 0) {
+            st = share_failure(comm, failed, failed_rank, my_error);
+            res->failed_rank = failed_rank;
+            goto done;
+        }
     }
-    clock_gettime(CLOCK_MONOTONIC, &ts1);
-    res->seconds = (double)(ts1.tv_sec - ts0.tv_sec) + 1e-9 * (double)(ts1.tv_nsec - ts0.tv_nsec);
+    res->samples = num;
+    res->seconds = now_s() - t0;
+    res->images_per_s = res->seconds > 0 ? (double)num / res->seconds : 0.0;
+    res->mean_nfe = res->batches ? (double)res->nfe_total / (double)res->batches : 0.0;
+    if (res->batches != nb)
+        st = pfgm_error(PFGM_ERR_INTERNAL, "sampler: gathered %lld of %lld batches", (long long)res->batches,
+                        (long long)nb);
 done:
-    if (x) be->free(be, x);
-    free(host);
-    free(images);
-    pfgm_ode_destroy(solver);
-    pfgm_ddpmpp_destroy(model);
+    if (st == PFGM_OK && my_status != PFGM_OK) st = pfgm_error(my_status, "%s", my_error);
+    if (st != PFGM_OK) res->nfe_min = res->nfe_max = 0;
+    free(send);
+    free(recv);
+    free(hdr_all);
+    sampler_free(&s);
     return st;
 }
