@@ -3,38 +3,15 @@
  * elementwise, reduction and Philox ops of backend.h. Reductions are two-pass (per-block
  * partials in double, summed in a fixed order on the host) so results do not depend on
  * scheduling: no atomics on the training path. The Philox kernels use util/philox_impl.h,
- * the same code as the CPU, so fills have the same bits. */
-#include <cublas_v2.h>
-#include <cuda_runtime.h>
+ * the same code as the CPU, so fills have the same bits. The op groups of the PFGM math,
+ * the network and the optimizer are in cuda_math.cu, cuda_nn.cu and cuda_optim.cu. */
 #include <stdlib.h>
 #include <string.h>
 
-extern "C" {
-#include "pfgm/backend.h"
-#include "util/check.h"
-}
+#include "backend/cuda/cuda_internal.cuh"
 #include "util/philox_impl.h"
 
 namespace {
-
-struct cuda_ctx {
-    int device;
-    cudaStream_t stream;
-    cublasHandle_t blas;
-    double *partials;      /* device scratch for two-pass reductions */
-    double *partials_host; /* pinned host copy */
-    int max_blocks;
-};
-
-cuda_ctx *ctx_of(const pfgm_backend *be) { return (cuda_ctx *)be->ctx; }
-
-const int kThreads = 256;
-
-int blocks_for(int64_t n, int cap) {
-    int64_t b = (n + kThreads - 1) / kThreads;
-    if (b < 1) b = 1;
-    return (int)(b < cap ? b : cap);
-}
 
 unsigned cuda_caps(const pfgm_backend *) {
     return PFGM_CAP_DEVICE_MEMORY | PFGM_CAP_BLAS | PFGM_CAP_THREADS | PFGM_CAP_TF32;
@@ -132,20 +109,6 @@ pfgm_status cuda_fill(pfgm_backend *be, int64_t n, float value, float *x) {
     return PFGM_OK;
 }
 
-/* Block-level sum in double over a fixed tree: deterministic for a fixed launch shape. */
-__device__ double block_sum(double v) {
-    __shared__ double sh[kThreads];
-    sh[threadIdx.x] = v;
-    __syncthreads();
-    for (int s = kThreads / 2; s > 0; s >>= 1) {
-        if ((int)threadIdx.x < s) sh[threadIdx.x] += sh[threadIdx.x + s];
-        __syncthreads();
-    }
-    double r = sh[0];
-    __syncthreads();
-    return r;
-}
-
 __global__ void k_dot_partial(int64_t n, const float *x, const float *y, double *partials) {
     double acc = 0.0;
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
@@ -160,69 +123,8 @@ pfgm_status cuda_dot(pfgm_backend *be, int64_t n, const float *x, const float *y
     if (n <= 0) return PFGM_OK;
     int nb = blocks_for(n, c->max_blocks);
     k_dot_partial<<<nb, kThreads, 0, c->stream>>>(n, x, y, c->partials);
-    PFGM_CUDA_CHECK(cudaGetLastError());
-    PFGM_CUDA_CHECK(cudaMemcpyAsync(c->partials_host, c->partials, sizeof(double) * nb, cudaMemcpyDeviceToHost, c->stream));
-    PFGM_CUDA_CHECK(cudaStreamSynchronize(c->stream));
-    double s = 0.0;
-    for (int i = 0; i < nb; ++i) s += c->partials_host[i];
-    *out = s;
-    return PFGM_OK;
-}
-
-__global__ void k_row_sumsq(int64_t cols, const float *x, int64_t ld, float *out) {
-    const float *row = x + (int64_t)blockIdx.x * ld;
-    double acc = 0.0;
-    for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) acc += (double)row[j] * (double)row[j];
-    double s = block_sum(acc);
-    if (threadIdx.x == 0) out[blockIdx.x] = (float)s;
-}
-
-pfgm_status cuda_row_sumsq(pfgm_backend *be, int64_t rows, int64_t cols, const float *x, int64_t ld, float *out) {
-    if (rows < 0 || cols < 0 || ld < cols || rows > 2147483647)
-        return pfgm_error(PFGM_ERR_INVALID_ARG, "row_sumsq: bad shape rows=%lld cols=%lld ld=%lld", (long long)rows,
-                          (long long)cols, (long long)ld);
-    if (rows == 0) return PFGM_OK;
-    k_row_sumsq<<<(unsigned)rows, kThreads, 0, ctx_of(be)->stream>>>(cols, x, ld, out);
-    PFGM_CUDA_CHECK(cudaGetLastError());
-    return PFGM_OK;
-}
-
-__device__ float block_max(float v) {
-    __shared__ float sh[kThreads];
-    sh[threadIdx.x] = v;
-    __syncthreads();
-    for (int s = kThreads / 2; s > 0; s >>= 1) {
-        if ((int)threadIdx.x < s) sh[threadIdx.x] = fmaxf(sh[threadIdx.x], sh[threadIdx.x + s]);
-        __syncthreads();
-    }
-    float r = sh[0];
-    __syncthreads();
-    return r;
-}
-
-__global__ void k_softmax_rows(int64_t cols, float *x) {
-    float *row = x + (int64_t)blockIdx.x * cols;
-    float mx = -INFINITY;
-    for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) mx = fmaxf(mx, row[j]);
-    mx = block_max(mx);
-    double acc = 0.0;
-    for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
-        float e = expf(row[j] - mx);
-        row[j] = e;
-        acc += e;
-    }
-    float inv = (float)(1.0 / block_sum(acc));
-    for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) row[j] *= inv;
-}
-
-pfgm_status cuda_softmax_rows(pfgm_backend *be, int64_t rows, int64_t cols, float *x) {
-    if (rows < 0 || cols <= 0 || rows > 2147483647)
-        return pfgm_error(PFGM_ERR_INVALID_ARG, "softmax_rows: bad shape rows=%lld cols=%lld", (long long)rows,
-                          (long long)cols);
-    if (rows == 0) return PFGM_OK;
-    k_softmax_rows<<<(unsigned)rows, kThreads, 0, ctx_of(be)->stream>>>(cols, x);
-    PFGM_CUDA_CHECK(cudaGetLastError());
-    return PFGM_OK;
+    PFGM_CUDA_LAUNCH_CHECK();
+    return pfgm_cuda_reduce_partials(be, nb, out);
 }
 
 /* One thread per Philox block of 4 elements; element e of the fill is element offset + e
@@ -265,33 +167,6 @@ pfgm_status cuda_fill_normal(pfgm_backend *be, const pfgm_rng *r, uint64_t offse
     return cuda_fill_rng<true>(be, r, offset, n, out);
 }
 
-__global__ void k_silu_fwd(int64_t n, const float *x, float *y) {
-    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
-        y[i] = x[i] / (1.0f + expf(-x[i]));
-}
-
-__global__ void k_silu_bwd(int64_t n, const float *x, const float *dy, float *dx, int accumulate) {
-    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
-        float s = 1.0f / (1.0f + expf(-x[i]));
-        float g = dy[i] * s * (1.0f + x[i] * (1.0f - s));
-        dx[i] = accumulate ? dx[i] + g : g;
-    }
-}
-
-pfgm_status cuda_silu_fwd(pfgm_backend *be, int64_t n, const float *x, float *y) {
-    if (n <= 0) return PFGM_OK;
-    k_silu_fwd<<<blocks_for(n, 65535), kThreads, 0, ctx_of(be)->stream>>>(n, x, y);
-    PFGM_CUDA_CHECK(cudaGetLastError());
-    return PFGM_OK;
-}
-
-pfgm_status cuda_silu_bwd(pfgm_backend *be, int64_t n, const float *x, const float *dy, float *dx, int accumulate) {
-    if (n <= 0) return PFGM_OK;
-    k_silu_bwd<<<blocks_for(n, 65535), kThreads, 0, ctx_of(be)->stream>>>(n, x, dy, dx, accumulate);
-    PFGM_CUDA_CHECK(cudaGetLastError());
-    return PFGM_OK;
-}
-
 pfgm_status cuda_init(cuda_ctx *c, int device) {
     int count = 0;
     if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0)
@@ -312,6 +187,16 @@ pfgm_status cuda_init(cuda_ctx *c, int device) {
 }
 
 } // namespace
+
+pfgm_status pfgm_cuda_reduce_partials(pfgm_backend *be, int nb, double *out) {
+    cuda_ctx *c = ctx_of(be);
+    PFGM_CUDA_CHECK(cudaMemcpyAsync(c->partials_host, c->partials, sizeof(double) * nb, cudaMemcpyDeviceToHost, c->stream));
+    PFGM_CUDA_CHECK(cudaStreamSynchronize(c->stream));
+    double s = 0.0;
+    for (int i = 0; i < nb; ++i) s += c->partials_host[i];
+    *out = s;
+    return PFGM_OK;
+}
 
 extern "C" int pfgm_backend_cuda_available(void) {
     int count = 0;
@@ -346,12 +231,11 @@ extern "C" pfgm_status pfgm_backend_cuda_create(int device, pfgm_backend **out) 
     be->axpby = cuda_axpby;
     be->fill = cuda_fill;
     be->dot = cuda_dot;
-    be->row_sumsq = cuda_row_sumsq;
-    be->softmax_rows = cuda_softmax_rows;
     be->fill_uniform = cuda_fill_uniform;
     be->fill_normal = cuda_fill_normal;
-    be->silu_fwd = cuda_silu_fwd;
-    be->silu_bwd = cuda_silu_bwd;
+    pfgm_cuda_math_ops_init(be);
+    pfgm_cuda_nn_ops_init(be);
+    pfgm_cuda_optim_ops_init(be);
     *out = be;
     return PFGM_OK;
 }
