@@ -98,14 +98,30 @@ static pfgm_status cpu_fill(pfgm_backend *be, int64_t n, float value, float *x) 
     return PFGM_OK;
 }
 
+#define DOT_BLOCK 65536
 static pfgm_status cpu_dot(pfgm_backend *be, int64_t n, const float *x, const float *y, double *out) {
     double acc = 0.0;
-    if (cpu_reference(be)) {
+    if (cpu_reference(be) || n <= DOT_BLOCK) {
         for (int64_t i = 0; i < n; ++i) acc += (double)x[i] * (double)y[i];
-    } else {
-        /* Static schedule and a fixed thread count give the same sum run to run. */
-#pragma omp parallel for simd schedule(static) reduction(+ : acc) if (n > 65536)
-        for (int64_t i = 0; i < n; ++i) acc += (double)x[i] * (double)y[i];
+        *out = acc;
+        return PFGM_OK;
+    }
+    /* Fixed blocks summed into fixed slots, then added in block order: unlike an OpenMP
+     * reduction clause, the order does not depend on which thread finishes first, so the
+     * result is the same run to run whatever the thread count. */
+    enum { SLOTS = 64 };
+    double part[SLOTS];
+    for (int64_t base = 0; base < n; base += (int64_t)SLOTS * DOT_BLOCK) {
+        int64_t nb = (n - base + DOT_BLOCK - 1) / DOT_BLOCK;
+        if (nb > SLOTS) nb = SLOTS;
+#pragma omp parallel for schedule(static)
+        for (int64_t b = 0; b < nb; ++b) {
+            int64_t s = base + b * DOT_BLOCK, e = s + DOT_BLOCK < n ? s + DOT_BLOCK : n;
+            double a = 0.0;
+            for (int64_t i = s; i < e; ++i) a += (double)x[i] * (double)y[i];
+            part[b] = a;
+        }
+        for (int64_t b = 0; b < nb; ++b) acc += part[b];
     }
     *out = acc;
     return PFGM_OK;
