@@ -1,0 +1,17 @@
+# Tests of the launch/ and cluster/slurm/ scripts (tests/scripts/launch_*.sh): static checks
+# (bash -n, shellcheck when installed), the mpirun recipes and the resume-until-done loop,
+# the sbatch files against stand-in srun/mpirun/scontrol, and quickstart.sh end to end at a
+# tiny size (about 10 s; SKIPPED without Debian's dataset-fashion-mnist).
+set(launch_scripts ${CMAKE_CURRENT_SOURCE_DIR}/scripts)
+add_test(NAME launch_syntax COMMAND bash ${launch_scripts}/launch_lint.sh syntax)
+add_test(NAME launch_shellcheck COMMAND bash ${launch_scripts}/launch_lint.sh shellcheck)
+add_test(NAME launch_local COMMAND bash ${launch_scripts}/launch_local.sh)
+add_test(NAME launch_slurm COMMAND bash ${launch_scripts}/launch_slurm.sh)
+add_test(NAME launch_quickstart COMMAND bash ${launch_scripts}/launch_quickstart.sh)
+foreach(t launch_syntax launch_shellcheck launch_local launch_slurm launch_quickstart)
+  set_tests_properties(${t} PROPERTIES ENVIRONMENT "${PFGM_TEST_ENV}" WORKING_DIRECTORY ${CMAKE_SOURCE_DIR}
+    SKIP_RETURN_CODE 77 TIMEOUT 300 LABELS "unit")
+endforeach()
+set_property(TEST launch_quickstart APPEND PROPERTY ENVIRONMENT
+  "PFGM_TRAIN=$<TARGET_FILE:pfgm-train>")
+set_tests_properties(launch_quickstart PROPERTIES LABELS "mpi")

@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# cluster/slurm/*.sbatch outside SLURM, with stand-ins for srun, mpirun, scontrol and the pfgm
+# binaries on PATH that record their arguments: the launch command lines, requeue on exit 75
+# (and only then), --resume auto on a requeued start, the requeue cap, and SIGUSR1 to the
+# batch shell (--signal=B:USR1) reaching the launcher as SIGUSR1.
+set -u
+cd "${PFGM_SOURCE_DIR:-$(dirname "$0")/../..}" || exit 1
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/pfgm-launch-slurm-XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+failures=0
+fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+
+# Stand-ins. A launcher's behaviour comes from $WORK/mode: "exit N", or "wait" (exit 75 on
+# SIGUSR1, 1 after 20 s).
+mkdir -p "$WORK/bin"
+for tool in srun mpirun; do
+  cat > "$WORK/bin/$tool" <<EOF
+#!/usr/bin/env bash
+printf '%s\n' "\$*" > "$WORK/$tool.args"
+read -r what code < "$WORK/mode"
+if [ "\$what" = wait ]; then
+  trap 'echo USR1 > "$WORK/$tool.signal"; exit 75' USR1
+  echo started > "$WORK/$tool.started"
+  for _ in \$(seq 200); do sleep 0.1; done
+  exit 1
+fi
+exit "\$code"
+EOF
+done
+printf '#!/usr/bin/env bash\nprintf "%%s\\n" "$*" >> "%s/scontrol.args"\n' "$WORK" > "$WORK/bin/scontrol"
+printf '#!/usr/bin/env bash\nprintf "%%s\\n" "$*" > "%s/prep.args"\n' "$WORK" > "$WORK/bin/pfgm-prep"
+chmod +x "$WORK/bin/"*
+
+# run_sbatch SCRIPT [ARGS...]: runs it as SLURM would (job 4242, 2 nodes x 4 tasks, 8 CPUs
+# each); extra environment from the caller. Sets RC.
+run_sbatch() {
+  rm -f "$WORK"/*.args "$WORK"/*.signal "$WORK"/*.started
+  env PATH="$WORK/bin:$PATH" PFGM_ROOT="$PWD" PFGM_SITE_ENV="$WORK/none.env" PFGM_BIN_DIR=/opt/pfgm/bin \
+      SLURM_JOB_ID=4242 SLURM_NTASKS=8 SLURM_NTASKS_PER_NODE=4 SLURM_CPUS_PER_TASK=8 \
+      SLURM_JOB_NODELIST="n[1-2]" "$@" > "$WORK/log" 2>&1
+  RC=$?
+}
+has() { grep -qF -- "$2" "$WORK/$1" 2>/dev/null; }
+
+# 1. finished: exit 0, no requeue; the srun line
+echo "exit 0" > "$WORK/mode"
+run_sbatch bash cluster/slurm/train.sbatch --config configs/cifar10_ddpmpp.yaml --run-dir runs/c
+[ $RC -eq 0 ] || fail "train.sbatch, launcher exit 0: exit code $RC"
+has srun.args "--mpi=pmix --kill-on-bad-exit=1 --gpu-bind=none --cpus-per-task=8 /opt/pfgm/bin/pfgm-train --config configs/cifar10_ddpmpp.yaml --run-dir runs/c" ||
+  fail "srun line: $(cat "$WORK/srun.args" 2>/dev/null)"
+[ -f "$WORK/scontrol.args" ] && fail "requeued a finished run"
+
+# 2. stopped with a checkpoint: requeue this job, exit 0
+echo "exit 75" > "$WORK/mode"
+run_sbatch bash cluster/slurm/train.sbatch --config c.yaml --run-dir r
+[ $RC -eq 0 ] || fail "train.sbatch, launcher exit 75: exit code $RC (expected 0 after requeue)"
+has scontrol.args "requeue 4242" || fail "exit 75 did not requeue job 4242: $(cat "$WORK/log")"
+
+# 3. a failure: its code, no requeue
+echo "exit 3" > "$WORK/mode"
+run_sbatch bash cluster/slurm/train.sbatch --config c.yaml --run-dir r
+[ $RC -eq 3 ] || fail "train.sbatch, launcher exit 3: exit code $RC"
+[ -f "$WORK/scontrol.args" ] && fail "requeued after a failure"
+
+# 4. a requeued start resumes automatically, even if the first start named a checkpoint
+echo "exit 0" > "$WORK/mode"
+run_sbatch env SLURM_RESTART_COUNT=2 bash cluster/slurm/train.sbatch --config c.yaml --resume runs/old/ckpt.h5 --run-dir r
+has srun.args "--config c.yaml --resume auto --run-dir r" || fail "restart did not use --resume auto: $(cat "$WORK/srun.args")"
+run_sbatch bash cluster/slurm/train.sbatch --config c.yaml --resume runs/old/ckpt.h5 --run-dir r
+has srun.args "--resume runs/old/ckpt.h5" || fail "first start lost its --resume PATH"
+
+# 5. the requeue cap
+echo "exit 75" > "$WORK/mode"
+run_sbatch env SLURM_RESTART_COUNT=3 PFGM_MAX_REQUEUES=3 bash cluster/slurm/train.sbatch
+[ $RC -eq 75 ] || fail "requeue cap: exit code $RC (expected 75)"
+[ -f "$WORK/scontrol.args" ] && fail "requeued past PFGM_MAX_REQUEUES"
+has srun.args "--config configs/cifar10_ddpmpp.yaml --run-dir runs/cifar10" || fail "default arguments: $(cat "$WORK/srun.args")"
+
+# 6. --signal=B:USR1: SIGUSR1 to the batch shell reaches the launcher, then requeue
+echo "wait" > "$WORK/mode"
+rm -f "$WORK"/*.args "$WORK"/*.signal "$WORK"/*.started
+env PATH="$WORK/bin:$PATH" PFGM_ROOT="$PWD" PFGM_SITE_ENV="$WORK/none.env" SLURM_JOB_ID=4242 \
+    bash cluster/slurm/train.sbatch > "$WORK/log" 2>&1 &
+job=$!
+for _ in $(seq 100); do [ -f "$WORK/srun.started" ] && break; sleep 0.1; done
+kill -USR1 $job
+wait $job
+RC=$?
+[ -f "$WORK/srun.signal" ] || fail "SIGUSR1 to the batch shell did not reach srun: $(cat "$WORK/log")"
+{ [ $RC -eq 0 ] && has scontrol.args "requeue 4242"; } || fail "after SIGUSR1: exit code $RC, requeue $(cat "$WORK/scontrol.args" 2>/dev/null)"
+
+# 7. mpirun instead of srun
+echo "exit 0" > "$WORK/mode"
+run_sbatch env PFGM_LAUNCHER=mpirun bash cluster/slurm/train.sbatch --config c.yaml --run-dir r
+has mpirun.args "-np 8 --map-by ppr:4:node:PE=8 --bind-to core" || fail "mpirun line: $(cat "$WORK/mpirun.args" 2>/dev/null)"
+has mpirun.args "/opt/pfgm/bin/pfgm-train --config c.yaml --run-dir r" || fail "mpirun program: $(cat "$WORK/mpirun.args")"
+run_sbatch env PFGM_LAUNCHER=aprun bash cluster/slurm/train.sbatch
+[ $RC -eq 2 ] || fail "unknown launcher: exit code $RC (expected 2)"
+
+# 8. sample.sbatch and prep.sbatch
+run_sbatch bash cluster/slurm/sample.sbatch --checkpoint runs/c --num 16 --out s.png
+[ $RC -eq 0 ] || fail "sample.sbatch: exit code $RC"
+has srun.args "/opt/pfgm/bin/pfgm-sample --checkpoint runs/c --num 16 --out s.png" || fail "sample srun line: $(cat "$WORK/srun.args")"
+echo "exit 5" > "$WORK/mode"
+run_sbatch bash cluster/slurm/sample.sbatch
+[ $RC -eq 5 ] || fail "sample.sbatch did not pass exit code 5 on: $RC"
+has srun.args "--checkpoint runs/cifar10 --num 64 --out runs/cifar10/samples.png --h5 runs/cifar10/samples.h5" || fail "sample defaults: $(cat "$WORK/srun.args")"
+run_sbatch env PFGM_BIN_DIR="$WORK/bin" bash cluster/slurm/prep.sbatch cifar10 --input /d --out data/c.h5
+{ [ $RC -eq 0 ] && has prep.args "cifar10 --input /d --out data/c.h5 --quiet"; } || fail "prep.sbatch: exit code $RC, $(cat "$WORK/prep.args" 2>/dev/null)"
+run_sbatch bash cluster/slurm/prep.sbatch
+[ $RC -eq 2 ] || fail "prep.sbatch without arguments: exit code $RC (expected 2)"
+
+if [ $failures -gt 0 ]; then
+  echo "$failures check(s) failed"
+  exit 1
+fi
+echo "ok: train/sample/prep.sbatch command lines, requeue on 75 only, resume auto on restart, USR1 forwarding"
