@@ -28,8 +28,8 @@ pfgm_physical_cores() {
 # pfgm_run_forwarding CMD [ARGS...]
 # Runs CMD in its own process group and waits for it. pfgm-train stops gracefully on SIGUSR1
 # or SIGTERM: it finishes the current step, writes a checkpoint and exits 75. Launchers do
-# not all pass SIGTERM on that way (Open MPI's mpirun answers SIGTERM by killing the ranks
-# and exits 1), but mpirun and srun both forward SIGUSR1 to every rank. So the first
+# not all pass SIGTERM on that way (Open MPI's mpirun treats SIGTERM as an abort of the job
+# and exits 1, not 75), but mpirun and srun both forward SIGUSR1 to every rank. So the first
 # USR1/TERM/INT/HUP this shell receives is passed to CMD as SIGUSR1 (a graceful stop), the
 # second as SIGTERM, any later one as SIGKILL. CMD runs in its own process group, so a
 # Ctrl-C on the terminal reaches only this shell, which turns it into that graceful stop.
