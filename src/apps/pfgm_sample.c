@@ -51,7 +51,7 @@ typedef struct args {
     const char *checkpoint, *out, *h5, *config;
     const char *sets[MAX_SETS];
     size_t n_sets;
-    char own[4][64]; /* texts of the --solver/--steps/--rtol/--atol assignments */
+    char own[16][64]; /* texts of the --solver/--steps/--rtol/--atol assignments */
     int n_own;
     int64_t num, seed;
     int no_ema;
@@ -73,8 +73,8 @@ static int add_set(args *a, const char *assignment) {
 
 /* An assignment built from one of the solver options, kept in a->own. */
 static int add_own(args *a, const char *key, const char *value) {
-    if (a->n_own == 4) { /* a repeated option: its latest value wins through a new slot */
-        fprintf(stderr, "pfgm-sample: too many solver options\n");
+    if (a->n_own == 16) { /* repeated options: the latest value wins, up to 16 of them */
+        fprintf(stderr, "pfgm-sample: more than 16 --solver/--steps/--rtol/--atol options\n");
         return 2;
     }
     char *dst = a->own[a->n_own++];
@@ -298,15 +298,15 @@ int main(int argc, char **argv) {
     if (st == PFGM_OK) {
         int64_t cols = pfgm_samples_grid_columns(a.num), rows = (a.num + cols - 1) / cols;
         if (res.nfe_min == res.nfe_max)
-            pfgm_log_info(&lg, "pfgm-sample: %lld samples in %.2f s: %.2f images/s, NFE %lld per batch (%lld batches)",
+            pfgm_log_info(&lg, "pfgm-sample: %lld samples in %.2f s: %.2f images/s, NFE %lld per batch (%lld batch%s)",
                           (long long)a.num, res.seconds, res.images_per_s, (long long)res.nfe_min,
-                          (long long)res.batches);
+                          (long long)res.batches, res.batches == 1 ? "" : "es");
         else
             pfgm_log_info(&lg,
                           "pfgm-sample: %lld samples in %.2f s: %.2f images/s, NFE %.1f per batch (min %lld, max "
-                          "%lld, %lld batches)",
+                          "%lld, %lld batch%s)",
                           (long long)a.num, res.seconds, res.images_per_s, res.mean_nfe, (long long)res.nfe_min,
-                          (long long)res.nfe_max, (long long)res.batches);
+                          (long long)res.nfe_max, (long long)res.batches, res.batches == 1 ? "" : "es");
         pfgm_log_info(&lg, "pfgm-sample: wrote %s (%lldx%lld grid)%s%s", a.out, (long long)cols, (long long)rows,
                       a.h5 ? " and " : "", a.h5 ? a.h5 : "");
         if (res.rho_guard)
