@@ -108,7 +108,9 @@ if [ -f "$png" ] && [ "$png" -nt "$ckpt" ]; then
 else
   t_sample=$SECONDS
   rc=0
+  # ranks take whole batches of sampling.batch_size: one batch per rank keeps all busy
   bash launch/mpirun_single_node.sh "$np" "$build/pfgm-sample" --checkpoint "$ckpt" --num 64 \
+    --set "sampling.batch_size=$(( (64 + np - 1) / np ))" \
     --out "$png" --h5 "$run/samples.h5" "${sample_args[@]}" || rc=$?
   if [ "$rc" -ne 0 ]; then
     say "sampling failed (exit code $rc)" >&2
