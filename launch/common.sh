@@ -39,15 +39,20 @@ pfgm_run_forwarding() {
   PFGM_SIGNALS_SEEN=0
   PFGM_CHILD_RC=0
   local had_m=0
+  _pfgm_child=
+  # traps first, so that no signal between the start of CMD and here is lost
+  trap '_pfgm_forward USR1' USR1
+  trap '_pfgm_forward TERM' TERM
+  trap '_pfgm_forward INT' INT
+  trap '_pfgm_forward HUP' HUP
   case $- in *m*) had_m=1 ;; esac
   set -m
   "$@" < /dev/null &
   _pfgm_child=$!
   [ "$had_m" -eq 1 ] || set +m
-  trap '_pfgm_forward USR1' USR1
-  trap '_pfgm_forward TERM' TERM
-  trap '_pfgm_forward INT' INT
-  trap '_pfgm_forward HUP' HUP
+  if [ "$PFGM_SIGNALS_SEEN" -gt 0 ]; then
+    kill -s USR1 "$_pfgm_child" 2>/dev/null || true
+  fi
   local rc
   while :; do
     # wait returns early (status > 128) when a trapped signal arrives; go on waiting
@@ -70,6 +75,7 @@ _pfgm_forward() {
   local to=USR1
   [ "$PFGM_SIGNALS_SEEN" -eq 2 ] && to=TERM
   [ "$PFGM_SIGNALS_SEEN" -ge 3 ] && to=KILL
+  [ -n "$_pfgm_child" ] || return 0 # not started yet: pfgm_run_forwarding sends SIGUSR1 when it is
   echo "launch: got SIG$1, sending SIG$to to $_pfgm_child$([ "$to" = USR1 ] && echo ' (stop after a checkpoint)')" >&2
   kill -s "$to" "$_pfgm_child" 2>/dev/null || true
 }
