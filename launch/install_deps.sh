@@ -8,7 +8,7 @@ pkgs=(build-essential cmake pkg-config
       libhdf5-dev hdf5-tools
       libyaml-dev libcmocka-dev libjansson-dev
       libopenblas-dev libpng-dev zlib1g-dev
-      dataset-fashion-mnist)
+      dataset-fashion-mnist shellcheck)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -120,7 +120,10 @@ int main(int argc, char **argv) {
     pfgm_train_result res = {0};
     if (st == PFGM_OK) {
         pfgm_train_options opt = {.run_dir = a.run_dir, .resume = a.resume, .allow_reshard = a.allow_reshard,
-                                  .dry_run = a.dry_run, .progress_tty = isatty(STDOUT_FILENO)};
+                                  .dry_run = a.dry_run,
+                                  /* under a launcher stdout is often a pseudo-terminal even when the
+                                   * job's output goes to a file: plain lines there */
+                                  .progress_tty = isatty(STDOUT_FILENO) && !pfgm_comm_launched_by_mpi()};
         st = pfgm_train(&cfg, &opt, comm, be, &lg, &res);
     }
     int code = pfgm_status_exit_code(st);
@@ -128,8 +131,12 @@ int main(int argc, char **argv) {
         pfgm_log_error(&lg, "pfgm-train: %s", pfgm_error_message());
         if (comm->world_size > 1) comm->abort(comm, code); /* never returns */
     } else if (st == PFGM_OK && !a.dry_run) {
-        pfgm_log_info(&lg, "pfgm-train: done, %lld steps (%lld this run), last loss %.6g", (long long)res.end_step,
-                      (long long)(res.end_step - res.start_step), res.last_loss);
+        if (res.end_step > res.start_step)
+            pfgm_log_info(&lg, "pfgm-train: done, %lld steps (%lld this run), last loss %.6g", (long long)res.end_step,
+                          (long long)(res.end_step - res.start_step), res.last_loss);
+        else
+            pfgm_log_info(&lg, "pfgm-train: nothing to do, the run already has %lld of %lld steps",
+                          (long long)res.end_step, (long long)cfg.training.n_iters);
     }
     pfgm_backend_destroy(be);
     pfgm_comm_destroy(comm);
