@@ -73,6 +73,37 @@ pfgm_status pfgm_comm_mpi_create(int *argc, char ***argv, pfgm_comm **out);
  * binaries use it to choose mpi over single without forcing MPI_Init on plain runs. */
 int pfgm_comm_launched_by_mpi(void);
 
+/* 1 when pfgm was built with the NCCL communicator, else 0. */
+int pfgm_comm_nccl_available(void);
+
+/* The NCCL communicator over the ranks of `host` (normally the MPI communicator), for
+ * collectives on DEVICE buffers (cudaMalloc'd memory of this rank's GPU). Collective over
+ * `host`, which bootstraps it and must outlive it; barrier() is host's, and abort() aborts
+ * NCCL (ncclCommAbort) and then host (MPI_Abort).
+ *   GPU choice: the rank's GPU is local_rank among the visible devices (CUDA_VISIBLE_DEVICES
+ *   is respected), or device 0 when each rank sees exactly one GPU (a per-rank mask, as
+ *   `srun --gpus-per-task=1` sets). *device (out) is that index, for
+ *   pfgm_backend_cuda_create(). Two ranks on one GPU (same PCI bus id on one host) or more
+ *   local ranks than visible GPUs is an error naming the host and ranks, on every rank.
+ *   Bootstrap: rank 0's ncclUniqueId is broadcast over host, then host's barrier, then a
+ *   non-blocking ncclCommInitRankConfig polled with the timeout below.
+ *   Collectives run on the communicator's own stream after the device's previously issued
+ *   work (cudaDeviceSynchronize), and have completed when they return; F32/F64 AVG is
+ *   ncclAvg. Counts are element counts as everywhere.
+ *   Hangs and asynchronous errors: while waiting, the NCCL asynchronous error state is
+ *   polled; an error, or no completion within PFGM_NCCL_TIMEOUT_S seconds (environment,
+ *   default 600), prints one line naming the rank, host and collective to stderr, calls
+ *   ncclCommAbort and aborts the job through host (exit status of PFGM_ERR_NCCL): no rank
+ *   waits forever.
+ * Errors (the same on every rank for the checks before NCCL starts): PFGM_ERR_UNSUPPORTED
+ * (built without NCCL, no CUDA device), PFGM_ERR_CONFIG (GPU assignment, a bad
+ * PFGM_NCCL_TIMEOUT_S), PFGM_ERR_CUDA, PFGM_ERR_NCCL, host's errors, PFGM_ERR_NOMEM. */
+pfgm_status pfgm_comm_nccl_create(pfgm_comm *host, int *device, pfgm_comm **out);
+
+/* What the binaries do: the MPI communicator when pfgm_comm_launched_by_mpi(), else the
+ * single-process one (so a plain run needs no MPI_Init). Errors: as the constructors. */
+pfgm_status pfgm_comm_create_auto(int *argc, char ***argv, pfgm_comm **out);
+
 /* Destroys a communicator (NULL is a no-op). */
 void pfgm_comm_destroy(pfgm_comm *c);
 

@@ -84,8 +84,7 @@ int main(int argc, char **argv) {
     if (rc) return rc;
 
     pfgm_comm *comm = NULL;
-    pfgm_status st = pfgm_comm_launched_by_mpi() ? pfgm_comm_mpi_create(&argc, &argv, &comm)
-                                                 : pfgm_comm_single_create(&comm);
+    pfgm_status st = pfgm_comm_create_auto(&argc, &argv, &comm);
     if (st != PFGM_OK) {
         fprintf(stderr, "pfgm-train: %s\n", pfgm_error_message());
         return pfgm_status_exit_code(st);

@@ -32,6 +32,10 @@ int pfgm_comm_launched_by_mpi(void) {
     return 0;
 }
 
+pfgm_status pfgm_comm_create_auto(int *argc, char ***argv, pfgm_comm **out) {
+    return pfgm_comm_launched_by_mpi() ? pfgm_comm_mpi_create(argc, argv, out) : pfgm_comm_single_create(out);
+}
+
 /* ---- single process ------------------------------------------------------------------- */
 
 static pfgm_status single_check(size_t count, pfgm_dtype t) {
