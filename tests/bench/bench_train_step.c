@@ -1,0 +1,367 @@
+/* Benchmark of a training step (a program that prints figures for docs/benchmarks.md; it
+ * asserts nothing). On the chosen backend it builds the configuration's DDPM++, Adam/EMA and
+ * step buffers, fills the L charges with uniform noise in [-1, 1] once, then times the step of
+ * src/train/trainer.c without the data I/O and the all-reduce: perturb B points (spec §1.4),
+ * their normalized field targets against the L charges (§1.2-1.3), DDPM++ forward, loss and
+ * backward (§1.5), clip/Adam/EMA (§1.13). It reports
+ *   - images/s: perturbed points trained on per second (B per step), from steps timed back to
+ *     back (the device synchronised only at the ends);
+ *   - the share of each phase, from a second pass with a synchronisation between phases, the
+ *     field targets' share among them;
+ *   - achieved FLOP/s of the network, 3 x flops_per_image x B per step (forward, and the
+ *     backward counted as twice the forward), and of the field targets (two products of
+ *     2BLN each), against the GEMM rate measured in the same run: the backend's own sgemm
+ *     (cuBLAS fp32 on CUDA, OpenBLAS on the CPU) and, on CUDA, cuBLAS with TF32 and with
+ *     bf16 inputs (fp32 accumulation): the model FLOP utilisation (MFU) against each.
+ * Usage: bench_train_step [--config FILE.yaml] [--backend cuda|cpu|cpu-reference]
+ *                         [--steps N] [--warmup N] [--gemm-size S] [--set key=value ...]
+ * Defaults: configs/cifar10_ddpmpp.yaml (4096 charges, 128 perturbed points), the CUDA
+ * backend when a device is visible (else cpu), 10 timed steps after 2 untimed ones, GEMM
+ * rate at S = 8192 (CUDA) or 2048 (CPU). Run from the repository root. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "pfgm/backend.h"
+#include "pfgm/config.h"
+#include "pfgm/ddpmpp.h"
+#include "pfgm/field.h"
+#include "pfgm/loss.h"
+#include "pfgm/optim.h"
+#include "pfgm/perturb.h"
+
+#ifdef PFGM_HAVE_CUDA
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#endif
+
+#define MAX_SETS 64
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void die(const char *what) {
+    fprintf(stderr, "bench_train_step: %s: %s\n", what, pfgm_error_message());
+    exit(1);
+}
+
+#define TRY(x, what)                                                                                         \
+    do {                                                                                                     \
+        if ((x) != PFGM_OK) die(what);                                                                       \
+    } while (0)
+
+/* "12.3 TFLOP/s" or "45.6 GFLOP/s" into buf. */
+static const char *rate_str(double flops_per_s, char *buf, size_t cap) {
+    if (flops_per_s >= 1e12) snprintf(buf, cap, "%.2f TFLOP/s", flops_per_s * 1e-12);
+    else snprintf(buf, cap, "%.2f GFLOP/s", flops_per_s * 1e-9);
+    return buf;
+}
+
+/* ---- the step ------------------------------------------------------------------------- */
+
+typedef struct bench {
+    pfgm_backend *be;
+    const pfgm_config *cfg;
+    int64_t N, L, B;
+    pfgm_ddpmpp *model;
+    pfgm_nn_params *params;
+    pfgm_optim *optim;
+    float *charges, *perturbed, *targets, *x_net, *z_net, *pred, *dpred, *dnet_x, *dnet_z;
+    void *field_ws;
+    size_t field_ws_bytes;
+} bench;
+
+enum { PH_PERTURB, PH_FIELD, PH_FORWARD, PH_LOSS, PH_BACKWARD, PH_OPTIM, PH_COUNT };
+static const char *const phase_names[PH_COUNT] = {"perturb", "field targets", "forward", "loss",
+                                                  "backward", "clip/Adam/EMA"};
+
+static float *balloc(pfgm_backend *be, int64_t floats) {
+    void *p = NULL;
+    TRY(be->alloc(be, (size_t)floats * sizeof(float), &p), "allocation");
+    return p;
+}
+
+/* [B, N] + [B] <-> [B, N+1], as the trainer. */
+static void pack(pfgm_backend *be, int64_t B, int64_t N, const float *x, const float *z, float *out) {
+    for (int64_t k = 0; k < B; ++k) {
+        TRY(be->copy(be, out + k * (N + 1), x + k * N, sizeof(float) * (size_t)N, PFGM_COPY_D2D), "pack");
+        TRY(be->copy(be, out + k * (N + 1) + N, z + k, sizeof(float), PFGM_COPY_D2D), "pack");
+    }
+}
+
+static void unpack(pfgm_backend *be, int64_t B, int64_t N, const float *in, float *x, float *z) {
+    for (int64_t k = 0; k < B; ++k) {
+        TRY(be->copy(be, x + k * N, in + k * (N + 1), sizeof(float) * (size_t)N, PFGM_COPY_D2D), "unpack");
+        TRY(be->copy(be, z + k, in + k * (N + 1) + N, sizeof(float), PFGM_COPY_D2D), "unpack");
+    }
+}
+
+/* Phase boundary: with ph (the phased pass), wait for the device and add the elapsed time. */
+static void mark(bench *b, double *ph, int which, double *t) {
+    if (!ph) return;
+    TRY(b->be->sync(b->be), "sync");
+    double t1 = now();
+    ph[which] += t1 - *t;
+    *t = t1;
+}
+
+static double step(bench *b, int64_t s, double *ph) {
+    const pfgm_config *c = b->cfg;
+    pfgm_backend *be = b->be;
+    double t = now(), loss = 0.0;
+    pfgm_rng prng = {.seed = (uint32_t)c->seed, .rank = 0, .stream = PFGM_STREAM_PERTURB, .step = (uint64_t)s};
+    pfgm_perturb_params pp = {.M = c->training.M, .tau = c->training.tau, .sigma_end = c->model.sigma_end,
+                              .restrict_M = c->training.restrict_M};
+    TRY(pfgm_perturb(be, &prng, &pp, b->B, b->N, b->charges, b->perturbed, b->x_net, b->z_net), "perturb");
+    mark(b, ph, PH_PERTURB, &t);
+    TRY(pfgm_field_targets(be, b->B, b->L, b->N, b->perturbed, b->charges, c->training.gamma, b->field_ws,
+                           b->field_ws_bytes, b->targets),
+        "field targets");
+    mark(b, ph, PH_FIELD, &t);
+    pfgm_nn_run run = {.train = 1,
+                       .dropout_rng = {.seed = (uint32_t)c->seed, .stream = PFGM_STREAM_DROPOUT, .step = (uint64_t)s}};
+    const float *net_x = NULL, *net_z = NULL;
+    TRY(pfgm_ddpmpp_forward(b->model, b->B, b->x_net, b->z_net, &run, &net_x, &net_z), "forward");
+    pack(be, b->B, b->N, net_x, net_z, b->pred);
+    mark(b, ph, PH_FORWARD, &t);
+    TRY(pfgm_loss(be, b->B, b->N, b->pred, b->targets, c->training.reduce_mean, b->dpred, &loss), "loss");
+    unpack(be, b->B, b->N, b->dpred, b->dnet_x, b->dnet_z);
+    mark(b, ph, PH_LOSS, &t);
+    TRY(pfgm_nn_params_zero_grad(b->params), "zero_grad");
+    TRY(pfgm_ddpmpp_backward(b->model, b->dnet_x, b->dnet_z, NULL), "backward");
+    mark(b, ph, PH_BACKWARD, &t);
+    TRY(pfgm_optim_step(b->optim, b->params->value, b->params->grad, s, NULL), "optimizer step");
+    mark(b, ph, PH_OPTIM, &t);
+    return loss;
+}
+
+/* ---- GEMM rates ------------------------------------------------------------------------- */
+
+/* FLOP/s of the backend's sgemm on S x S x S (best of reps). */
+static double backend_gemm_rate(pfgm_backend *be, int64_t S, int reps) {
+    const int64_t n = S * S;
+    float *h = malloc(sizeof(float) * (size_t)n);
+    if (!h) return 0.0;
+    pfgm_rng r = {.seed = 3, .stream = PFGM_STREAM_USER};
+    pfgm_rng_uniform(&r, 0, (size_t)n, h);
+    float *a = balloc(be, n), *bm = balloc(be, n), *c = balloc(be, n);
+    TRY(pfgm_backend_upload(be, a, h, n), "upload");
+    TRY(pfgm_backend_upload(be, bm, h, n), "upload");
+    free(h);
+    TRY(be->gemm(be, 0, 0, S, S, S, 1.0f, a, S, bm, S, 0.0f, c, S), "gemm");
+    TRY(be->sync(be), "sync");
+    double best = 1e30;
+    for (int i = 0; i < reps; ++i) {
+        double t = now();
+        TRY(be->gemm(be, 0, 0, S, S, S, 1.0f, a, S, bm, S, 0.0f, c, S), "gemm");
+        TRY(be->sync(be), "sync");
+        t = now() - t;
+        best = t < best ? t : best;
+    }
+    be->free(be, a);
+    be->free(be, bm);
+    be->free(be, c);
+    return 2.0 * (double)S * (double)S * (double)S / best;
+}
+
+#ifdef PFGM_HAVE_CUDA
+/* FLOP/s of cuBLAS on S x S x S with TF32 (tf32 = 1) or bf16 inputs (tf32 = 0), fp32
+ * accumulation and output, on its own handle (best of reps; 0 on any CUDA error). */
+static double cublas_rate(int64_t S, int tf32, int reps) {
+    const size_t n = (size_t)(S * S), in_bytes = n * (tf32 ? 4 : 2);
+    void *a = NULL, *b = NULL, *c = NULL;
+    cublasHandle_t h = NULL;
+    double best = 1e30;
+    int ok = cudaMalloc(&a, in_bytes) == cudaSuccess && cudaMalloc(&b, in_bytes) == cudaSuccess &&
+             cudaMalloc(&c, n * 4) == cudaSuccess && cublasCreate(&h) == CUBLAS_STATUS_SUCCESS;
+    if (ok) {
+        /* inputs: uniform noise (the bf16 words are the top halves of the float words) */
+        float *f = malloc(n * 4);
+        uint16_t *w = malloc(n * 2);
+        pfgm_rng r = {.seed = 4, .stream = PFGM_STREAM_USER};
+        if (f && w) {
+            pfgm_rng_uniform(&r, 0, n, f);
+            for (size_t i = 0; i < n; ++i) {
+                uint32_t u;
+                memcpy(&u, &f[i], 4);
+                w[i] = (uint16_t)(u >> 16);
+            }
+            const void *src = tf32 ? (const void *)f : (const void *)w;
+            ok = cudaMemcpy(a, src, in_bytes, cudaMemcpyHostToDevice) == cudaSuccess &&
+                 cudaMemcpy(b, src, in_bytes, cudaMemcpyHostToDevice) == cudaSuccess;
+        } else {
+            ok = 0;
+        }
+        free(f);
+        free(w);
+    }
+    if (ok) ok = cublasSetMathMode(h, tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH) == CUBLAS_STATUS_SUCCESS;
+    const float one = 1.0f, zero = 0.0f;
+    const cudaDataType_t in_t = tf32 ? CUDA_R_32F : CUDA_R_16BF;
+    const cublasComputeType_t ct = tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+    for (int i = -1; ok && i < reps; ++i) { /* i = -1: warm-up */
+        double t = now();
+        ok = cublasGemmEx(h, CUBLAS_OP_N, CUBLAS_OP_N, (int)S, (int)S, (int)S, &one, a, in_t, (int)S, b, in_t, (int)S,
+                          &zero, c, CUDA_R_32F, (int)S, ct, CUBLAS_GEMM_DEFAULT) == CUBLAS_STATUS_SUCCESS &&
+             cudaDeviceSynchronize() == cudaSuccess;
+        t = now() - t;
+        if (i >= 0 && t < best) best = t;
+    }
+    if (h) cublasDestroy(h);
+    cudaFree(a);
+    cudaFree(b);
+    cudaFree(c);
+    return ok ? 2.0 * (double)S * (double)S * (double)S / best : 0.0;
+}
+
+static void print_device(void) {
+    struct cudaDeviceProp p;
+    int dev = 0, drv = 0, rt = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess || cudaGetDeviceProperties(&p, dev) != cudaSuccess) return;
+    cudaDriverGetVersion(&drv);
+    cudaRuntimeGetVersion(&rt);
+    printf("device              %s (sm_%d%d, %d SMs, %.1f GiB), driver %d, runtime %d\n", p.name, p.major, p.minor,
+           p.multiProcessorCount, (double)p.totalGlobalMem / (1024.0 * 1024.0 * 1024.0), drv, rt);
+}
+#endif
+
+/* ---- main ------------------------------------------------------------------------------- */
+
+static void usage(void) {
+    fprintf(stderr, "usage: bench_train_step [--config FILE.yaml] [--backend cuda|cpu|cpu-reference] [--steps N]\n"
+                    "                        [--warmup N] [--gemm-size S] [--set section.key=value ...]\n");
+}
+
+int main(int argc, char **argv) {
+    const char *config = "configs/cifar10_ddpmpp.yaml", *backend = NULL, *sets[MAX_SETS];
+    size_t n_sets = 0;
+    int steps = 10, warm = 2;
+    int64_t gemm_size = 0;
+    for (int i = 1; i < argc; ++i) {
+        const int has = i + 1 < argc;
+        if (!strcmp(argv[i], "--config") && has) config = argv[++i];
+        else if (!strcmp(argv[i], "--backend") && has) backend = argv[++i];
+        else if (!strcmp(argv[i], "--steps") && has) steps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--warmup") && has) warm = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--gemm-size") && has) gemm_size = atoll(argv[++i]);
+        else if (!strcmp(argv[i], "--set") && has && n_sets < MAX_SETS) sets[n_sets++] = argv[++i];
+        else {
+            usage();
+            return 2;
+        }
+    }
+    if (steps < 1 || warm < 0) {
+        usage();
+        return 2;
+    }
+    if (!backend) backend = pfgm_backend_cuda_available() ? "cuda" : "cpu";
+    pfgm_config cfg;
+    TRY(pfgm_config_resolve(config, sets, n_sets, &cfg), config);
+    bench b = {.cfg = &cfg};
+    TRY(pfgm_backend_create(backend, &b.be), "backend");
+    pfgm_backend *be = b.be;
+    const int cuda = be->kind == PFGM_BACKEND_CUDA;
+    if (!gemm_size) gemm_size = cuda ? 8192 : 2048;
+    b.N = pfgm_config_data_dim(&cfg);
+    b.L = cfg.training.batch_size;
+    b.B = cfg.training.small_batch_size;
+
+    pfgm_ddpmpp_desc desc;
+    TRY(pfgm_ddpmpp_desc_from_config(&cfg, &desc), "model description");
+    TRY(pfgm_ddpmpp_create(be, &desc, b.B, PFGM_DDPMPP_TRAIN, &b.model), "model");
+    b.params = pfgm_ddpmpp_params(b.model);
+    TRY(pfgm_ddpmpp_init_params(b.model, (uint32_t)cfg.seed), "init");
+    pfgm_optim_hparams hp = {.lr = cfg.optim.lr, .beta1 = cfg.optim.beta1, .beta2 = cfg.optim.beta2,
+                             .eps = cfg.optim.eps, .weight_decay = cfg.optim.weight_decay, .warmup = cfg.optim.warmup,
+                             .grad_clip = cfg.optim.grad_clip, .ema_rate = cfg.model.ema_rate};
+    pfgm_optim_range trainable = {.offset = 0, .count = b.params->trainable_floats};
+    TRY(pfgm_optim_create(be, &hp, b.params->floats, b.params->value, &trainable, 1, &b.optim), "optimizer");
+    const int64_t N = b.N, L = b.L, B = b.B;
+    b.charges = balloc(be, L * N);
+    b.perturbed = balloc(be, B * (N + 1));
+    b.targets = balloc(be, B * (N + 1));
+    b.x_net = balloc(be, B * N);
+    b.z_net = balloc(be, B);
+    b.pred = balloc(be, B * (N + 1));
+    b.dpred = balloc(be, B * (N + 1));
+    b.dnet_x = balloc(be, B * N);
+    b.dnet_z = balloc(be, B);
+    b.field_ws_bytes = pfgm_field_workspace_bytes(B, L);
+    TRY(be->alloc(be, b.field_ws_bytes, &b.field_ws), "field workspace");
+    float *h = malloc(sizeof(float) * (size_t)(L * N));
+    if (!h) die("host charges");
+    pfgm_rng r = {.seed = 1, .stream = PFGM_STREAM_USER};
+    pfgm_rng_uniform(&r, 0, (size_t)(L * N), h);
+    for (int64_t i = 0; i < L * N; ++i) h[i] = 2.0f * h[i] - 1.0f;
+    TRY(pfgm_backend_upload(be, b.charges, h, L * N), "upload");
+    free(h);
+
+    pfgm_ddpmpp_info info;
+    pfgm_ddpmpp_get_info(b.model, &info);
+    printf("bench_train_step: %s on the %s backend\n", config, be->name);
+#ifdef PFGM_HAVE_CUDA
+    if (cuda) print_device();
+#endif
+    printf("shapes              N = %lld, L = %lld charges, B = %lld perturbed points, %lld parameters\n",
+           (long long)N, (long long)L, (long long)B, (long long)info.param_count);
+    printf("network FLOPs       %.3f GFLOP per image forward, x3 x B = %.2f GFLOP per step\n",
+           info.flops_per_image * 1e-9, 3.0 * info.flops_per_image * (double)B * 1e-9);
+
+    /* back to back: images/s */
+    int64_t s = 10000; /* past the warmup of every config: the full learning rate */
+    double loss = 0.0;
+    for (int i = 0; i < warm; ++i) loss = step(&b, s++, NULL);
+    TRY(be->sync(be), "sync");
+    double t0 = now();
+    for (int i = 0; i < steps; ++i) loss = step(&b, s++, NULL);
+    TRY(be->sync(be), "sync");
+    const double per_step = (now() - t0) / steps;
+    /* phased: where the time goes */
+    double ph[PH_COUNT] = {0};
+    for (int i = 0; i < steps; ++i) step(&b, s++, ph);
+    double ph_total = 0.0;
+    for (int i = 0; i < PH_COUNT; ++i) ph_total += ph[i];
+
+    const double net_flops = 3.0 * info.flops_per_image * (double)B;
+    const double field_flops = 4.0 * (double)B * (double)L * (double)N;
+    printf("step                %.2f ms (mean of %d after %d untimed), loss %.5g\n", per_step * 1e3, steps, warm, loss);
+    printf("images/s            %.1f perturbed points per second (%lld per step)\n", (double)B / per_step,
+           (long long)B);
+    printf("phases (synchronised between phases; %.2f ms per step):\n", ph_total / steps * 1e3);
+    for (int i = 0; i < PH_COUNT; ++i)
+        printf("  %-17s %9.3f ms  %5.1f%%\n", phase_names[i], ph[i] / steps * 1e3, 100.0 * ph[i] / ph_total);
+    char r1[32], r2[32];
+    printf("field-target share  %.1f%% of the step (%s on its two products, 4BLN per step)\n",
+           100.0 * ph[PH_FIELD] / ph_total, rate_str(field_flops / (ph[PH_FIELD] / steps), r1, sizeof r1));
+    const double achieved = net_flops / per_step;
+    printf("achieved            %s network (3 x flops_per_image x B per step), %s with the field targets\n",
+           rate_str(achieved, r1, sizeof r1), rate_str((net_flops + field_flops) / per_step, r2, sizeof r2));
+
+    const double rate = backend_gemm_rate(be, gemm_size, cuda ? 10 : 3);
+    printf("sgemm rate          %s (%s, %lld^3, fp32)  -> MFU %.1f%%\n", rate_str(rate, r1, sizeof r1),
+           cuda ? "cuBLAS" : "OpenBLAS", (long long)gemm_size, 100.0 * achieved / rate);
+#ifdef PFGM_HAVE_CUDA
+    if (cuda) {
+        const double tf32 = cublas_rate(gemm_size, 1, 10), bf16 = cublas_rate(gemm_size, 0, 10);
+        if (tf32 > 0)
+            printf("TF32 rate           %s (cuBLAS, %lld^3)  -> MFU %.1f%%\n", rate_str(tf32, r1, sizeof r1),
+                   (long long)gemm_size, 100.0 * achieved / tf32);
+        if (bf16 > 0)
+            printf("bf16 rate           %s (cuBLAS, %lld^3, fp32 accumulation)  -> MFU %.1f%%\n",
+                   rate_str(bf16, r1, sizeof r1), (long long)gemm_size, 100.0 * achieved / bf16);
+    }
+#endif
+
+    float *bufs[] = {b.charges, b.perturbed, b.targets, b.x_net, b.z_net, b.pred, b.dpred, b.dnet_x, b.dnet_z};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; ++i) be->free(be, bufs[i]);
+    be->free(be, b.field_ws);
+    pfgm_optim_destroy(b.optim);
+    pfgm_ddpmpp_destroy(b.model);
+    pfgm_backend_destroy(be);
+    return 0;
+}
