@@ -26,6 +26,13 @@ typedef struct pfgm_train_options {
     int allow_reshard;     /* accept a checkpoint written with another world size */
     int dry_run;           /* print the plan (config, parameters, memory, FLOPs) and return */
     int progress_tty;      /* rewrite the progress line in place (stdout is a terminal) */
+    /* Communicator for the collectives on backend memory: the gradient all-reduce and the
+     * charges all-gather of field.reference: global. NULL: `comm` itself (right for the CPU
+     * backend, whose memory is host memory). With a device-memory backend (CUDA) and more
+     * than one rank it must work on device buffers (the NCCL communicator) and have comm's
+     * ranks; `comm` keeps the host-side control collectives (loss and stop agreement,
+     * weight checksums, checkpoint broadcasts, barriers). */
+    pfgm_comm *device_comm;
 } pfgm_train_options;
 
 /* What a finished (or stopped) run reports. */
@@ -43,8 +50,10 @@ typedef struct pfgm_train_result {
  * the peers may be waiting in a collective.
  * Errors: PFGM_ERR_CONFIG (inconsistent config, resume with another world size or model
  * shape, --resume never with existing checkpoints), PFGM_ERR_IO / PFGM_ERR_FORMAT (data,
- * checkpoints), PFGM_ERR_NUMERIC (non-finite loss or gradients), PFGM_ERR_NOMEM, the
- * communicator's and backend's errors. */
+ * checkpoints), PFGM_ERR_NUMERIC (non-finite loss or gradients), PFGM_ERR_NOMEM,
+ * PFGM_ERR_INVALID_ARG (opt->device_comm with other ranks than comm), PFGM_ERR_UNSUPPORTED
+ * (a device-memory backend on several ranks without a device communicator), the
+ * communicators' and backend's errors. */
 pfgm_status pfgm_train(const pfgm_config *cfg, const pfgm_train_options *opt, pfgm_comm *comm, pfgm_backend *be,
                        const pfgm_logger *lg, pfgm_train_result *result);
 

@@ -102,19 +102,19 @@ int main(int argc, char **argv) {
     }
     lg.level = cfg.logging.level;
 
+    /* On GPUs with several ranks, the NCCL communicator picks this rank's GPU and carries
+     * the collectives on device memory; `comm` keeps the host-side ones. */
     pfgm_backend *be = NULL;
-    if (cfg.distributed.backend == PFGM_BACKEND_CUDA) st = pfgm_backend_cuda_create(comm->local_rank, &be);
-    else st = pfgm_backend_create("cpu", &be);
+    pfgm_comm *device_comm = NULL;
+    int device = comm->local_rank;
+    int use_cuda = cfg.distributed.backend == PFGM_BACKEND_CUDA;
+    if (use_cuda && comm->world_size > 1 && !a.dry_run) st = pfgm_comm_nccl_create(comm, &device, &device_comm);
+    if (st == PFGM_OK) st = use_cuda ? pfgm_backend_cuda_create(device, &be) : pfgm_backend_create("cpu", &be);
     if (st == PFGM_ERR_UNSUPPORTED && a.dry_run) {
         /* a plan needs no device: count on the CPU backend and say so */
         pfgm_log_info(&lg, "dry run: %s; planning with the CPU backend", pfgm_error_message());
         st = pfgm_backend_create("cpu", &be);
     }
-    if (st == PFGM_OK && (be->caps(be) & PFGM_CAP_DEVICE_MEMORY) && comm->world_size > 1 &&
-        strcmp(comm->name, "nccl") != 0)
-        st = pfgm_error(PFGM_ERR_UNSUPPORTED,
-                        "multi-rank training on the %s backend needs the NCCL communicator, which this build lacks",
-                        be->name);
 
     pfgm_train_result res = {0};
     if (st == PFGM_OK) {
@@ -122,7 +122,8 @@ int main(int argc, char **argv) {
                                   .dry_run = a.dry_run,
                                   /* under a launcher stdout is often a pseudo-terminal even when the
                                    * job's output goes to a file: plain lines there */
-                                  .progress_tty = isatty(STDOUT_FILENO) && !pfgm_comm_launched_by_mpi()};
+                                  .progress_tty = isatty(STDOUT_FILENO) && !pfgm_comm_launched_by_mpi(),
+                                  .device_comm = device_comm};
         st = pfgm_train(&cfg, &opt, comm, be, &lg, &res);
     }
     int code = pfgm_status_exit_code(st);
@@ -138,6 +139,7 @@ int main(int argc, char **argv) {
                           (long long)res.end_step, (long long)cfg.training.n_iters);
     }
     pfgm_backend_destroy(be);
+    pfgm_comm_destroy(device_comm);
     pfgm_comm_destroy(comm);
     return code;
 }

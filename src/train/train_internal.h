@@ -17,7 +17,8 @@
 typedef struct trainer {
     const pfgm_config *cfg;
     const pfgm_train_options *opt;
-    pfgm_comm *comm;
+    pfgm_comm *comm;          /* host-side control collectives */
+    pfgm_comm *dcomm;         /* collectives on backend memory (opt->device_comm, else comm) */
     pfgm_backend *be;
     const pfgm_logger *lg;
     int64_t N, L, B;          /* data dimension, large batch (charges), small batch */

@@ -4,7 +4,7 @@
  *   3. normalized field targets of the B perturbed points against the charges
  *      (this rank's L, or all W*L with field.reference: global)           (core/field, §1.2-1.3)
  *   4. DDPM++ forward on (x', max(z, 1e-10)), loss against the targets, backward  (nn, §1.5)
- *   5. average the gradients over ranks                                           (comm)
+ *   5. average the gradients over ranks: one all-reduce after backward  (comm: NCCL on GPUs)
  *   6. clip by global norm, Adam with warmup, EMA                         (nn/optim, §1.13)
  *   7. agree on loss and stop requests; log; every snapshot, rank 0 checkpoints   (train_state.c)
  * Nothing is allocated inside a step: every buffer is sized at start. */
@@ -154,7 +154,7 @@ static pfgm_status train_step(trainer *t, step_buffers *b, pfgm_optim_stats *sta
     PFGM_TRY(pfgm_perturb(be, &prng, &pp, B, N, b->charges, b->perturbed, b->x_net, b->z_net));
 
     if (cfg->field.reference == PFGM_FIELD_GLOBAL)
-        PFGM_TRY(pfgm_field_targets_global(t->comm, be, B, L, N, b->perturbed, b->charges, b->charges_all,
+        PFGM_TRY(pfgm_field_targets_global(t->dcomm, be, B, L, N, b->perturbed, b->charges, b->charges_all,
                                            cfg->training.gamma, b->field_ws, b->field_ws_bytes, b->targets));
     else
         PFGM_TRY(pfgm_field_targets(be, B, L, N, b->perturbed, b->charges, cfg->training.gamma, b->field_ws,
@@ -181,11 +181,13 @@ static pfgm_status train_step(trainer *t, step_buffers *b, pfgm_optim_stats *sta
     *skipped = bad_ranks > 0;
     if (*skipped) return PFGM_OK;
 
-    /* Gradient average over ranks: the trainable prefix of the gradient buffer. The CPU
-     * backend's buffers are host memory, which is what the MPI communicator reduces. */
+    /* Gradient average over ranks: the trainable prefix of the gradient buffer, in backend
+     * memory, through the device communicator (NCCL on GPUs; on the CPU backend the MPI
+     * communicator itself). One all-reduce once backward has finished; overlapping buckets
+     * with the backward pass is not done (docs/architecture.md, Communication). */
     if (t->comm->world_size > 1)
-        PFGM_TRY(t->comm->allreduce(t->comm, t->params->grad, (size_t)t->params->trainable_floats, PFGM_F32,
-                                    PFGM_REDUCE_AVG));
+        PFGM_TRY(t->dcomm->allreduce(t->dcomm, t->params->grad, (size_t)t->params->trainable_floats, PFGM_F32,
+                                     PFGM_REDUCE_AVG));
     return pfgm_optim_step(t->optim, t->params->value, t->params->grad, t->step, stats);
 }
 
@@ -209,7 +211,11 @@ static void print_startup(const trainer *t, const pfgm_ddpmpp_info *info, size_t
     const pfgm_logger *lg = t->lg;
     int W = t->comm->world_size;
     pfgm_log_info(lg, "pfgm-train %s", PFGM_VERSION_STRING);
-    pfgm_log_info(lg, "  %-26s %d (%s backend, %s communicator)", "world size", W, t->be->name, t->comm->name);
+    if (t->dcomm != t->comm)
+        pfgm_log_info(lg, "  %-26s %d (%s backend, %s communicator; %s for gradients and charges)", "world size", W,
+                      t->be->name, t->comm->name, t->dcomm->name);
+    else
+        pfgm_log_info(lg, "  %-26s %d (%s backend, %s communicator)", "world size", W, t->be->name, t->comm->name);
     if (t->data)
         pfgm_log_info(lg, "  %-26s %s: %lld images, %lld per rank, %lld steps per epoch", "data", c->data.path,
                       (long long)pfgm_dataset_count(t->data), (long long)pfgm_dataset_per_rank(t->data),
@@ -333,6 +339,23 @@ static pfgm_status open_data(trainer *t) {
     return pfgm_dataset_open(&o, &t->data);
 }
 
+/* The collectives on backend memory need a communicator that reaches that memory: host
+ * memory for the CPU backend (any communicator), device memory otherwise (NCCL). Checked on
+ * every rank alike (same backend kind and communicators everywhere). */
+static pfgm_status check_device_comm(const trainer *t) {
+    const pfgm_comm *c = t->comm, *d = t->dcomm;
+    if (d->world_size != c->world_size || d->rank != c->rank)
+        return pfgm_error(PFGM_ERR_INVALID_ARG,
+                          "trainer: the device communicator (%s) has rank %d of %d, the communicator (%s) rank %d of %d",
+                          d->name, d->rank, d->world_size, c->name, c->rank, c->world_size);
+    if ((t->be->caps(t->be) & PFGM_CAP_DEVICE_MEMORY) && c->world_size > 1 && strcmp(d->name, "nccl") != 0)
+        return pfgm_error(PFGM_ERR_UNSUPPORTED,
+                          "multi-rank training on the %s backend needs a communicator on device memory (NCCL); "
+                          "the %s communicator reduces host buffers",
+                          t->be->name, d->name);
+    return PFGM_OK;
+}
+
 static pfgm_status setup_and_run(trainer *t, step_buffers *b, pfgm_train_result *res) {
     const pfgm_config *c = t->cfg;
     if (c->seed < 0 || c->seed > (int64_t)UINT32_MAX)
@@ -356,6 +379,7 @@ static pfgm_status setup_and_run(trainer *t, step_buffers *b, pfgm_train_result 
         }
         return PFGM_OK;
     }
+    PFGM_TRY(check_device_comm(t));
     if (t->comm->rank == 0) {
         PFGM_TRY(pfgm_mkdirs(t->opt->run_dir));
     }
@@ -400,7 +424,8 @@ static pfgm_status setup_and_run(trainer *t, step_buffers *b, pfgm_train_result 
 pfgm_status pfgm_train(const pfgm_config *cfg, const pfgm_train_options *opt, pfgm_comm *comm, pfgm_backend *be,
                        const pfgm_logger *lg, pfgm_train_result *result) {
     pfgm_train_result res = {0};
-    trainer t = {.cfg = cfg, .opt = opt, .comm = comm, .be = be, .lg = lg, .resumed_from = -1};
+    trainer t = {.cfg = cfg, .opt = opt, .comm = comm, .dcomm = opt->device_comm ? opt->device_comm : comm,
+                 .be = be, .lg = lg, .resumed_from = -1};
     step_buffers b;
     memset(&b, 0, sizeof b);
     pfgm_status st = setup_and_run(&t, &b, &res);

@@ -1,0 +1,394 @@
+/* The NCCL communicator (include/pfgm/comm.h): collectives on device buffers, bootstrapped
+ * over a host communicator (MPI). Creation: every rank picks its GPU from its local rank,
+ * the ranks exchange (host, PCI bus id) records over the host communicator so that a bad
+ * GPU assignment fails identically on every rank, rank 0's ncclUniqueId is broadcast, a
+ * barrier follows, and a non-blocking ncclCommInitRankConfig is polled with a timeout.
+ * Every NCCL call is non-blocking (config.blocking = 0): a call may return ncclInProgress,
+ * and the communicator's state is polled until it settles; the collective's stream is then
+ * polled (cudaStreamQuery) together with ncclCommGetAsyncError. An asynchronous error or a
+ * wait beyond PFGM_NCCL_TIMEOUT_S aborts NCCL and the job (the one place where this library
+ * prints and ends the process: a hung collective cannot be returned from). Built only when
+ * NCCL is found (CMake; PFGM_HAVE_NCCL). */
+#include <cuda_runtime.h>
+#include <math.h>
+#include <nccl.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "pfgm/comm.h"
+#include "util/check.h"
+
+#if NCCL_VERSION_CODE < NCCL_VERSION(2, 14, 0)
+#error "the NCCL communicator needs NCCL >= 2.14 (non-blocking communicators, ncclAvg)"
+#endif
+
+#define DEFAULT_TIMEOUT_S 600.0
+
+typedef struct nccl_impl {
+    pfgm_comm *host;    /* bootstrap, barrier and job abort (not owned) */
+    ncclComm_t comm;
+    cudaStream_t stream; /* the communication stream */
+    int device;
+    double timeout_s;
+} nccl_impl;
+
+/* What every rank tells the others before NCCL starts (exchanged as bytes). */
+typedef struct rank_record {
+    int32_t rank, local_rank, device, status;
+    char host[64];
+    char bus[32];   /* PCI bus id of the chosen GPU */
+    char msg[192];  /* this rank's error message when status != PFGM_OK */
+} rank_record;
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Short pause between polls: yield for the first milliseconds (collectives are usually
+ * that fast), then sleep 100 us so a long wait does not burn a core. */
+static void poll_pause(double waited_s) {
+    if (waited_s < 0.005) {
+        sched_yield();
+        return;
+    }
+    struct timespec ts = {0, 100000};
+    nanosleep(&ts, NULL);
+}
+
+/* Fatal: NCCL failed asynchronously or a collective hung. Says so, aborts NCCL, then the
+ * job through the host communicator (never returns). */
+static void nccl_fatal(pfgm_comm *c, const char *what, const char *why) {
+    nccl_impl *m = c->impl;
+    fprintf(stderr, "pfgm: rank %d on %s: NCCL %s: %s; aborting the job\n", c->rank, c->host, what, why);
+    fflush(stderr);
+    if (m->comm) ncclCommAbort(m->comm);
+    m->comm = NULL;
+    m->host->abort(m->host, pfgm_status_exit_code(PFGM_ERR_NCCL));
+}
+
+/* After a non-blocking NCCL call returned r: waits until the communicator's state is no
+ * longer ncclInProgress (the call has been enqueued or has finished). A synchronous error
+ * is returned as PFGM_ERR_NCCL; an asynchronous one or the timeout is fatal. */
+static pfgm_status nccl_settle(pfgm_comm *c, ncclResult_t r, const char *what, double t0) {
+    nccl_impl *m = c->impl;
+    if (r == ncclSuccess) return PFGM_OK;
+    if (r != ncclInProgress)
+        return pfgm_error(PFGM_ERR_NCCL, "NCCL %s failed: %s (%s)", what, ncclGetErrorString(r), ncclGetLastError(m->comm));
+    for (;;) {
+        ncclResult_t state = ncclSuccess;
+        ncclResult_t q = ncclCommGetAsyncError(m->comm, &state);
+        if (q != ncclSuccess) nccl_fatal(c, what, ncclGetErrorString(q));
+        if (state == ncclSuccess) return PFGM_OK;
+        if (state != ncclInProgress) nccl_fatal(c, what, ncclGetErrorString(state));
+        double waited = now_s() - t0;
+        if (waited > m->timeout_s) {
+            char why[128];
+            snprintf(why, sizeof why, "not started after %.0f s (PFGM_NCCL_TIMEOUT_S)", m->timeout_s);
+            nccl_fatal(c, what, why);
+        }
+        poll_pause(waited);
+    }
+}
+
+/* Waits for the collective enqueued on the communication stream, polling NCCL's
+ * asynchronous error state; an error or the timeout is fatal (a peer that died or never
+ * joined would otherwise leave this rank waiting forever). */
+static pfgm_status nccl_wait(pfgm_comm *c, const char *what, double t0) {
+    nccl_impl *m = c->impl;
+    for (;;) {
+        cudaError_t e = cudaStreamQuery(m->stream);
+        if (e == cudaSuccess) return PFGM_OK;
+        if (e != cudaErrorNotReady) nccl_fatal(c, what, cudaGetErrorString(e));
+        ncclResult_t state = ncclSuccess;
+        ncclResult_t q = ncclCommGetAsyncError(m->comm, &state);
+        if (q != ncclSuccess) nccl_fatal(c, what, ncclGetErrorString(q));
+        if (state != ncclSuccess && state != ncclInProgress) nccl_fatal(c, what, ncclGetErrorString(state));
+        double waited = now_s() - t0;
+        if (waited > m->timeout_s) {
+            char why[128];
+            snprintf(why, sizeof why, "no completion after %.0f s (PFGM_NCCL_TIMEOUT_S): a peer is missing or hung",
+                     m->timeout_s);
+            nccl_fatal(c, what, why);
+        }
+        poll_pause(waited);
+    }
+}
+
+/* The rank's device current, and every operation issued so far on it finished, so the
+ * buffers hold what the backend's kernels wrote (they run on the backend's own stream). */
+static pfgm_status nccl_prepare(pfgm_comm *c) {
+    nccl_impl *m = c->impl;
+    PFGM_CUDA_CHECK(cudaSetDevice(m->device));
+    PFGM_CUDA_CHECK(cudaDeviceSynchronize());
+    return PFGM_OK;
+}
+
+static int nccl_type(pfgm_dtype t, ncclDataType_t *out) {
+    switch (t) {
+    case PFGM_F32: *out = ncclFloat32; return 1;
+    case PFGM_F64: *out = ncclFloat64; return 1;
+    case PFGM_I32: *out = ncclInt32; return 1;
+    case PFGM_I64: *out = ncclInt64; return 1;
+    case PFGM_U8: *out = ncclUint8; return 1;
+    case PFGM_U32: *out = ncclUint32; return 1;
+    case PFGM_U64: *out = ncclUint64; return 1;
+    }
+    return 0;
+}
+
+static pfgm_status nccl_allreduce(pfgm_comm *c, void *buf, size_t count, pfgm_dtype t, pfgm_redop op) {
+    nccl_impl *m = c->impl;
+    ncclDataType_t dt;
+    if (!nccl_type(t, &dt)) return pfgm_error(PFGM_ERR_INVALID_ARG, "comm allreduce: unknown dtype %d", (int)t);
+    if (op == PFGM_REDUCE_AVG && t != PFGM_F32 && t != PFGM_F64)
+        return pfgm_error(PFGM_ERR_INVALID_ARG, "comm allreduce: AVG needs a floating dtype");
+    ncclRedOp_t rop = op == PFGM_REDUCE_AVG ? ncclAvg : op == PFGM_REDUCE_MAX ? ncclMax
+                                                     : op == PFGM_REDUCE_MIN ? ncclMin : ncclSum;
+    if (count == 0) return PFGM_OK;
+    PFGM_TRY(nccl_prepare(c));
+    double t0 = now_s();
+    PFGM_TRY(nccl_settle(c, ncclAllReduce(buf, buf, count, dt, rop, m->comm, m->stream), "all-reduce", t0));
+    return nccl_wait(c, "all-reduce", t0);
+}
+
+static pfgm_status nccl_allgather(pfgm_comm *c, const void *send, void *recv, size_t count, pfgm_dtype t) {
+    nccl_impl *m = c->impl;
+    ncclDataType_t dt;
+    if (!nccl_type(t, &dt)) return pfgm_error(PFGM_ERR_INVALID_ARG, "comm allgather: unknown dtype %d", (int)t);
+    /* NCCL's in-place form is send = recv + rank * count; any other overlap is refused */
+    const char *s = send, *r = recv;
+    size_t bytes = count * pfgm_dtype_size(t);
+    if (s != r + (size_t)c->rank * bytes && s < r + (size_t)c->world_size * bytes && r < s + bytes)
+        return pfgm_error(PFGM_ERR_INVALID_ARG, "comm allgather: the send buffer overlaps the receive buffer "
+                                                "other than at recv + rank * count");
+    if (count == 0) return PFGM_OK;
+    PFGM_TRY(nccl_prepare(c));
+    double t0 = now_s();
+    PFGM_TRY(nccl_settle(c, ncclAllGather(send, recv, count, dt, m->comm, m->stream), "all-gather", t0));
+    return nccl_wait(c, "all-gather", t0);
+}
+
+static pfgm_status nccl_broadcast(pfgm_comm *c, void *buf, size_t count, pfgm_dtype t, int root) {
+    nccl_impl *m = c->impl;
+    ncclDataType_t dt;
+    if (!nccl_type(t, &dt)) return pfgm_error(PFGM_ERR_INVALID_ARG, "comm broadcast: unknown dtype %d", (int)t);
+    if (root < 0 || root >= c->world_size)
+        return pfgm_error(PFGM_ERR_INVALID_ARG, "comm broadcast: root %d out of range [0, %d)", root, c->world_size);
+    if (count == 0) return PFGM_OK;
+    PFGM_TRY(nccl_prepare(c));
+    double t0 = now_s();
+    PFGM_TRY(nccl_settle(c, ncclBroadcast(buf, buf, count, dt, root, m->comm, m->stream), "broadcast", t0));
+    return nccl_wait(c, "broadcast", t0);
+}
+
+static pfgm_status nccl_barrier(pfgm_comm *c) {
+    nccl_impl *m = c->impl;
+    return m->host->barrier(m->host);
+}
+
+static void nccl_abort(pfgm_comm *c, int code) {
+    nccl_impl *m = c->impl;
+    if (m->comm) ncclCommAbort(m->comm);
+    m->comm = NULL;
+    m->host->abort(m->host, code);
+}
+
+/* Finalize (flushes, quiescent across ranks) then destroy; a finalize that does not settle
+ * within the timeout is abandoned for ncclCommAbort, so destroy never hangs. */
+static void nccl_destroy(pfgm_comm *c) {
+    if (!c) return;
+    nccl_impl *m = c->impl;
+    if (m) {
+        if (m->device >= 0) cudaSetDevice(m->device);
+        if (m->comm) {
+            ncclResult_t r = ncclCommFinalize(m->comm), state = r;
+            double t0 = now_s();
+            while (r == ncclInProgress && state == ncclInProgress && now_s() - t0 <= m->timeout_s) {
+                if (ncclCommGetAsyncError(m->comm, &state) != ncclSuccess) break;
+                if (state == ncclInProgress) poll_pause(now_s() - t0);
+            }
+            if ((r == ncclSuccess || r == ncclInProgress) && state == ncclSuccess)
+                ncclCommDestroy(m->comm);
+            else
+                ncclCommAbort(m->comm);
+        }
+        if (m->stream) cudaStreamDestroy(m->stream);
+        free(m);
+    }
+    free(c);
+}
+
+/* ---- creation ---------------------------------------------------------------------------- */
+
+static pfgm_status read_timeout(double *out) {
+    *out = DEFAULT_TIMEOUT_S;
+    const char *s = getenv("PFGM_NCCL_TIMEOUT_S");
+    if (!s || !*s) return PFGM_OK;
+    char *end = NULL;
+    double v = strtod(s, &end);
+    if (end == s || *end != '\0' || !(v > 0.0) || !isfinite(v))
+        return pfgm_error(PFGM_ERR_CONFIG, "PFGM_NCCL_TIMEOUT_S='%s': expected a positive number of seconds", s);
+    *out = v;
+    return PFGM_OK;
+}
+
+/* This rank's GPU: local_rank among the visible devices, or device 0 when each rank sees
+ * exactly one (a per-rank CUDA_VISIBLE_DEVICES); sets it current and reads its bus id. */
+static pfgm_status choose_device(const pfgm_comm *host, rank_record *rec) {
+    const char *mask = getenv("CUDA_VISIBLE_DEVICES");
+    int count = 0;
+    cudaError_t e = cudaGetDeviceCount(&count);
+    if (e != cudaSuccess || count == 0)
+        return pfgm_error(PFGM_ERR_UNSUPPORTED, "no CUDA device is visible (CUDA_VISIBLE_DEVICES=%s)%s%s",
+                          mask ? mask : "unset", e != cudaSuccess ? ": " : "",
+                          e != cudaSuccess ? cudaGetErrorString(e) : "");
+    int dev;
+    if (count >= host->local_size)
+        dev = host->local_rank;
+    else if (count == 1)
+        dev = 0; /* per-rank mask: whether the GPUs differ is checked on the bus ids */
+    else
+        return pfgm_error(PFGM_ERR_CONFIG,
+                          "%d ranks on this host but only %d visible GPUs (CUDA_VISIBLE_DEVICES=%s): start at most "
+                          "one rank per GPU",
+                          host->local_size, count, mask ? mask : "unset");
+    rec->device = dev;
+    PFGM_CUDA_CHECK(cudaSetDevice(dev));
+    PFGM_CUDA_CHECK(cudaDeviceGetPCIBusId(rec->bus, (int)sizeof rec->bus, dev));
+    return PFGM_OK;
+}
+
+/* The verdict on the records of all ranks (every rank computes the same one): the first
+ * rank that failed, else the first GPU that two or more ranks of one host share. */
+static pfgm_status check_records(const rank_record *all, int world) {
+    for (int i = 0; i < world; ++i)
+        if (all[i].status != PFGM_OK)
+            return pfgm_error((pfgm_status)all[i].status, "nccl comm: rank %d on host %s: %s", (int)all[i].rank,
+                              all[i].host, all[i].msg);
+    for (int i = 0; i < world; ++i) {
+        char ranks[256];
+        int n = snprintf(ranks, sizeof ranks, "%d", (int)all[i].rank), shared = 0, first = 1;
+        for (int j = 0; j < world; ++j) {
+            if (j == i || strcmp(all[i].host, all[j].host) != 0 || strcmp(all[i].bus, all[j].bus) != 0) continue;
+            if (j < i) first = 0; /* reported from the first rank on that GPU */
+            shared = 1;
+            if (n > 0 && (size_t)n < sizeof ranks) n += snprintf(ranks + n, sizeof ranks - (size_t)n, ", %d", (int)all[j].rank);
+        }
+        if (shared && first)
+            return pfgm_error(PFGM_ERR_CONFIG,
+                              "nccl comm: ranks %s on host %s share one GPU (PCI %s); NCCL needs one GPU per rank: "
+                              "start at most one rank per GPU, or give each rank its own CUDA_VISIBLE_DEVICES",
+                              ranks, all[i].host, all[i].bus);
+    }
+    return PFGM_OK;
+}
+
+/* Exchanges the records and returns the common verdict. */
+static pfgm_status agree_on_devices(pfgm_comm *host, rank_record *mine, rank_record **all_out) {
+    rank_record *all = calloc((size_t)host->world_size, sizeof *all);
+    *all_out = all;
+    if (!all) return pfgm_error(PFGM_ERR_NOMEM, "nccl comm: cannot allocate %d rank records", host->world_size);
+    pfgm_status st = host->allgather(host, mine, all, sizeof *mine, PFGM_U8);
+    if (st != PFGM_OK) return pfgm_error_prefix(st, "nccl comm: exchange of GPU assignments");
+    return check_records(all, host->world_size);
+}
+
+/* Rank 0's ncclUniqueId to every rank, with rank 0's status (so a failure there stops all). */
+typedef struct id_message {
+    int32_t status;
+    char msg[192];
+    ncclUniqueId id;
+} id_message;
+
+static pfgm_status share_unique_id(pfgm_comm *host, ncclUniqueId *id) {
+    id_message im;
+    memset(&im, 0, sizeof im);
+    if (host->rank == 0) {
+        ncclResult_t r = ncclGetUniqueId(&im.id);
+        im.status = r == ncclSuccess ? PFGM_OK : PFGM_ERR_NCCL;
+        if (r != ncclSuccess) snprintf(im.msg, sizeof im.msg, "ncclGetUniqueId failed: %s", ncclGetErrorString(r));
+    }
+    PFGM_TRY(host->broadcast(host, &im, sizeof im, PFGM_U8, 0));
+    if (im.status != PFGM_OK) return pfgm_error((pfgm_status)im.status, "nccl comm: rank 0: %s", im.msg);
+    *id = im.id;
+    return host->barrier(host);
+}
+
+static pfgm_status nccl_init(pfgm_comm *c, nccl_impl *m) {
+    pfgm_comm *host = m->host;
+    rank_record mine;
+    memset(&mine, 0, sizeof mine);
+    mine.rank = host->rank;
+    mine.local_rank = host->local_rank;
+    mine.device = -1;
+    snprintf(mine.host, sizeof mine.host, "%s", host->host);
+    pfgm_status local = read_timeout(&m->timeout_s);
+    if (local == PFGM_OK) local = choose_device(host, &mine);
+    mine.status = local;
+    if (local != PFGM_OK) snprintf(mine.msg, sizeof mine.msg, "%s", pfgm_error_message());
+    rank_record *all = NULL;
+    pfgm_status st = agree_on_devices(host, &mine, &all);
+    free(all);
+    if (st != PFGM_OK) return st;
+    m->device = mine.device;
+
+    ncclUniqueId id;
+    PFGM_TRY(share_unique_id(host, &id));
+    PFGM_CUDA_CHECK(cudaStreamCreateWithFlags(&m->stream, cudaStreamNonBlocking));
+    ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
+    config.blocking = 0; /* every call returns; we poll, with the timeout */
+    double t0 = now_s();
+    ncclResult_t r = ncclCommInitRankConfig(&m->comm, host->world_size, id, host->rank, &config);
+    if (r != ncclSuccess && r != ncclInProgress) {
+        if (m->comm) ncclCommAbort(m->comm);
+        m->comm = NULL;
+        return pfgm_error(PFGM_ERR_NCCL, "nccl comm: ncclCommInitRankConfig failed on rank %d (%s): %s", host->rank,
+                          host->host, ncclGetErrorString(r));
+    }
+    /* A hang here (a peer that never joins) ends in the fatal path after the timeout. */
+    return nccl_settle(c, r, "communicator initialisation", t0);
+}
+
+int pfgm_comm_nccl_available(void) { return 1; }
+
+pfgm_status pfgm_comm_nccl_create(pfgm_comm *host, int *device, pfgm_comm **out) {
+    *out = NULL;
+    if (!host || !device)
+        return pfgm_error(PFGM_ERR_INVALID_ARG, "nccl comm: NULL host communicator or device");
+    pfgm_comm *c = calloc(1, sizeof *c);
+    nccl_impl *m = calloc(1, sizeof *m);
+    if (!c || !m) {
+        free(c);
+        free(m);
+        return pfgm_error(PFGM_ERR_NOMEM, "nccl comm: cannot allocate");
+    }
+    m->host = host;
+    m->device = -1;
+    m->timeout_s = DEFAULT_TIMEOUT_S;
+    c->impl = m;
+    c->name = "nccl";
+    c->rank = host->rank;
+    c->world_size = host->world_size;
+    c->local_rank = host->local_rank;
+    c->local_size = host->local_size;
+    memcpy(c->host, host->host, sizeof c->host);
+    c->allreduce = nccl_allreduce;
+    c->allgather = nccl_allgather;
+    c->broadcast = nccl_broadcast;
+    c->barrier = nccl_barrier;
+    c->abort = nccl_abort;
+    c->destroy = nccl_destroy;
+    pfgm_status st = nccl_init(c, m);
+    if (st != PFGM_OK) {
+        nccl_destroy(c);
+        return st;
+    }
+    *device = m->device;
+    *out = c;
+    return PFGM_OK;
+}

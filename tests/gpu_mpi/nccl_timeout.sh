@@ -1,0 +1,26 @@
+#!/bin/bash
+# An NCCL collective that a peer never joins must end the job, not hang: rank 0 all-reduces,
+# rank 1 sleeps (test_nccl --hang); with PFGM_NCCL_TIMEOUT_S=3 rank 0 must print the timeout
+# message and abort the job with a non-zero status (a job still running after 150 s is a hang).
+# SKIPPED (77) where test_nccl skips (no NCCL, fewer than two GPUs).
+set -u
+: "${PFGM_TEST_NCCL:?path of test_nccl}" "${MPIEXEC:=mpirun}"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+start=$(date +%s)
+PFGM_NCCL_TIMEOUT_S=3 timeout 150 "$MPIEXEC" -np 2 --oversubscribe "$PFGM_TEST_NCCL" --hang >"$log" 2>&1
+rc=$?
+elapsed=$(( $(date +%s) - start ))
+cat "$log"
+if [ "$rc" -eq 77 ]; then
+    exit 77
+fi
+if [ "$rc" -eq 0 ] || [ "$rc" -eq 124 ]; then
+    echo "FAIL: exit status $rc after ${elapsed} s: the unmatched all-reduce did not abort the job"
+    exit 1
+fi
+if ! grep -q "NCCL all-reduce: no completion after 3 s" "$log"; then
+    echo "FAIL: exit status $rc but no timeout message from rank 0"
+    exit 1
+fi
+echo "ok: the job was aborted after ${elapsed} s with status $rc"

@@ -1,0 +1,254 @@
+/* The NCCL communicator under mpirun -np 2 (labels gpu, mpi; registered by tests/gpu_nccl.cmake).
+ *   - With two GPUs visible on the host: the comm contract of tests/comm_contract.h through
+ *     device buffers (a staging communicator copies each host buffer to the GPU, runs the
+ *     NCCL collective on it and copies it back), then collectives on device buffers proper:
+ *     a large AVG all-reduce, an in-place all-gather, buffers written by a backend kernel
+ *     just before the collective, and the `field.reference: global` gather of charges.
+ *   - With one GPU for the two ranks: checks that the communicator refuses it with the host
+ *     and ranks named, then reports SKIPPED (exit 77): the collectives need two GPUs.
+ *   - Without NCCL or without a GPU: SKIPPED (exit 77).
+ * `--hang` is the timeout check driven by tests/gpu_mpi/nccl_timeout.sh: rank 0 enters an
+ * all-reduce that rank 1 never joins, and must abort the job (never wait forever).
+ * A failure on any rank fails the test: the verdicts are all-reduced over MPI before exit. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "pfgm/backend.h"
+#include "pfgm/field.h"
+#include "comm_contract.h"
+
+static pfgm_comm *host_, *nccl_, *staged_;
+static pfgm_backend *gpu_;
+
+/* ---- the contract through device buffers --------------------------------------------- */
+
+static void *dev_copy_of(const void *host, size_t bytes) {
+    void *d = NULL;
+    if (gpu_->alloc(gpu_, bytes, &d) != PFGM_OK) return NULL;
+    if (host && bytes && gpu_->copy(gpu_, d, host, bytes, PFGM_COPY_H2D) != PFGM_OK) {
+        gpu_->free(gpu_, d);
+        return NULL;
+    }
+    return d;
+}
+
+static pfgm_status to_host(void *host, const void *dev, size_t bytes) {
+    return bytes ? gpu_->copy(gpu_, host, dev, bytes, PFGM_COPY_D2H) : PFGM_OK;
+}
+
+static pfgm_status staged_allreduce(pfgm_comm *c, void *buf, size_t count, pfgm_dtype t, pfgm_redop op) {
+    size_t bytes = count * pfgm_dtype_size(t);
+    void *d = dev_copy_of(buf, bytes);
+    if (bytes && !d) return pfgm_error(PFGM_ERR_NOMEM, "staging: no device buffer");
+    pfgm_status st = nccl_->allreduce(nccl_, d, count, t, op);
+    if (st == PFGM_OK) st = to_host(buf, d, bytes);
+    gpu_->free(gpu_, d);
+    return st;
+}
+
+static pfgm_status staged_allgather(pfgm_comm *c, const void *send, void *recv, size_t count, pfgm_dtype t) {
+    size_t bytes = count * pfgm_dtype_size(t);
+    void *ds = dev_copy_of(send, bytes), *dr = dev_copy_of(NULL, bytes * (size_t)c->world_size);
+    pfgm_status st = bytes && (!ds || !dr) ? pfgm_error(PFGM_ERR_NOMEM, "staging: no device buffer")
+                                           : nccl_->allgather(nccl_, ds, dr, count, t);
+    if (st == PFGM_OK) st = to_host(recv, dr, bytes * (size_t)c->world_size);
+    gpu_->free(gpu_, ds);
+    gpu_->free(gpu_, dr);
+    return st;
+}
+
+static pfgm_status staged_broadcast(pfgm_comm *c, void *buf, size_t count, pfgm_dtype t, int root) {
+    size_t bytes = count * pfgm_dtype_size(t);
+    void *d = dev_copy_of(buf, bytes);
+    if (bytes && !d) return pfgm_error(PFGM_ERR_NOMEM, "staging: no device buffer");
+    pfgm_status st = nccl_->broadcast(nccl_, d, count, t, root);
+    if (st == PFGM_OK) st = to_host(buf, d, bytes);
+    gpu_->free(gpu_, d);
+    return st;
+}
+
+static pfgm_status staged_barrier(pfgm_comm *c) { return nccl_->barrier(nccl_); }
+static void staged_abort(pfgm_comm *c, int code) { nccl_->abort(nccl_, code); }
+
+static pfgm_comm staged_comm(void) {
+    pfgm_comm s = *nccl_;
+    s.allreduce = staged_allreduce;
+    s.allgather = staged_allgather;
+    s.broadcast = staged_broadcast;
+    s.barrier = staged_barrier;
+    s.abort = staged_abort;
+    s.destroy = NULL;
+    return s;
+}
+
+static void t_identity(void **state) {
+    (void)state;
+    comm_contract_identity(staged_);
+    assert_string_equal(nccl_->name, "nccl");
+    assert_int_equal(nccl_->world_size, 2); /* registered with mpirun -np 2 */
+    assert_int_equal(nccl_->rank, host_->rank);
+}
+static void t_allreduce(void **state) { (void)state; comm_contract_allreduce(staged_); }
+static void t_gather(void **state) { (void)state; comm_contract_allgather_broadcast(staged_); }
+
+/* ---- device buffers proper -------------------------------------------------------------- */
+
+/* 2^24 + 3 floats averaged (the gradient all-reduce's shape and size class), written by a
+ * backend kernel on the backend's stream immediately before the collective: the
+ * communicator must order itself after that work. */
+static void t_large_avg(void **state) {
+    (void)state;
+    const int W = nccl_->world_size, r = nccl_->rank;
+    const int64_t n = (1 << 24) + 3;
+    float *d = NULL, *h = malloc(sizeof(float) * (size_t)n);
+    assert_non_null(h);
+    assert_int_equal(gpu_->alloc(gpu_, sizeof(float) * (size_t)n, (void **)&d), PFGM_OK);
+    assert_int_equal(gpu_->fill(gpu_, n, (float)(r + 1), d), PFGM_OK); /* no sync: ordering is the comm's job */
+    assert_int_equal(nccl_->allreduce(nccl_, d, (size_t)n, PFGM_F32, PFGM_REDUCE_AVG), PFGM_OK);
+    assert_int_equal(pfgm_backend_download(gpu_, h, d, n), PFGM_OK);
+    const float want = (float)(W + 1) / 2.0f; /* mean of 1..W: exact in float */
+    int64_t bad = 0;
+    for (int64_t i = 0; i < n; ++i) bad += h[i] != want;
+    assert_int_equal(bad, 0);
+    /* SUM then MAX on the same buffer, again straight after a kernel */
+    assert_int_equal(gpu_->fill(gpu_, n, (float)(r + 1), d), PFGM_OK);
+    assert_int_equal(nccl_->allreduce(nccl_, d, (size_t)n, PFGM_F32, PFGM_REDUCE_SUM), PFGM_OK);
+    assert_int_equal(pfgm_backend_download(gpu_, h, d, 1000), PFGM_OK);
+    for (int i = 0; i < 1000; ++i) assert_true(h[i] == (float)(W * (W + 1) / 2));
+    gpu_->free(gpu_, d);
+    free(h);
+}
+
+/* All-gather in place (send = recv + rank * count) and with separate buffers; the charges
+ * gather of `field.reference: global` on device memory. */
+static void t_gather_device(void **state) {
+    (void)state;
+    const int W = nccl_->world_size, r = nccl_->rank;
+    const int64_t L = 64, N = 3072, n = L * N;
+    float *all = NULL, *mine = NULL, *h = malloc(sizeof(float) * (size_t)(W * n));
+    assert_non_null(h);
+    assert_int_equal(gpu_->alloc(gpu_, sizeof(float) * (size_t)(W * n), (void **)&all), PFGM_OK);
+    assert_int_equal(gpu_->alloc(gpu_, sizeof(float) * (size_t)n, (void **)&mine), PFGM_OK);
+    assert_int_equal(gpu_->fill(gpu_, n, 10.0f + (float)r, all + r * n), PFGM_OK);
+    assert_int_equal(nccl_->allgather(nccl_, all + r * n, all, (size_t)n, PFGM_F32), PFGM_OK);
+    assert_int_equal(pfgm_backend_download(gpu_, h, all, W * n), PFGM_OK);
+    for (int q = 0; q < W; ++q)
+        for (int64_t i = 0; i < n; i += 997) assert_true(h[q * n + i] == 10.0f + (float)q);
+    assert_int_equal(gpu_->fill(gpu_, n, -1.0f - (float)r, mine), PFGM_OK);
+    assert_int_equal(pfgm_field_gather_charges(nccl_, L, N, mine, all), PFGM_OK);
+    assert_int_equal(pfgm_backend_download(gpu_, h, all, W * n), PFGM_OK);
+    for (int q = 0; q < W; ++q)
+        for (int64_t i = 0; i < n; i += 997) assert_true(h[q * n + i] == -1.0f - (float)q);
+    /* a send buffer overlapping the receive buffer elsewhere than at recv + rank * count is
+     * refused on every rank (before any rank enters NCCL) */
+    assert_int_equal(nccl_->allgather(nccl_, all + 1, all, (size_t)n, PFGM_F32), PFGM_ERR_INVALID_ARG);
+    gpu_->free(gpu_, all);
+    gpu_->free(gpu_, mine);
+    free(h);
+}
+
+/* Broadcast of device memory from the last rank, straight after a kernel. */
+static void t_broadcast_device(void **state) {
+    (void)state;
+    const int W = nccl_->world_size, r = nccl_->rank;
+    const int64_t n = 1000003;
+    double *d = NULL, *h = malloc(sizeof(double) * (size_t)n);
+    assert_non_null(h);
+    assert_int_equal(gpu_->alloc(gpu_, sizeof(double) * (size_t)n, (void **)&d), PFGM_OK);
+    for (int64_t i = 0; i < n; ++i) h[i] = r == W - 1 ? 0.5 * (double)i : -1.0;
+    assert_int_equal(gpu_->copy(gpu_, d, h, sizeof(double) * (size_t)n, PFGM_COPY_H2D), PFGM_OK);
+    assert_int_equal(nccl_->broadcast(nccl_, d, (size_t)n, PFGM_F64, W - 1), PFGM_OK);
+    memset(h, 0, sizeof(double) * (size_t)n);
+    assert_int_equal(gpu_->copy(gpu_, h, d, sizeof(double) * (size_t)n, PFGM_COPY_D2H), PFGM_OK);
+    for (int64_t i = 0; i < n; ++i) assert_true(h[i] == 0.5 * (double)i);
+    gpu_->free(gpu_, d);
+    free(h);
+}
+
+/* ---- setup --------------------------------------------------------------------------------- */
+
+/* Every rank's verdict (0 ok, 1 failed, 77 skipped) agreed over MPI: the largest wins. */
+static int agree(int verdict) {
+    int32_t v = verdict == 77 ? 1 : verdict ? 2 : 0;
+    if (host_->allreduce(host_, &v, 1, PFGM_I32, PFGM_REDUCE_MAX) != PFGM_OK) return 1;
+    return v == 2 ? 1 : v == 1 ? 77 : 0;
+}
+
+/* One GPU for two ranks: the refusal must name the host and both ranks. */
+static int check_refusal(pfgm_status st) {
+    const char *msg = pfgm_error_message();
+    char want[128];
+    snprintf(want, sizeof want, "ranks 0, 1 on host %s share one GPU", host_->host);
+    if (st == PFGM_ERR_CONFIG && strstr(msg, want)) {
+        if (host_->rank == 0)
+            printf("SKIPPED: the collectives need two GPUs; one GPU for two ranks was refused as it must be:\n  %s\n",
+                   msg);
+        return 77;
+    }
+    fprintf(stderr, "rank %d: pfgm_comm_nccl_create: %s (status %d)\n", host_->rank, msg, (int)st);
+    return 1;
+}
+
+/* --hang: rank 0 all-reduces, rank 1 never joins; rank 0 must abort the job after
+ * PFGM_NCCL_TIMEOUT_S. Reaching the end on rank 0 is the failure. */
+static int hang(void) {
+    float *d = NULL;
+    if (gpu_->alloc(gpu_, sizeof(float) * 1024, (void **)&d) != PFGM_OK) return 1;
+    if (nccl_->rank == 0) {
+        nccl_->allreduce(nccl_, d, 1024, PFGM_F32, PFGM_REDUCE_SUM);
+        fprintf(stderr, "rank 0: the all-reduce that rank 1 never joined returned\n");
+        return 1;
+    }
+    sleep(120);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    int hang_mode = argc > 1 && strcmp(argv[1], "--hang") == 0;
+    if (pfgm_comm_mpi_create(&argc, &argv, &host_) != PFGM_OK) {
+        fprintf(stderr, "test_nccl: %s\n", pfgm_error_message());
+        return 1;
+    }
+    int verdict = 0;
+    if (!pfgm_comm_nccl_available()) {
+        if (host_->rank == 0) printf("SKIPPED: pfgm built without NCCL\n");
+        verdict = 77;
+    } else if (!pfgm_backend_cuda_available()) {
+        if (host_->rank == 0) printf("SKIPPED: no CUDA device\n");
+        verdict = 77;
+    }
+    verdict = agree(verdict);
+    int device = -1;
+    if (verdict == 0) {
+        pfgm_status st = pfgm_comm_nccl_create(host_, &device, &nccl_);
+        verdict = st == PFGM_OK ? 0 : check_refusal(st);
+        verdict = agree(verdict);
+    }
+    if (verdict == 0 && pfgm_backend_cuda_create(device, &gpu_) != PFGM_OK) {
+        fprintf(stderr, "rank %d: cuda backend on device %d: %s\n", host_->rank, device, pfgm_error_message());
+        verdict = 1;
+    }
+    verdict = agree(verdict);
+    if (verdict == 0 && hang_mode) {
+        verdict = hang();
+    } else if (verdict == 0) {
+        pfgm_comm staged = staged_comm();
+        staged_ = &staged;
+        const struct CMUnitTest tests[] = {
+            cmocka_unit_test(t_identity),         cmocka_unit_test(t_allreduce),
+            cmocka_unit_test(t_gather),           cmocka_unit_test(t_large_avg),
+            cmocka_unit_test(t_gather_device),    cmocka_unit_test(t_broadcast_device),
+        };
+        verdict = cmocka_run_group_tests(tests, NULL, NULL) != 0;
+        verdict = agree(verdict);
+    }
+    pfgm_backend_destroy(gpu_);
+    pfgm_comm_destroy(nccl_);
+    pfgm_comm_destroy(host_);
+    return verdict;
+}
