@@ -153,7 +153,9 @@ static pfgm_status train_step(trainer *t, step_buffers *b, pfgm_optim_stats *sta
                               .restrict_M = cfg->training.restrict_M};
     PFGM_TRY(pfgm_perturb(be, &prng, &pp, B, N, b->charges, b->perturbed, b->x_net, b->z_net));
 
-    if (cfg->field.reference == PFGM_FIELD_GLOBAL)
+    /* One rank's global reference is its local one: no gather (the single-process
+     * communicator's copy works on host memory only). */
+    if (cfg->field.reference == PFGM_FIELD_GLOBAL && t->comm->world_size > 1)
         PFGM_TRY(pfgm_field_targets_global(t->dcomm, be, B, L, N, b->perturbed, b->charges, b->charges_all,
                                            cfg->training.gamma, b->field_ws, b->field_ws_bytes, b->targets));
     else
