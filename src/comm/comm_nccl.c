@@ -267,9 +267,15 @@ static pfgm_status choose_device(const pfgm_comm *host, rank_record *rec) {
  * rank that failed, else the first GPU that two or more ranks of one host share. */
 static pfgm_status check_records(const rank_record *all, int world) {
     for (int i = 0; i < world; ++i)
-        if (all[i].status != PFGM_OK)
-            return pfgm_error((pfgm_status)all[i].status, "nccl comm: rank %d on host %s: %s", (int)all[i].rank,
-                              all[i].host, all[i].msg);
+        if (all[i].status != PFGM_OK) {
+            char ranks[256] = "";
+            int n = 0;
+            for (int j = 0; j < world && n >= 0 && (size_t)n < sizeof ranks; ++j)
+                if (strcmp(all[i].host, all[j].host) == 0)
+                    n += snprintf(ranks + n, sizeof ranks - (size_t)n, "%s%d", n ? ", " : "", (int)all[j].rank);
+            return pfgm_error((pfgm_status)all[i].status, "nccl comm: rank %d on host %s (ranks there: %s): %s",
+                              (int)all[i].rank, all[i].host, ranks, all[i].msg);
+        }
     for (int i = 0; i < world; ++i) {
         char ranks[256];
         int n = snprintf(ranks, sizeof ranks, "%d", (int)all[i].rank), shared = 0, first = 1;

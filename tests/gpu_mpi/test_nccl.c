@@ -6,7 +6,8 @@
  *     just before the collective, and the `field.reference: global` gather of charges.
  *   - With one GPU for the two ranks: checks that the communicator refuses it with the host
  *     and ranks named, then reports SKIPPED (exit 77): the collectives need two GPUs.
- *   - Without NCCL or without a GPU: SKIPPED (exit 77).
+ *   - Without a GPU: checks that the communicator refuses to start, alike on every rank,
+ *     then SKIPPED (exit 77); without NCCL: SKIPPED.
  * `--hang` is the timeout check driven by tests/gpu_mpi/nccl_timeout.sh: rank 0 enters an
  * all-reduce that rank 1 never joins, and must abort the job (never wait forever).
  * A failure on any rank fails the test: the verdicts are all-reduced over MPI before exit. */
@@ -194,6 +195,23 @@ static int check_refusal(pfgm_status st) {
     return 1;
 }
 
+/* NCCL built but no GPU: creation must fail alike on every rank (the GPU records are still
+ * exchanged and judged together), naming the first rank, its host and the ranks there. */
+static int check_no_device(void) {
+    int device = -1;
+    pfgm_status st = pfgm_comm_nccl_create(host_, &device, &nccl_);
+    char want[160];
+    snprintf(want, sizeof want, "rank 0 on host %s (ranks there: 0, 1): no CUDA device is visible", host_->host);
+    if (st == PFGM_ERR_UNSUPPORTED && nccl_ == NULL && strstr(pfgm_error_message(), want)) {
+        if (host_->rank == 0) printf("SKIPPED: no CUDA device; the NCCL communicator refused to start as it must:\n  %s\n",
+                                     pfgm_error_message());
+        return 77;
+    }
+    fprintf(stderr, "rank %d: without a GPU, pfgm_comm_nccl_create gave status %d: %s\n", host_->rank, (int)st,
+            pfgm_error_message());
+    return 1;
+}
+
 /* --hang: rank 0 all-reduces, rank 1 never joins; rank 0 must abort the job after
  * PFGM_NCCL_TIMEOUT_S. Reaching the end on rank 0 is the failure. */
 static int hang(void) {
@@ -219,8 +237,7 @@ int main(int argc, char **argv) {
         if (host_->rank == 0) printf("SKIPPED: pfgm built without NCCL\n");
         verdict = 77;
     } else if (!pfgm_backend_cuda_available()) {
-        if (host_->rank == 0) printf("SKIPPED: no CUDA device\n");
-        verdict = 77;
+        verdict = check_no_device();
     }
     verdict = agree(verdict);
     int device = -1;
