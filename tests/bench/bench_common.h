@@ -43,6 +43,10 @@ pfgm_status bench_config(const bench_args *a, pfgm_config *cfg);
 /* Monotonic seconds. */
 double bench_now(void);
 
+/* CPU seconds of this process (all threads, spinning included): under a loaded machine it
+ * shows the work a run did better than the wall clock does. */
+double bench_cpu_now(void);
+
 /* Peak resident set of this process so far, in KiB (getrusage). */
 long bench_peak_rss_kib(void);
 

@@ -178,7 +178,9 @@ static pfgm_status run(const bench_args *a, bench *t) {
     bench_report(w, "loss0", loss);
     for (int s = 1; s <= a->warmup; ++s) PFGM_TRY(step(t, s, NULL, &loss, &tm));
     for (int s = 0; s < a->steps; ++s) {
+        double c0 = bench_cpu_now();
         PFGM_TRY(step(t, 1 + a->warmup + s, NULL, &loss, &tm));
+        bench_report(w, "step_cpu_s", bench_cpu_now() - c0);
         bench_report(w, "step_s", tm.total);
         bench_report(w, "perturb_s", tm.perturb);
         bench_report(w, "field_s", tm.field);
