@@ -46,7 +46,7 @@ rc=$?
 [ $rc -eq 0 ] || { fail "re-run exited $rc"; cat "$WORK/log2"; }
 grep -q "present and valid, keeping it" "$WORK/log2" || fail "re-run prepared the data again"
 grep -q "resumed from .*ckpt_00000004.h5 at step 4" "$WORK/log2" || fail "re-run did not resume the finished run"
-grep -q "pfgm-train: done, 4 steps (0 this run)" "$WORK/log2" || fail "re-run trained again"
+grep -q "pfgm-train: nothing to do, the run already has 4 of 4 steps" "$WORK/log2" || fail "re-run trained again"
 grep -q "samples.png is newer than" "$WORK/log2" || fail "re-run sampled again"
 [ "$(stat -c %Y.%s "$WORK/run/samples.png")" = "$png_before" ] || fail "re-run rewrote samples.png"
 
