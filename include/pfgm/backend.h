@@ -273,6 +273,11 @@ pfgm_status pfgm_backend_create(const char *name, pfgm_backend **out);
 /* 1 when pfgm was built with the CUDA backend and a device is visible, else 0. */
 int pfgm_backend_cuda_available(void);
 
+/* Number of visible CUDA devices (0 without CUDA or without a device). A process that sees
+ * several devices takes device local_rank % count; one that sees one device (a per-rank
+ * CUDA_VISIBLE_DEVICES, or SLURM's per-task GPU binding) takes device 0. */
+int pfgm_backend_cuda_device_count(void);
+
 /* Destroys a backend (NULL is a no-op). */
 void pfgm_backend_destroy(pfgm_backend *be);
 

@@ -270,9 +270,13 @@ int main(int argc, char **argv) {
                   (long long)H, (long long)H, comm->world_size, comm->world_size > 1 ? "s" : "",
                   pfgm_config_solver_name(cfg->sampling.ode_solver), (long long)p->seed);
 
+    /* the GPU of this rank: local_rank % visible devices (0 when one device is visible per
+     * rank); sampling needs no NCCL, so ranks sharing a GPU are allowed */
     pfgm_backend *be = NULL;
-    st = cfg->distributed.backend == PFGM_BACKEND_CUDA ? pfgm_backend_cuda_create(comm->local_rank, &be)
-                                                       : pfgm_backend_create("cpu", &be);
+    int ndev = pfgm_backend_cuda_device_count();
+    st = cfg->distributed.backend == PFGM_BACKEND_CUDA
+             ? pfgm_backend_cuda_create(ndev > 0 ? comm->local_rank % ndev : 0, &be)
+             : pfgm_backend_create("cpu", &be);
     float *x = NULL;
     if (st == PFGM_OK && comm->rank == 0) {
         x = malloc(sizeof(float) * (size_t)(a.num * N));

@@ -38,4 +38,6 @@ pfgm_status pfgm_backend_cuda_create(int device, pfgm_backend **out) {
 }
 
 int pfgm_backend_cuda_available(void) { return 0; }
+
+int pfgm_backend_cuda_device_count(void) { return 0; }
 #endif

@@ -198,6 +198,11 @@ pfgm_status pfgm_cuda_reduce_partials(pfgm_backend *be, int nb, double *out) {
     return PFGM_OK;
 }
 
+extern "C" int pfgm_backend_cuda_device_count(void) {
+    int count = 0;
+    return cudaGetDeviceCount(&count) == cudaSuccess ? count : 0;
+}
+
 extern "C" int pfgm_backend_cuda_available(void) {
     int count = 0;
     return cudaGetDeviceCount(&count) == cudaSuccess && count > 0;
