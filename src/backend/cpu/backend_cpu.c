@@ -84,10 +84,10 @@ static pfgm_status cpu_gemm(pfgm_backend *be, int ta, int tb, int64_t m, int64_t
 
 static pfgm_status cpu_axpby(pfgm_backend *be, int64_t n, float alpha, const float *x, float beta, float *y) {
     if (beta == 0.0f) {
-#pragma omp parallel for simd schedule(static) if (!cpu_reference(be) && n > 65536)
+#pragma omp parallel for simd schedule(static) if (!cpu_reference(be) && n > (1 << 21))
         for (int64_t i = 0; i < n; ++i) y[i] = alpha * x[i];
     } else {
-#pragma omp parallel for simd schedule(static) if (!cpu_reference(be) && n > 65536)
+#pragma omp parallel for simd schedule(static) if (!cpu_reference(be) && n > (1 << 21))
         for (int64_t i = 0; i < n; ++i) y[i] = alpha * x[i] + beta * y[i];
     }
     return PFGM_OK;

@@ -9,8 +9,11 @@
 #include <math.h>
 #include <string.h>
 
-/* OpenMP only pays off above a few tens of thousands of elements. */
-#define PAR_MIN 32768
+/* These ops move a few bytes per flop: one thread streams a few MB in well under a
+ * millisecond, while every OpenMP region is a fork and a barrier, which on a loaded machine
+ * can wait a whole scheduler slice for a descheduled partner. They run on one thread below
+ * 2M elements (all of DDPM++ at the paper's sizes and batch 16 per thread). */
+#define PAR_MIN (1 << 21)
 #define PAR(be, n) (!cpu_reference(be) && (n) > PAR_MIN)
 
 static pfgm_status bad_shape(const char *op) {
