@@ -3,10 +3,21 @@
  * 1x1 or 3x3 with zero padding (spec §3.1: Conv_0/1/2 of the residual blocks, the input and
  * output convs).
  *
- * Fast path: per image, im2col (3x3 only) then one OpenBLAS sgemm,
- *   y_b[cout, hw] = W[cout, cin*k*k] . col_b[cin*k*k, hw] (+ bias),
- * with OpenMP over the images of the batch. Each thread owns a slice of the workspace (its
- * im2col buffer and a private weight-gradient accumulator); the private accumulators are
+ * Fast path, 3x3: no im2col. Each image is copied once into a zero-padded plane of
+ * (h+2) x (w+2) per channel, P(x); in that layout the input pixel under tap (ky, kx) of the
+ * output pixel at padded position p is at p + s with s = (ky-1)(w+2) + (kx-1), so a tap is a
+ * plain strided matrix and the convolution is 9 OpenBLAS sgemm calls accumulating into one
+ * output grid (the 2 pad columns per row are computed and dropped):
+ *   forward  Y[cout, p]    = sum_t W_t [cout, cin] . P(x)[cin, p + s_t]      (per image)
+ *   dX       dX[cin, p]    = sum_t W_t^T [cin, cout] . P(dy)[cout, p - s_t]
+ *   dW_t     [cout, cin]  += P(dy)[cout, p] . P(x)[cin, p + s_t]^T  (p over all pixels)
+ with W_t the tap's [cout, cin] slice of the weights, packed once per call, and p over the
+ * padded positions of one image. Compared with im2col + one sgemm over K = 9 cin, this skips
+ * writing and re-packing the 9x larger column matrix (measured 1.0-1.4x faster per
+ * convolution, forward and backward, on the DDPM++ shapes at one thread).
+ * Fast path, 1x1: one sgemm per image, y_b[cout, hw] = W[cout, cin] . x_b[cin, hw] (+ bias).
+ * OpenMP runs over the images of the batch. Each thread owns a slice of the workspace (its
+ * padded planes and a private weight-gradient accumulator); the private accumulators are
  * summed in thread order afterwards, so results do not depend on scheduling.
  * Reference path: the definition as loop nests with double accumulators. */
 #include "backend/cpu/cpu_nn.h"
@@ -32,74 +43,91 @@ static pfgm_status conv_check(int64_t batch, int64_t cin, int64_t cout, int64_t 
     return PFGM_OK;
 }
 
-/* Floats of one thread's workspace slice, rounded up to 64 bytes. */
-static size_t conv_thread_floats(int64_t cin, int64_t cout, int64_t h, int64_t w, int k) {
-    size_t kk = (size_t)cin * (size_t)(k * k);
-    size_t col = k == 3 ? kk * (size_t)(h * w) : 0;
-    size_t n = col + (size_t)cout * kk + (size_t)cout;
-    return (n + 15) & ~(size_t)15;
+static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
+
+/* How a call splits its workspace: `shared` floats (the packed 3x3 weights), then nt slices
+ * of `per` floats. */
+typedef struct conv_plan {
+    int nt;
+    size_t shared, per;
+} conv_plan;
+
+static conv_plan conv_plan_for(int64_t batch, int64_t cin, int64_t cout, int64_t h, int64_t w, int k, int nt) {
+    conv_plan p = {.nt = nt};
+    const size_t nw = (size_t)(cout * cin * k * k);
+    if (k == 1) {
+        p.per = round16(nw + (size_t)cout);
+        return p;
+    }
+    const int64_t plane = (h + 2) * (w + 2);
+    const size_t fwd = round16((size_t)(cin * plane)) + round16((size_t)(cout * h * (w + 2)));
+    const size_t bwd = 2 * round16((size_t)(cin * plane)) + round16((size_t)(cout * plane)) + round16(nw + (size_t)cout);
+    p.shared = round16(nw);
+    p.per = fwd > bwd ? fwd : bwd;
+    return p;
+}
+
+static size_t conv_plan_bytes(const conv_plan *p) { return (p->shared + (size_t)p->nt * p->per) * sizeof(float); }
+
+static int conv_wanted_threads(pfgm_backend *be, int64_t batch) {
+    int64_t nt = pfgm_cpu_batch_threads(be);
+    if (nt > batch) nt = batch;
+    return nt > 0 ? (int)nt : 1;
 }
 
 static size_t cpu_conv2d_workspace(pfgm_backend *be, int64_t batch, int64_t cin, int64_t cout, int64_t h,
                                    int64_t w, int k) {
     if (cpu_reference(be) || conv_check(batch, cin, cout, h, w, k) != PFGM_OK) return 0;
-    return (size_t)pfgm_cpu_batch_threads(be) * conv_thread_floats(cin, cout, h, w, k) * sizeof(float);
+    if (batch < 1) batch = 1;
+    conv_plan p = conv_plan_for(batch, cin, cout, h, w, k, conv_wanted_threads(be, batch));
+    return conv_plan_bytes(&p);
 }
 
-/* Threads the workspace can serve: the wanted count, capped by what ws_bytes holds. */
-static int conv_threads_for(pfgm_backend *be, size_t ws_bytes, int64_t cin, int64_t cout, int64_t h, int64_t w,
-                            int k, int64_t batch) {
-    size_t per = conv_thread_floats(cin, cout, h, w, k) * sizeof(float);
-    int64_t fit = (int64_t)(ws_bytes / per);
-    int64_t nt = pfgm_cpu_batch_threads(be);
-    if (nt > fit) nt = fit;
-    if (nt > batch) nt = batch;
-    return (int)nt;
+/* The plan for the threads the workspace can serve: the wanted count, fewer when ws_bytes
+ * is smaller than their share. Returns 0 when not even one thread fits. */
+static int conv_plan_fit(pfgm_backend *be, size_t ws_bytes, int64_t batch, int64_t cin, int64_t cout, int64_t h,
+                         int64_t w, int k, conv_plan *out) {
+    for (int nt = conv_wanted_threads(be, batch); nt >= 1; --nt) {
+        *out = conv_plan_for(batch, cin, cout, h, w, k, nt);
+        if (conv_plan_bytes(out) <= ws_bytes) return 1;
+    }
+    return 0;
 }
 
-/* col[(c*3 + ky)*3 + kx, i*w + j] = x[c, i + ky - 1, j + kx - 1] (0 outside the image). */
-static void im2col3(const float *x, int64_t cin, int64_t h, int64_t w, float *col, int par) {
-#pragma omp parallel for schedule(static) if (par)
-    for (int64_t c = 0; c < cin; ++c)
-        for (int ky = 0; ky < 3; ++ky)
-            for (int kx = 0; kx < 3; ++kx) {
-                float *row = col + ((c * 3 + ky) * 3 + kx) * h * w;
-                for (int64_t i = 0; i < h; ++i) {
-                    int64_t iy = i + ky - 1;
-                    float *dst = row + i * w;
-                    if (iy < 0 || iy >= h) {
-                        memset(dst, 0, (size_t)w * sizeof(float));
-                        continue;
-                    }
-                    const float *src = x + (c * h + iy) * w;
-                    int64_t j0 = kx == 0 ? 1 : 0, j1 = kx == 2 ? w - 1 : w;
-                    if (kx == 0) dst[0] = 0.0f;
-                    if (kx == 2) dst[w - 1] = 0.0f;
-                    for (int64_t j = j0; j < j1; ++j) dst[j] = src[j + kx - 1];
-                }
-            }
+static pfgm_status conv_ws_error(const char *op, size_t ws_bytes, int64_t batch, int64_t cin, int64_t cout,
+                                 int64_t h, int64_t w, int k) {
+    conv_plan p = conv_plan_for(batch, cin, cout, h, w, k, 1);
+    return pfgm_error(PFGM_ERR_INVALID_ARG, "%s: workspace of %zu bytes is below the %zu needed", op, ws_bytes,
+                      conv_plan_bytes(&p));
 }
 
-/* The adjoint of im2col3: dx[c, iy, ix] (+)= sum of the col entries that read it. */
-static void col2im3(const float *col, int64_t cin, int64_t h, int64_t w, float *dx, int accumulate, int par) {
-#pragma omp parallel for schedule(static) if (par)
-    for (int64_t c = 0; c < cin; ++c) {
-        float *plane = dx + c * h * w;
-        if (!accumulate) memset(plane, 0, (size_t)(h * w) * sizeof(float));
-        for (int ky = 0; ky < 3; ++ky)
-            for (int kx = 0; kx < 3; ++kx) {
-                const float *row = col + ((c * 3 + ky) * 3 + kx) * h * w;
-                for (int64_t i = 0; i < h; ++i) {
-                    int64_t iy = i + ky - 1;
-                    if (iy < 0 || iy >= h) continue;
-                    const float *src = row + i * w;
-                    float *dst = plane + iy * w;
-                    int64_t j0 = kx == 0 ? 1 : 0, j1 = kx == 2 ? w - 1 : w;
-                    for (int64_t j = j0; j < j1; ++j) dst[j + kx - 1] += src[j];
-                }
-            }
+/* The 3x3 weights [cout, cin, 3, 3] as 9 tap matrices Wt[t][cout][cin], t = 3 ky + kx. */
+static void pack_taps(const float *wt, int64_t cin, int64_t cout, float *taps) {
+    for (int64_t o = 0; o < cout; ++o)
+        for (int64_t c = 0; c < cin; ++c)
+            for (int t = 0; t < 9; ++t) taps[((int64_t)t * cout + o) * cin + c] = wt[(o * cin + c) * 9 + t];
+}
+
+/* Zero-padded planes: src [ch, h, w] -> dst[c * ld + (i+1)(w+2) + (j+1)] with zero borders of
+ * each (h+2) x (w+2) plane (only the borders are written besides the copy). */
+static void pad_planes(const float *src, int64_t ch, int64_t h, int64_t w, int64_t ld, float *dst) {
+    const int64_t wp = w + 2;
+    for (int64_t c = 0; c < ch; ++c) {
+        float *d = dst + c * ld;
+        const float *s0 = src + c * h * w;
+        memset(d, 0, (size_t)wp * sizeof(float));
+        for (int64_t i = 0; i < h; ++i) {
+            float *row = d + (i + 1) * wp;
+            row[0] = 0.0f;
+            memcpy(row + 1, s0 + i * w, (size_t)w * sizeof(float));
+            row[w + 1] = 0.0f;
+        }
+        memset(d + (h + 1) * wp, 0, (size_t)wp * sizeof(float));
     }
 }
+
+/* Offset of tap t's input from an output position in the padded layout. */
+static inline int64_t tap_shift(int t, int64_t wp) { return (int64_t)(t / 3 - 1) * wp + (t % 3 - 1); }
 
 /* ---- reference: the definition ------------------------------------------------------- */
 
@@ -169,6 +197,30 @@ static void conv_bwd_ref(int64_t batch, int64_t cin, int64_t cout, int64_t h, in
 
 /* ---- fast path ------------------------------------------------------------------------ */
 
+static void sgemm(int ta, int tb, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, const float *b,
+                  int64_t ldb, float beta, float *c, int64_t ldc) {
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (blasint)m, (blasint)n,
+                (blasint)k, 1.0f, a, (blasint)lda, b, (blasint)ldb, beta, c, (blasint)ldc);
+}
+
+/* 3x3 forward of one image: y_n [cout, h, w] from x_n [cin, h, w] (module comment). */
+static void conv3_fwd_image(const float *xn, const float *taps, const float *b, int64_t cin, int64_t cout, int64_t h,
+                            int64_t w, float *xp, float *grid, float *yn) {
+    const int64_t wp = w + 2, plane = (h + 2) * wp, nq = h * wp - 2, p0 = wp + 1;
+    pad_planes(xn, cin, h, w, plane, xp);
+    for (int t = 0; t < 9; ++t)
+        sgemm(0, 0, cout, nq, cin, taps + (int64_t)t * cout * cin, cin, xp + p0 + tap_shift(t, wp), plane,
+              t ? 1.0f : 0.0f, grid, nq);
+    for (int64_t o = 0; o < cout; ++o) {
+        const float bo = b ? b[o] : 0.0f;
+        for (int64_t i = 0; i < h; ++i) {
+            const float *g = grid + o * nq + i * wp;
+            float *yr = yn + (o * h + i) * w;
+            for (int64_t j = 0; j < w; ++j) yr[j] = g[j] + bo;
+        }
+    }
+}
+
 static pfgm_status cpu_conv2d_fwd(pfgm_backend *be, int64_t batch, int64_t cin, int64_t cout, int64_t h, int64_t w,
                                   int k, const float *x, const float *wt, const float *b, float *y, void *ws,
                                   size_t ws_bytes) {
@@ -178,25 +230,25 @@ static pfgm_status cpu_conv2d_fwd(pfgm_backend *be, int64_t batch, int64_t cin, 
         conv_fwd_ref(batch, cin, cout, h, w, k, x, wt, b, y);
         return PFGM_OK;
     }
-    int nt = conv_threads_for(be, ws_bytes, cin, cout, h, w, k, batch);
-    if (nt < 1)
-        return pfgm_error(PFGM_ERR_INVALID_ARG, "conv2d_fwd: workspace of %zu bytes is below the %zu needed",
-                          ws_bytes, conv_thread_floats(cin, cout, h, w, k) * sizeof(float));
-    const int64_t hw = h * w, kk = cin * k * k;
-    const size_t per = conv_thread_floats(cin, cout, h, w, k);
-    const int inner_par = nt == 1;
+    conv_plan pl;
+    if (!ws || !conv_plan_fit(be, ws_bytes, batch, cin, cout, h, w, k, &pl))
+        return conv_ws_error("conv2d_fwd", ws_bytes, batch, cin, cout, h, w, k);
+    const int64_t hw = h * w;
+    float *taps = ws;
+    if (k == 3) pack_taps(wt, cin, cout, taps);
+    const int nt = pl.nt;
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
-        int t = omp_get_thread_num();
-        float *col = (float *)ws + (size_t)t * per;
-        int64_t n0 = batch * t / nt, n1 = batch * (t + 1) / nt;
+        const int t = omp_get_thread_num();
+        float *xp = (float *)ws + pl.shared + (size_t)t * pl.per;
+        float *grid = xp + round16((size_t)(cin * (h + 2) * (w + 2)));
+        const int64_t n0 = batch * t / nt, n1 = batch * (t + 1) / nt;
         for (int64_t n = n0; n < n1; ++n) {
             const float *xn = x + n * cin * hw;
             float *yn = y + n * cout * hw;
-            const float *src = xn;
             if (k == 3) {
-                im2col3(xn, cin, h, w, col, inner_par);
-                src = col;
+                conv3_fwd_image(xn, taps, b, cin, cout, h, w, xp, grid, yn);
+                continue;
             }
             float beta = 0.0f;
             if (b) {
@@ -204,11 +256,38 @@ static pfgm_status cpu_conv2d_fwd(pfgm_backend *be, int64_t batch, int64_t cin, 
                     for (int64_t i = 0; i < hw; ++i) yn[o * hw + i] = b[o];
                 beta = 1.0f;
             }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)cout, (blasint)hw, (blasint)kk, 1.0f,
-                        wt, (blasint)kk, src, (blasint)hw, beta, yn, (blasint)hw);
+            sgemm(0, 0, cout, hw, cin, wt, cin, xn, hw, beta, yn, hw);
         }
     }
     return PFGM_OK;
+}
+
+/* 3x3 backward of image n: dW_t (+= into dwt[9][cout][cin]) and, when dx is given, dx_n
+ * (= or +=). xp, dyp, grid: [channels][(h+2)(w+2)] scratch. One image at a time: laying
+ * several side by side makes longer products but measured slower (their operands leave the
+ * caches). */
+static void conv3_bwd_image(const float *x, const float *dy, const float *taps, int64_t n, int64_t cin, int64_t cout,
+                            int64_t h, int64_t w, float *xp, float *dyp, float *grid, float *dwt, float *dx,
+                            int acc_dx) {
+    const int64_t wp = w + 2, L = (h + 2) * wp, hw = h * w, p0 = wp + 1, K = L - 2 * p0;
+    pad_planes(x + n * cin * hw, cin, h, w, L, xp);
+    pad_planes(dy + n * cout * hw, cout, h, w, L, dyp);
+    /* dW_t += P(dy) . P(x)_shifted^T over every position; pad positions of P(dy) are 0 */
+    for (int t = 0; t < 9; ++t)
+        sgemm(0, 1, cout, cin, K, dyp + p0, L, xp + p0 + tap_shift(t, wp), L, 1.0f, dwt + (int64_t)t * cout * cin, cin);
+    if (!dx) return;
+    for (int t = 0; t < 9; ++t)
+        sgemm(1, 0, cin, K, cout, taps + (int64_t)t * cout * cin, cin, dyp + p0 - tap_shift(t, wp), L, t ? 1.0f : 0.0f,
+              grid + p0, L);
+    for (int64_t c = 0; c < cin; ++c)
+        for (int64_t i = 0; i < h; ++i) {
+            const float *g = grid + c * L + (i + 1) * wp + 1;
+            float *d = dx + ((n * cin + c) * h + i) * w;
+            if (acc_dx)
+                for (int64_t j = 0; j < w; ++j) d[j] += g[j];
+            else
+                memcpy(d, g, (size_t)w * sizeof(float));
+        }
 }
 
 static pfgm_status cpu_conv2d_bwd(pfgm_backend *be, int64_t batch, int64_t cin, int64_t cout, int64_t h, int64_t w,
@@ -220,61 +299,56 @@ static pfgm_status cpu_conv2d_bwd(pfgm_backend *be, int64_t batch, int64_t cin, 
         conv_bwd_ref(batch, cin, cout, h, w, k, x, wt, dy, dx, acc_dx, dw, db);
         return PFGM_OK;
     }
-    int nt = conv_threads_for(be, ws_bytes, cin, cout, h, w, k, batch);
-    if (nt < 1)
-        return pfgm_error(PFGM_ERR_INVALID_ARG, "conv2d_bwd: workspace of %zu bytes is below the %zu needed",
-                          ws_bytes, conv_thread_floats(cin, cout, h, w, k) * sizeof(float));
-    const int64_t hw = h * w, kk = cin * k * k;
-    const size_t per = conv_thread_floats(cin, cout, h, w, k);
-    const size_t col_floats = k == 3 ? (size_t)(kk * hw) : 0;
-    const int inner_par = nt == 1;
+    conv_plan pl;
+    if (!ws || !conv_plan_fit(be, ws_bytes, batch, cin, cout, h, w, k, &pl))
+        return conv_ws_error("conv2d_bwd", ws_bytes, batch, cin, cout, h, w, k);
+    const int64_t hw = h * w, nw = cout * cin * k * k;
+    float *taps = ws;
+    if (k == 3) pack_taps(wt, cin, cout, taps);
+    const size_t cat = round16((size_t)(cin * (h + 2) * (w + 2)));    /* P(x), the dX grid */
+    const size_t dycat = round16((size_t)(cout * (h + 2) * (w + 2))); /* P(dy) */
+    const size_t dwoff = k == 3 ? 2 * cat + dycat : 0;
+    const int nt = pl.nt;
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
-        int t = omp_get_thread_num();
-        float *col = (float *)ws + (size_t)t * per;
-        float *dwp = col + col_floats, *dbp = dwp + cout * kk;
-        memset(dwp, 0, (size_t)(cout * kk + cout) * sizeof(float));
-        int64_t n0 = batch * t / nt, n1 = batch * (t + 1) / nt;
+        const int t = omp_get_thread_num();
+        float *slice = (float *)ws + pl.shared + (size_t)t * pl.per;
+        float *dwp = slice + dwoff, *dbp = dwp + nw;
+        memset(dwp, 0, (size_t)(nw + cout) * sizeof(float));
+        const int64_t n0 = batch * t / nt, n1 = batch * (t + 1) / nt;
         for (int64_t n = n0; n < n1; ++n) {
-            const float *xn = x + n * cin * hw, *dyn = dy + n * cout * hw;
-            const float *src = xn;
-            if (k == 3) {
-                im2col3(xn, cin, h, w, col, inner_par);
-                src = col;
-            }
-            /* dW += dy_n . col_n^T: summed over the images of this thread */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)cout, (blasint)kk, (blasint)hw, 1.0f, dyn,
-                        (blasint)hw, src, (blasint)hw, 1.0f, dwp, (blasint)kk);
+            const float *dyn = dy + n * cout * hw;
             for (int64_t o = 0; o < cout; ++o) {
                 float s = 0.0f;
                 for (int64_t i = 0; i < hw; ++i) s += dyn[o * hw + i];
                 dbp[o] += s;
             }
-            if (!dx) continue;
-            float *dxn = dx + n * cin * hw;
-            if (k == 3) {
-                /* dcol = W^T dy_n reuses the im2col buffer (dW is done with it) */
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (blasint)kk, (blasint)hw, (blasint)cout, 1.0f,
-                            wt, (blasint)kk, dyn, (blasint)hw, 0.0f, col, (blasint)hw);
-                col2im3(col, cin, h, w, dxn, acc_dx, inner_par);
-            } else {
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (blasint)cin, (blasint)hw, (blasint)cout, 1.0f,
-                            wt, (blasint)cin, dyn, (blasint)hw, acc_dx ? 1.0f : 0.0f, dxn, (blasint)hw);
+        }
+        if (k == 3) {
+            for (int64_t n = n0; n < n1; ++n)
+                conv3_bwd_image(x, dy, taps, n, cin, cout, h, w, slice, slice + cat, slice + cat + dycat, dwp, dx, acc_dx);
+        } else {
+            for (int64_t n = n0; n < n1; ++n) {
+                const float *xn = x + n * cin * hw, *dyn = dy + n * cout * hw;
+                /* dW += dy_n . x_n^T: summed over the images of this thread */
+                sgemm(0, 1, cout, cin, hw, dyn, hw, xn, hw, 1.0f, dwp, cin);
+                if (dx) sgemm(1, 0, cin, hw, cout, wt, cin, dyn, hw, acc_dx ? 1.0f : 0.0f, dx + n * cin * hw, hw);
             }
         }
     }
-    /* Sum the private accumulators in thread order: the same bits for any scheduling. */
-    const int64_t nw = cout * kk;
+    /* Sum the private accumulators in thread order: the same bits for any scheduling. The 3x3
+     * accumulators hold the taps [9][cout][cin]; dw is [cout][cin][3][3]. */
 #pragma omp parallel for schedule(static) if (nw > 65536)
     for (int64_t i = 0; i < nw; ++i) {
+        const int64_t src = k == 3 ? ((i % 9) * cout + i / (9 * cin)) * cin + (i / 9) % cin : i;
         float s = 0.0f;
-        for (int t = 0; t < nt; ++t) s += ((const float *)ws + (size_t)t * per + col_floats)[i];
+        for (int u = 0; u < nt; ++u) s += ((const float *)ws + pl.shared + (size_t)u * pl.per + dwoff)[src];
         dw[i] += s;
     }
     if (db)
         for (int64_t o = 0; o < cout; ++o) {
             float s = 0.0f;
-            for (int t = 0; t < nt; ++t) s += ((const float *)ws + (size_t)t * per + col_floats + nw)[o];
+            for (int u = 0; u < nt; ++u) s += ((const float *)ws + pl.shared + (size_t)u * pl.per + dwoff + nw)[o];
             db[o] += s;
         }
     return PFGM_OK;
