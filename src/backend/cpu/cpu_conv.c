@@ -3,11 +3,13 @@
  * 1x1 or 3x3 with zero padding (spec §3.1: Conv_0/1/2 of the residual blocks, the input and
  * output convs).
  *
- * Fast path, 3x3: no im2col. Each image is copied once into a zero-padded plane of
- * (h+2) x (w+2) per channel, P(x); in that layout the input pixel under tap (ky, kx) of the
- * output pixel at padded position p is at p + s with s = (ky-1)(w+2) + (kx-1), so a tap is a
- * plain strided matrix and the convolution is 9 OpenBLAS sgemm calls accumulating into one
- * output grid (the 2 pad columns per row are computed and dropped):
+ * Fast path, 3x3: no im2col. Each image is copied once into a zero-padded plane per channel,
+ * P(x): a zero row, then each image row behind one zero, then a zero row and one more zero,
+ * (h+2)(w+1)+1 floats; the zero in front of row i+1 is also the right neighbour of row i. In
+ * that layout the input pixel under tap (ky, kx) of the output pixel at padded position p is
+ * at p + s with s = (ky-1)(w+1) + (kx-1), so a tap is a plain strided matrix and the
+ * convolution is 9 OpenBLAS sgemm calls accumulating into one output grid (the one pad
+ * column per row is computed and dropped):
  *   forward  Y[cout, p]    = sum_t W_t [cout, cin] . P(x)[cin, p + s_t]      (per image)
  *   dX       dX[cin, p]    = sum_t W_t^T [cin, cout] . P(dy)[cout, p - s_t]
  *   dW_t     [cout, cin]  += P(dy)[cout, p] . P(x)[cin, p + s_t]^T  (p over all pixels)
@@ -45,6 +47,9 @@ static pfgm_status conv_check(int64_t batch, int64_t cin, int64_t cout, int64_t 
 
 static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
 
+/* Floats of one zero-padded plane of an h x w image (module comment). */
+static inline int64_t pad_plane(int64_t h, int64_t w) { return (h + 2) * (w + 1) + 1; }
+
 /* How a call splits its workspace: `shared` floats (the packed 3x3 weights), then nt slices
  * of `per` floats. */
 typedef struct conv_plan {
@@ -59,8 +64,8 @@ static conv_plan conv_plan_for(int64_t batch, int64_t cin, int64_t cout, int64_t
         p.per = round16(nw + (size_t)cout);
         return p;
     }
-    const int64_t plane = (h + 2) * (w + 2);
-    const size_t fwd = round16((size_t)(cin * plane)) + round16((size_t)(cout * h * (w + 2)));
+    const int64_t plane = pad_plane(h, w);
+    const size_t fwd = round16((size_t)(cin * plane)) + round16((size_t)(cout * plane));
     const size_t bwd = 2 * round16((size_t)(cin * plane)) + round16((size_t)(cout * plane)) + round16(nw + (size_t)cout);
     p.shared = round16(nw);
     p.per = fwd > bwd ? fwd : bwd;
@@ -108,10 +113,10 @@ static void pack_taps(const float *wt, int64_t cin, int64_t cout, float *taps) {
             for (int t = 0; t < 9; ++t) taps[((int64_t)t * cout + o) * cin + c] = wt[(o * cin + c) * 9 + t];
 }
 
-/* Zero-padded planes: src [ch, h, w] -> dst[c * ld + (i+1)(w+2) + (j+1)] with zero borders of
- * each (h+2) x (w+2) plane (only the borders are written besides the copy). */
+/* Zero-padded planes (module comment): src [ch, h, w] -> dst[c * ld + (i+1)(w+1) + (j+1)]
+ * = src[c, i, j], every other float of the plane 0 (only those are written besides the copy). */
 static void pad_planes(const float *src, int64_t ch, int64_t h, int64_t w, int64_t ld, float *dst) {
-    const int64_t wp = w + 2;
+    const int64_t wp = w + 1;
     for (int64_t c = 0; c < ch; ++c) {
         float *d = dst + c * ld;
         const float *s0 = src + c * h * w;
@@ -120,9 +125,8 @@ static void pad_planes(const float *src, int64_t ch, int64_t h, int64_t w, int64
             float *row = d + (i + 1) * wp;
             row[0] = 0.0f;
             memcpy(row + 1, s0 + i * w, (size_t)w * sizeof(float));
-            row[w + 1] = 0.0f;
         }
-        memset(d + (h + 1) * wp, 0, (size_t)wp * sizeof(float));
+        memset(d + (h + 1) * wp, 0, (size_t)(wp + 1) * sizeof(float));
     }
 }
 
@@ -206,7 +210,7 @@ static void sgemm(int ta, int tb, int64_t m, int64_t n, int64_t k, const float *
 /* 3x3 forward of one image: y_n [cout, h, w] from x_n [cin, h, w] (module comment). */
 static void conv3_fwd_image(const float *xn, const float *taps, const float *b, int64_t cin, int64_t cout, int64_t h,
                             int64_t w, float *xp, float *grid, float *yn) {
-    const int64_t wp = w + 2, plane = (h + 2) * wp, nq = h * wp - 2, p0 = wp + 1;
+    const int64_t wp = w + 1, plane = pad_plane(h, w), nq = h * wp - 1, p0 = wp + 1;
     pad_planes(xn, cin, h, w, plane, xp);
     for (int t = 0; t < 9; ++t)
         sgemm(0, 0, cout, nq, cin, taps + (int64_t)t * cout * cin, cin, xp + p0 + tap_shift(t, wp), plane,
@@ -241,7 +245,7 @@ static pfgm_status cpu_conv2d_fwd(pfgm_backend *be, int64_t batch, int64_t cin, 
     {
         const int t = omp_get_thread_num();
         float *xp = (float *)ws + pl.shared + (size_t)t * pl.per;
-        float *grid = xp + round16((size_t)(cin * (h + 2) * (w + 2)));
+        float *grid = xp + round16((size_t)(cin * pad_plane(h, w)));
         const int64_t n0 = batch * t / nt, n1 = batch * (t + 1) / nt;
         for (int64_t n = n0; n < n1; ++n) {
             const float *xn = x + n * cin * hw;
@@ -269,7 +273,7 @@ static pfgm_status cpu_conv2d_fwd(pfgm_backend *be, int64_t batch, int64_t cin, 
 static void conv3_bwd_image(const float *x, const float *dy, const float *taps, int64_t n, int64_t cin, int64_t cout,
                             int64_t h, int64_t w, float *xp, float *dyp, float *grid, float *dwt, float *dx,
                             int acc_dx) {
-    const int64_t wp = w + 2, L = (h + 2) * wp, hw = h * w, p0 = wp + 1, K = L - 2 * p0;
+    const int64_t wp = w + 1, L = pad_plane(h, w), hw = h * w, p0 = wp + 1, K = h * wp - 1;
     pad_planes(x + n * cin * hw, cin, h, w, L, xp);
     pad_planes(dy + n * cout * hw, cout, h, w, L, dyp);
     /* dW_t += P(dy) . P(x)_shifted^T over every position; pad positions of P(dy) are 0 */
@@ -305,8 +309,8 @@ static pfgm_status cpu_conv2d_bwd(pfgm_backend *be, int64_t batch, int64_t cin, 
     const int64_t hw = h * w, nw = cout * cin * k * k;
     float *taps = ws;
     if (k == 3) pack_taps(wt, cin, cout, taps);
-    const size_t cat = round16((size_t)(cin * (h + 2) * (w + 2)));    /* P(x), the dX grid */
-    const size_t dycat = round16((size_t)(cout * (h + 2) * (w + 2))); /* P(dy) */
+    const size_t cat = round16((size_t)(cin * pad_plane(h, w)));    /* P(x), the dX grid */
+    const size_t dycat = round16((size_t)(cout * pad_plane(h, w))); /* P(dy) */
     const size_t dwoff = k == 3 ? 2 * cat + dycat : 0;
     const int nt = pl.nt;
 #pragma omp parallel num_threads(nt) if (nt > 1)
