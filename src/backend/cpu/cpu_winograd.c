@@ -31,9 +31,10 @@ int64_t pfgm_cpu_wino_chunk(int64_t h, int64_t w) {
 
 size_t pfgm_cpu_wino_scratch_floats(int64_t cin, int64_t cout, int64_t h, int64_t w) {
     const int64_t tpi = tiles_per_image(h, w), T = pfgm_cpu_wino_chunk(h, w) * tpi, tw = (w + 1) / 2;
-    /* V [16][cin][T], M [16][cout][T], one plane's row transforms [16][tpi] (input) or
-     * [8][tpi] (output), a padded row */
-    return (size_t)(16 * (cin + cout) * T + 16 * tpi + 2 * tw + 18);
+    /* V [16][cin][T + 8], M [16][cout][T + 8] (room for a last vector), the plane
+     * transforms' scratch (input: ring, zeros and a padded row; output: S) */
+    const int64_t tws = (tw + 7) & ~(int64_t)7;
+    return (size_t)(16 * (cin + cout) * (T + 8) + 20 * tws + 2 * tw + 18);
 }
 
 void pfgm_cpu_wino_weights(const float *wt, int64_t cin, int64_t cout, int transpose_flip, float *U) {
@@ -59,11 +60,13 @@ void pfgm_cpu_wino_weights(const float *wt, int64_t cin, int64_t cout, int trans
         }
 }
 
-/* The row transforms, portable and AVX2. Input: a padded row p[k] = input column k - 1
- * (2 tw + 2 floats, zero outside the image) -> for each tile j its 4 values d . B,
+/* The transforms one row of tiles at a time, portable and AVX2 (8 tiles per vector, masked
+ * tails). Horizontal, input: a padded row p[k] = input column k - 1 (zero outside the image)
+ * -> for each tile j its 4 values d . B,
  *   h0 = p[2j] - p[2j+2], h1 = p[2j+1] + p[2j+2], h2 = p[2j+2] - p[2j+1], h3 = p[2j+1] - p[2j+3].
- * Output: the 4 column sums of a tile row's A^T m -> the row's 2 outputs per tile,
- *   y[2j] = s0 + s1 + s2 + b, y[2j+1] = s1 - s2 - s3 + b (= or += by acc; odd w: the last
+ * Vertical, input: B^T over the 4 rows' values, v0 = a0 - a2, v1 = a1 + a2, v2 = a2 - a1,
+ * v3 = a1 - a3. Vertical, output: s0 = m0 + m1 + m2, s1 = m1 - m2 - m3. Horizontal, output:
+ * y[2j] = s0 + s1 + s2 + b, y[2j+1] = s1 - s2 - s3 + b (= or += by acc; odd w: the last
  * tile's second output falls outside). */
 static void hrow_plain(const float *p, int64_t tw, float *h0, float *h1, float *h2, float *h3) {
     for (int64_t j = 0; j < tw; ++j) {
@@ -72,6 +75,24 @@ static void hrow_plain(const float *p, int64_t tw, float *h0, float *h1, float *
         h1[j] = c1 + c2;
         h2[j] = c2 - c1;
         h3[j] = c1 - c3;
+    }
+}
+
+static void vin_plain(const float *a0, const float *a1, const float *a2, const float *a3, int64_t n, float *v0,
+                      float *v1, float *v2, float *v3) {
+    for (int64_t j = 0; j < n; ++j) {
+        v0[j] = a0[j] - a2[j];
+        v1[j] = a1[j] + a2[j];
+        v2[j] = a2[j] - a1[j];
+        v3[j] = a1[j] - a3[j];
+    }
+}
+
+static void vout_plain(const float *m0, const float *m1, const float *m2, const float *m3, int64_t n, float *s0,
+                       float *s1) {
+    for (int64_t j = 0; j < n; ++j) {
+        s0[j] = m0[j] + m1[j] + m2[j];
+        s1[j] = m1[j] - m2[j] - m3[j];
     }
 }
 
@@ -85,6 +106,16 @@ static void orow_plain(const float *s0, const float *s1, const float *s2, const 
 }
 
 #if PFGM_CPU_SIMD
+/* Loads and stores of the first n lanes (n >= 8: all). */
+PFGM_AVX2_INLINE __m256 ld(const float *p, int64_t n) {
+    return n >= 8 ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, simd_tail_mask(n));
+}
+
+PFGM_AVX2_INLINE void st(float *p, __m256 v, int64_t n) {
+    if (n >= 8) _mm256_storeu_ps(p, v);
+    else if (n > 0) _mm256_maskstore_ps(p, simd_tail_mask(n), v);
+}
+
 /* Even and odd elements of p[0..15]. */
 PFGM_AVX2_INLINE void deinterleave16(const float *p, __m256 *ev, __m256 *od) {
     const __m256 lo = _mm256_loadu_ps(p), hi = _mm256_loadu_ps(p + 8);
@@ -94,9 +125,12 @@ PFGM_AVX2_INLINE void deinterleave16(const float *p, __m256 *ev, __m256 *od) {
                                                  _MM_SHUFFLE(3, 1, 2, 0)));
 }
 
+/* The AVX2 forms work in whole vectors: every array they read or write (the padded row,
+ * the ring, the V and M streams, S) has room for the last vector past its tw values, which
+ * are either never read or overwritten later; only the image rows y get masked stores. */
+/* p must hold 2 tw + 18 floats (the last vector reads past the row's zeros). */
 PFGM_AVX2_INLINE void hrow_avx2(const float *p, int64_t tw, float *h0, float *h1, float *h2, float *h3) {
-    int64_t j = 0;
-    for (; j + 8 <= tw; j += 8) { /* reads p[2j .. 2j+17]: the padded row has 2 tw + 2 floats */
+    for (int64_t j = 0; j < tw; j += 8) {
         __m256 c0, c1, c2, c3;
         deinterleave16(p + 2 * j, &c0, &c1);
         deinterleave16(p + 2 * j + 2, &c2, &c3);
@@ -105,121 +139,117 @@ PFGM_AVX2_INLINE void hrow_avx2(const float *p, int64_t tw, float *h0, float *h1
         _mm256_storeu_ps(h2 + j, _mm256_sub_ps(c2, c1));
         _mm256_storeu_ps(h3 + j, _mm256_sub_ps(c1, c3));
     }
-    if (j < tw) hrow_plain(p + 2 * j, tw - j, h0 + j, h1 + j, h2 + j, h3 + j);
+}
+
+PFGM_AVX2_INLINE void vin_avx2(const float *a0, const float *a1, const float *a2, const float *a3, int64_t n, float *v0,
+                               float *v1, float *v2, float *v3) {
+    for (int64_t j = 0; j < n; j += 8) {
+        const __m256 x0 = _mm256_loadu_ps(a0 + j), x1 = _mm256_loadu_ps(a1 + j), x2 = _mm256_loadu_ps(a2 + j),
+                     x3 = _mm256_loadu_ps(a3 + j);
+        _mm256_storeu_ps(v0 + j, _mm256_sub_ps(x0, x2));
+        _mm256_storeu_ps(v1 + j, _mm256_add_ps(x1, x2));
+        _mm256_storeu_ps(v2 + j, _mm256_sub_ps(x2, x1));
+        _mm256_storeu_ps(v3 + j, _mm256_sub_ps(x1, x3));
+    }
+}
+
+PFGM_AVX2_INLINE void vout_avx2(const float *m0, const float *m1, const float *m2, const float *m3, int64_t n,
+                                float *s0, float *s1) {
+    for (int64_t j = 0; j < n; j += 8) {
+        const __m256 x1 = _mm256_loadu_ps(m1 + j), x2 = _mm256_loadu_ps(m2 + j);
+        _mm256_storeu_ps(s0 + j, _mm256_add_ps(_mm256_add_ps(_mm256_loadu_ps(m0 + j), x1), x2));
+        _mm256_storeu_ps(s1 + j, _mm256_sub_ps(_mm256_sub_ps(x1, x2), _mm256_loadu_ps(m3 + j)));
+    }
 }
 
 PFGM_AVX2_INLINE void orow_avx2(const float *s0, const float *s1, const float *s2, const float *s3, int64_t tw,
                                 int64_t w, float b, int acc, float *y) {
     const __m256 vb = _mm256_set1_ps(b);
-    int64_t j = 0;
-    for (; j + 8 <= tw && 2 * j + 16 <= w; j += 8) {
-        const __m256 a0 = _mm256_loadu_ps(s0 + j), a1 = _mm256_loadu_ps(s1 + j), a2 = _mm256_loadu_ps(s2 + j),
-                     a3 = _mm256_loadu_ps(s3 + j);
-        const __m256 a = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), a2), vb);
-        const __m256 c = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(a1, a2), a3), vb);
+    for (int64_t j = 0; j < tw; j += 8) {
+        const int64_t out = w - 2 * j; /* outputs left in the row */
+        const __m256 a1 = _mm256_loadu_ps(s1 + j), a2 = _mm256_loadu_ps(s2 + j);
+        const __m256 a = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(_mm256_loadu_ps(s0 + j), a1), a2), vb);
+        const __m256 c = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(a1, a2), _mm256_loadu_ps(s3 + j)), vb);
         const __m256 t0 = _mm256_unpacklo_ps(a, c), t1 = _mm256_unpackhi_ps(a, c);
         __m256 y0 = _mm256_permute2f128_ps(t0, t1, 0x20), y1 = _mm256_permute2f128_ps(t0, t1, 0x31);
+        const int64_t n0 = out < 8 ? out : 8, n1 = out - 8 < 8 ? out - 8 : 8;
         if (acc) {
-            y0 = _mm256_add_ps(y0, _mm256_loadu_ps(y + 2 * j));
-            y1 = _mm256_add_ps(y1, _mm256_loadu_ps(y + 2 * j + 8));
+            y0 = _mm256_add_ps(y0, ld(y + 2 * j, n0));
+            if (n1 > 0) y1 = _mm256_add_ps(y1, ld(y + 2 * j + 8, n1));
         }
-        _mm256_storeu_ps(y + 2 * j, y0);
-        _mm256_storeu_ps(y + 2 * j + 8, y1);
+        st(y + 2 * j, y0, n0);
+        st(y + 2 * j + 8, y1, n1);
     }
-    if (j < tw) orow_plain(s0 + j, s1 + j, s2 + j, s3 + j, tw - j, w - 2 * j, b, acc, y + 2 * j);
 }
 #endif
 
-/* B^T d B of every tile of one channel plane x [h, w] into the 16 streams out_e = V_e + t0:
- * each image row's horizontal transform is stored in H[k][q][tile row][tile column] for
- * both tile rows that read it (q its place among their 4 rows), then the vertical
- * combination runs over all tiles of the plane at once. */
-#define WINO_BODY_INPUT(HROW)                                                                                    \
-    const int64_t th = (h + 1) / 2, tw = (w + 1) / 2, tpi = th * tw;                                              \
-    for (int64_t ti = 0; ti < th; ++ti) /* rows above and below the image are zero */                            \
-        for (int q = 0; q < 4; ++q) {                                                                            \
-            const int64_t iy = 2 * ti - 1 + q;                                                                   \
-            if (iy >= 0 && iy < h) continue;                                                                     \
-            for (int k = 0; k < 4; ++k) memset(H + ((int64_t)(k * 4 + q) * th + ti) * tw, 0, (size_t)tw * sizeof(float)); \
-        }                                                                                                        \
+/* B^T d B of every tile of one channel plane x [h, w] into the 16 streams out_e = V_e + t0,
+ * one row of tiles at a time: each image row's horizontal transform is computed once, kept
+ * in a ring of 4 (rows 2ti-1 .. 2ti+2 of tile row ti; rows outside the image are zeros), and
+ * combined vertically into the row of tiles. Scratch: ring [4][4][tw], zeros [4 tw], a
+ * padded row of 2 tw + 18 floats. */
+#define WINO_BODY_INPUT(HROW, VIN)                                                                               \
+    const int64_t th = (h + 1) / 2, tw = (w + 1) / 2, tws = (tw + 7) & ~(int64_t)7;                              \
+    float *ring = scratch, *zero = ring + 16 * tws, *prow = zero + 4 * tws;                                       \
+    memset(zero, 0, (size_t)(4 * tws) * sizeof(float));                                                         \
     prow[0] = 0.0f;                                                                                              \
     for (int64_t k = w + 1; k < 2 * tw + 18; ++k) prow[k] = 0.0f;                                                \
-    for (int64_t iy = 0; iy < h; ++iy) {                                                                         \
-        memcpy(prow + 1, x + iy * w, (size_t)w * sizeof(float));                                                 \
-        /* tile rows ti with iy = 2 ti - 1 + q, q in 0..3 */                                                     \
-        int64_t tis[2], qs[2], n = 0;                                                                            \
-        for (int64_t ti = (iy - 1) / 2; ti < th && n < 2; ++ti) { /* (-1)/2 = 0 */                     \
-            const int64_t q = iy + 1 - 2 * ti;                                                                   \
-            if (q < 0) break;                                                                                    \
-            if (q > 3) continue;                                                                                 \
-            tis[n] = ti;                                                                                         \
-            qs[n++] = q;                                                                                         \
+    const float *rows[4];                                                                                        \
+    for (int64_t ti = 0; ti < th; ++ti) {                                                                        \
+        for (int64_t iy = ti ? 2 * ti + 1 : 2 * ti - 1; iy <= 2 * ti + 2; ++iy) {                                \
+            float *set = ring + ((iy + 1) & 3) * 4 * tws;                                                         \
+            if (iy < 0 || iy >= h) {                                                                             \
+                memcpy(set, zero, (size_t)(4 * tws) * sizeof(float));                                            \
+                continue;                                                                                        \
+            }                                                                                                    \
+            memcpy(prow + 1, x + iy * w, (size_t)w * sizeof(float));                                             \
+            HROW(prow, tw, set, set + tws, set + 2 * tws, set + 3 * tws);                                        \
         }                                                                                                        \
-        float *d0 = H + ((int64_t)(0 * 4 + qs[0]) * th + tis[0]) * tw, *d1 = H + ((int64_t)(1 * 4 + qs[0]) * th + tis[0]) * tw; \
-        float *d2 = H + ((int64_t)(2 * 4 + qs[0]) * th + tis[0]) * tw, *d3 = H + ((int64_t)(3 * 4 + qs[0]) * th + tis[0]) * tw; \
-        HROW(prow, tw, d0, d1, d2, d3);                                                                          \
-        if (n == 2) {                                                                                            \
-            const int64_t off = ((int64_t)(qs[1] - qs[0]) * th + (tis[1] - tis[0])) * tw;                        \
-            memcpy(d0 + off, d0, (size_t)tw * sizeof(float));                                                    \
-            memcpy(d1 + off, d1, (size_t)tw * sizeof(float));                                                    \
-            memcpy(d2 + off, d2, (size_t)tw * sizeof(float));                                                    \
-            memcpy(d3 + off, d3, (size_t)tw * sizeof(float));                                                    \
-        }                                                                                                        \
-    }                                                                                                            \
-    for (int k = 0; k < 4; ++k) {                                                                                \
-        const float *a0 = H + (int64_t)(k * 4 + 0) * tpi, *a1 = a0 + tpi, *a2 = a1 + tpi, *a3 = a2 + tpi;        \
-        float *v0 = out[k], *v1 = out[4 + k], *v2 = out[8 + k], *v3 = out[12 + k];                               \
-        for (int64_t u = 0; u < tpi; ++u) {                                                                      \
-            v0[u] = a0[u] - a2[u];                                                                               \
-            v1[u] = a1[u] + a2[u];                                                                               \
-            v2[u] = a2[u] - a1[u];                                                                               \
-            v3[u] = a1[u] - a3[u];                                                                               \
-        }                                                                                                        \
+        for (int q = 0; q < 4; ++q) rows[q] = ring + ((2 * ti + q) & 3) * 4 * tws;                               \
+        for (int k = 0; k < 4; ++k)                                                                              \
+            VIN(rows[0] + k * tws, rows[1] + k * tws, rows[2] + k * tws, rows[3] + k * tws, tw, out[k] + ti * tw,  \
+                out[4 + k] + ti * tw, out[8 + k] + ti * tw, out[12 + k] + ti * tw);                               \
     }
 
 /* A^T m A of every tile of one output channel plane: in_e = M_e + t0 -> y [h, w] (+ bias,
- * = or += by acc). The vertical combination over all tiles first (S [2][4][tpi]), then the
- * horizontal one row of outputs at a time. */
-#define WINO_BODY_OUTPUT(OROW)                                                                                   \
-    const int64_t th = (h + 1) / 2, tw = (w + 1) / 2, tpi = th * tw;                                              \
-    for (int k = 0; k < 4; ++k) {                                                                                \
-        const float *m0 = in[k], *m1 = in[4 + k], *m2 = in[8 + k], *m3 = in[12 + k];                             \
-        float *s0 = S + (int64_t)k * tpi, *s1 = S + (int64_t)(4 + k) * tpi;                                      \
-        for (int64_t u = 0; u < tpi; ++u) {                                                                      \
-            s0[u] = m0[u] + m1[u] + m2[u];                                                                       \
-            s1[u] = m1[u] - m2[u] - m3[u];                                                                       \
-        }                                                                                                        \
-    }                                                                                                            \
-    for (int64_t ti = 0; ti < th; ++ti)                                                                          \
+ * = or += by acc), one row of tiles at a time. Scratch: S [2][4][tw]. */
+#define WINO_BODY_OUTPUT(VOUT, OROW)                                                                             \
+    const int64_t th = (h + 1) / 2, tw = (w + 1) / 2, tws = (tw + 7) & ~(int64_t)7;                              \
+    float *S = scratch;                                                                                          \
+    for (int64_t ti = 0; ti < th; ++ti) {                                                                        \
+        const int64_t u = ti * tw;                                                                               \
+        for (int k = 0; k < 4; ++k)                                                                              \
+            VOUT(in[k] + u, in[4 + k] + u, in[8 + k] + u, in[12 + k] + u, tw, S + k * tws, S + (4 + k) * tws);     \
         for (int r = 0; r < 2 && 2 * ti + r < h; ++r) {                                                          \
-            const float *s = S + (int64_t)r * 4 * tpi + ti * tw;                                                 \
-            OROW(s, s + tpi, s + 2 * tpi, s + 3 * tpi, tw, w, bias, acc, y + (2 * ti + r) * w);                  \
-        }
+            const float *sr = S + (int64_t)r * 4 * tws;                                                          \
+            OROW(sr, sr + tws, sr + 2 * tws, sr + 3 * tws, tw, w, bias, acc, y + (2 * ti + r) * w);              \
+        }                                                                                                        \
+    }
 
-static void input_plane_plain(const float *x, int64_t h, int64_t w, float *H, float *prow, float *const out[16]) {
-    WINO_BODY_INPUT(hrow_plain)
+static void input_plane_plain(const float *x, int64_t h, int64_t w, float *scratch, float *const out[16]) {
+    WINO_BODY_INPUT(hrow_plain, vin_plain)
 }
 
-static void output_plane_plain(float *const in[16], int64_t h, int64_t w, float bias, int acc, float *S, float *y) {
-    WINO_BODY_OUTPUT(orow_plain)
+static void output_plane_plain(float *const in[16], int64_t h, int64_t w, float bias, int acc, float *scratch,
+                               float *y) {
+    WINO_BODY_OUTPUT(vout_plain, orow_plain)
 }
 
 #if PFGM_CPU_SIMD
-PFGM_AVX2 static void input_plane_avx2(const float *x, int64_t h, int64_t w, float *H, float *prow,
-                                       float *const out[16]) {
-    WINO_BODY_INPUT(hrow_avx2)
+PFGM_AVX2 static void input_plane_avx2(const float *x, int64_t h, int64_t w, float *scratch, float *const out[16]) {
+    WINO_BODY_INPUT(hrow_avx2, vin_avx2)
 }
 
-PFGM_AVX2 static void output_plane_avx2(float *const in[16], int64_t h, int64_t w, float bias, int acc, float *S,
+PFGM_AVX2 static void output_plane_avx2(float *const in[16], int64_t h, int64_t w, float bias, int acc, float *scratch,
                                         float *y) {
-    WINO_BODY_OUTPUT(orow_avx2)
+    WINO_BODY_OUTPUT(vout_avx2, orow_avx2)
 }
 #endif
 
 void pfgm_cpu_wino_conv(const float *x, int64_t nimg, int64_t cin, int64_t cout, int64_t h, int64_t w, const float *U,
                         const float *bias, float *y, int acc, float *scratch) {
-    const int64_t tpi = tiles_per_image(h, w), hw = h * w, chunk = pfgm_cpu_wino_chunk(h, w), Tmax = chunk * tpi;
-    float *V = scratch, *M = V + 16 * cin * Tmax, *H = M + 16 * cout * Tmax, *prow = H + 16 * tpi;
+    const int64_t tpi = tiles_per_image(h, w), hw = h * w, chunk = pfgm_cpu_wino_chunk(h, w), Tmax = chunk * tpi + 8;
+    float *V = scratch, *M = V + 16 * cin * Tmax, *rest = M + 16 * cout * Tmax;
 #if PFGM_CPU_SIMD
     const int simd = cpu_have_avx2();
 #endif
@@ -229,29 +259,29 @@ void pfgm_cpu_wino_conv(const float *x, int64_t nimg, int64_t cin, int64_t cout,
         for (int64_t m = 0; m < nb; ++m)
             for (int64_t c = 0; c < cin; ++c) {
                 float *out[16];
-                for (int e = 0; e < 16; ++e) out[e] = V + ((int64_t)e * cin + c) * T + m * tpi;
+                for (int e = 0; e < 16; ++e) out[e] = V + ((int64_t)e * cin + c) * Tmax + m * tpi;
                 const float *xc = x + ((n0 + m) * cin + c) * hw;
 #if PFGM_CPU_SIMD
-                if (simd) input_plane_avx2(xc, h, w, H, prow, out);
+                if (simd) input_plane_avx2(xc, h, w, rest, out);
                 else
 #endif
-                    input_plane_plain(xc, h, w, H, prow, out);
+                    input_plane_plain(xc, h, w, rest, out);
             }
         for (int e = 0; e < 16; ++e)
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)cout, (blasint)T, (blasint)cin, 1.0f,
-                        U + (int64_t)e * cout * cin, (blasint)cin, V + (int64_t)e * cin * T, (blasint)T, 0.0f,
-                        M + (int64_t)e * cout * T, (blasint)T);
+                        U + (int64_t)e * cout * cin, (blasint)cin, V + (int64_t)e * cin * Tmax, (blasint)Tmax, 0.0f,
+                        M + (int64_t)e * cout * Tmax, (blasint)Tmax);
         for (int64_t m = 0; m < nb; ++m)
             for (int64_t o = 0; o < cout; ++o) {
                 float *in[16];
-                for (int e = 0; e < 16; ++e) in[e] = M + ((int64_t)e * cout + o) * T + m * tpi;
+                for (int e = 0; e < 16; ++e) in[e] = M + ((int64_t)e * cout + o) * Tmax + m * tpi;
                 float *yo = y + ((n0 + m) * cout + o) * hw;
                 const float b = bias ? bias[o] : 0.0f;
 #if PFGM_CPU_SIMD
-                if (simd) output_plane_avx2(in, h, w, b, acc, H, yo);
+                if (simd) output_plane_avx2(in, h, w, b, acc, rest, yo);
                 else
 #endif
-                    output_plane_plain(in, h, w, b, acc, H, yo);
+                    output_plane_plain(in, h, w, b, acc, rest, yo);
             }
     }
 }
