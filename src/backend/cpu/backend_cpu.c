@@ -77,6 +77,23 @@ static pfgm_status cpu_gemm(pfgm_backend *be, int ta, int tb, int64_t m, int64_t
             for (int64_t j = 0; j < n; ++j) c[i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[i * ldc + j];
         return PFGM_OK;
     }
+    /* A large product outside any parallel region (the field targets' two GEMMs, spec §3.6)
+     * is split by columns of C over the OpenMP threads, each an OpenBLAS call of its own:
+     * OpenBLAS stays single-threaded (see pfgm_backend_cpu_create), and the fixed split
+     * gives the same bits run to run. */
+    const int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
+    if (nt > 1 && (double)m * (double)n * (double)k >= 16777216.0 && n >= 64 * nt) {
+#pragma omp parallel num_threads(nt)
+        {
+            const int t = omp_get_thread_num(), nth = omp_get_num_threads();
+            const int64_t j0 = (n * t / nth) & ~(int64_t)15, j1 = t == nth - 1 ? n : (n * (t + 1) / nth) & ~(int64_t)15;
+            if (j1 > j0)
+                cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (blasint)m,
+                            (blasint)(j1 - j0), (blasint)k, alpha, a, (blasint)lda, tb ? b + j0 * ldb : b + j0,
+                            (blasint)ldb, beta, c + j0, (blasint)ldc);
+        }
+        return PFGM_OK;
+    }
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (blasint)m,
                 (blasint)n, (blasint)k, alpha, a, (blasint)lda, b, (blasint)ldb, beta, c, (blasint)ldc);
     return PFGM_OK;
