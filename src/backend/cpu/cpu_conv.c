@@ -17,9 +17,9 @@
  * padded positions of one image. Compared with im2col + one sgemm over K = 9 cin, this skips
  * writing and re-packing the 9x larger column matrix (measured 1.0-1.4x faster per
  * convolution, forward and backward, on the DDPM++ shapes at one thread).
- * Where both channel counts are >= 16 and an image has >= 32 2x2 tiles, the forward and dX
- * use Winograd F(2x2, 3x3) instead (cpu_winograd.c: 16 products over K = cin on transformed
- * tiles, 2.25x fewer multiplications; measured 1.2-1.3x faster DDPM++ forward passes).
+ * Where both channel counts are >= 16 and an image has >= 32 2x2 tiles, the forward, dX and
+ * dW use Winograd F(2x2, 3x3) instead (cpu_winograd.c: 16 products on transformed tiles,
+ * 2.25x fewer multiplications; measured 1.2-1.3x faster DDPM++ forward passes).
  * Every product covers one image, so an image's result never depends on the rest of the
  * batch.
  * Fast path, 1x1: one sgemm per image, y_b[cout, hw] = W[cout, cin] . x_b[cin, hw] (+ bias).
@@ -84,11 +84,9 @@ static conv_plan conv_plan_for(int64_t batch, int64_t cin, int64_t cout, int64_t
     size_t fwd = round16((size_t)(cin * plane)) + round16((size_t)(cout * plane));
     size_t bwd = 2 * round16((size_t)(cin * plane)) + round16((size_t)(cout * plane)) + round16(nw + (size_t)cout);
     p.shared = round16(nw);
-    if (conv_wino(cin, cout, h, w, k)) {
-        const size_t wf = round16(pfgm_cpu_wino_scratch_floats(cin, cout, h, w));
-        const size_t wb = round16(pfgm_cpu_wino_scratch_floats(cout, cin, h, w)) + bwd;
-        fwd = wf > fwd ? wf : fwd;
-        bwd = wb > bwd ? wb : bwd;
+    if (conv_wino(cin, cout, h, w, k)) { /* the Winograd scratch is the same for cin <-> cout */
+        fwd = round16(pfgm_cpu_wino_scratch_floats(cin, cout, h, w));
+        bwd = round16((size_t)(16 * cout * cin + cout)) + fwd;
         p.shared = round16((size_t)(16 * cout * cin));
     }
     p.per = fwd > bwd ? fwd : bwd;
@@ -316,7 +314,7 @@ static void conv3_bwd_image(const float *x, const float *dy, const float *taps, 
     /* dW_t += P(dy) . P(x)_shifted^T over every position; pad positions of P(dy) are 0 */
     for (int t = 0; t < 9; ++t)
         sgemm(0, 1, cout, cin, K, dyp + p0, L, xp + p0 + tap_shift(t, wp), L, 1.0f, dwt + (int64_t)t * cout * cin, cin);
-    if (!dx || !taps) return;
+    if (!dx) return;
     for (int t = 0; t < 9; ++t)
         sgemm(1, 0, cin, K, cout, taps + (int64_t)t * cout * cin, cin, dyp + p0 - tap_shift(t, wp), L, t ? 1.0f : 0.0f,
               grid + p0, L);
@@ -329,6 +327,42 @@ static void conv3_bwd_image(const float *x, const float *dy, const float *taps, 
             else
                 memcpy(d, g, (size_t)w * sizeof(float));
         }
+}
+
+/* 3x3 backward with Winograd (cpu_winograd.c): per image, dU += the transformed weight
+ * gradient and dX = the convolution of dy with the flipped, transposed weights (their
+ * transform `taps`); then the threads' dU summed in thread order and turned into dW. */
+static pfgm_status conv3_bwd_wino(const conv_plan *pl, int64_t batch, int64_t cin, int64_t cout, int64_t h, int64_t w,
+                                  const float *x, const float *taps, const float *dy, float *dx, int acc_dx, float *dw,
+                                  float *db, void *ws) {
+    const int64_t hw = h * w, nu = 16 * cout * cin;
+    const size_t acc_floats = round16((size_t)(nu + cout));
+    const int nt = pl->nt;
+#define SLICE(u) ((float *)ws + pl->shared + (size_t)(u) * pl->per)
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        const int t = omp_get_thread_num();
+        float *du = SLICE(t), *dbp = du + nu, *scr = du + acc_floats;
+        memset(du, 0, (size_t)(nu + cout) * sizeof(float));
+        const int64_t n0 = batch * t / nt, n1 = batch * (t + 1) / nt;
+        for (int64_t n = n0; n < n1; ++n) {
+            const float *dyn = dy + n * cout * hw;
+            for (int64_t o = 0; o < cout; ++o) dbp[o] += sum8(dyn + o * hw, hw);
+            pfgm_cpu_wino_grad_image(x + n * cin * hw, dyn, cin, cout, h, w, du, scr);
+            if (dx) pfgm_cpu_wino_conv(dyn, 1, cout, cin, h, w, taps, NULL, dx + n * cin * hw, acc_dx, scr);
+        }
+    }
+    /* thread order, into thread 0's accumulators */
+    float *du0 = SLICE(0);
+    for (int u = 1; u < nt; ++u) {
+        const float *du = SLICE(u);
+        for (int64_t i = 0; i < nu + cout; ++i) du0[i] += du[i];
+    }
+#undef SLICE
+    pfgm_cpu_wino_grad_finish(du0, cin, cout, dw);
+    if (db)
+        for (int64_t o = 0; o < cout; ++o) db[o] += du0[nu + o];
+    return PFGM_OK;
 }
 
 static pfgm_status cpu_conv2d_bwd(pfgm_backend *be, int64_t batch, int64_t cin, int64_t cout, int64_t h, int64_t w,
@@ -346,8 +380,11 @@ static pfgm_status cpu_conv2d_bwd(pfgm_backend *be, int64_t batch, int64_t cin, 
     const int64_t hw = h * w, nw = cout * cin * k * k;
     const int wino = conv_wino(cin, cout, h, w, k);
     float *taps = ws;
-    if (wino && dx) pfgm_cpu_wino_weights(wt, cin, cout, 1, taps);
-    else if (k == 3) pack_taps(wt, cin, cout, taps);
+    if (wino) {
+        if (dx) pfgm_cpu_wino_weights(wt, cin, cout, 1, taps);
+        return conv3_bwd_wino(&pl, batch, cin, cout, h, w, x, taps, dy, dx, acc_dx, dw, db, ws);
+    }
+    if (k == 3) pack_taps(wt, cin, cout, taps);
     const size_t cat = round16((size_t)(cin * pad_plane(h, w)));    /* P(x), the dX grid */
     const size_t dycat = round16((size_t)(cout * pad_plane(h, w))); /* P(dy) */
     const size_t dwoff = k == 3 ? 2 * cat + dycat : 0;
@@ -364,13 +401,8 @@ static pfgm_status cpu_conv2d_bwd(pfgm_backend *be, int64_t batch, int64_t cin, 
             for (int64_t o = 0; o < cout; ++o) dbp[o] += sum8(dyn + o * hw, hw);
         }
         if (k == 3) {
-            /* with Winograd, dX is done below for all the thread's images (no taps here) */
             for (int64_t n = n0; n < n1; ++n)
-                conv3_bwd_image(x, dy, wino ? NULL : taps, n, cin, cout, h, w, slice, slice + cat, slice + cat + dycat,
-                                dwp, dx, acc_dx);
-            if (wino && dx && n1 > n0)
-                pfgm_cpu_wino_conv(dy + n0 * cout * hw, n1 - n0, cout, cin, h, w, taps, NULL, dx + n0 * cin * hw, acc_dx,
-                                   slice + dwoff + round16((size_t)(nw + cout)));
+                conv3_bwd_image(x, dy, taps, n, cin, cout, h, w, slice, slice + cat, slice + cat + dycat, dwp, dx, acc_dx);
         } else {
             for (int64_t n = n0; n < n1; ++n) {
                 const float *xn = x + n * cin * hw, *dyn = dy + n * cout * hw;

@@ -19,6 +19,12 @@ size_t pfgm_cpu_wino_scratch_floats(int64_t cin, int64_t cout, int64_t h, int64_
 void pfgm_cpu_wino_weights(const float *wt, int64_t cin, int64_t cout, int transpose_flip, float *U);
 void pfgm_cpu_wino_conv(const float *x, int64_t nimg, int64_t cin, int64_t cout, int64_t h, int64_t w, const float *U,
                         const float *bias, float *y, int acc, float *scratch);
+/* Weight gradient of one image: dU [16][cout][cin] += the transformed-domain gradient of
+ * x_n [cin, h, w] and dy_n [cout, h, w] (scratch: pfgm_cpu_wino_scratch_floats(cin, cout,
+ * h, w)); pfgm_cpu_wino_grad_finish adds its 3x3 form to dw [cout, cin, 3, 3]. */
+void pfgm_cpu_wino_grad_image(const float *xn, const float *dyn, int64_t cin, int64_t cout, int64_t h, int64_t w,
+                              float *dU, float *scratch);
+void pfgm_cpu_wino_grad_finish(const float *dU, int64_t cin, int64_t cout, float *dw);
 
 /* Threads that run over the batch in the fast path: 1 when OpenBLAS itself runs
  * multi-threaded (then each sgemm is threaded instead, so the two never oversubscribe),

@@ -9,8 +9,9 @@
  *   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1],  G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1],
  *   A^T = [1 1 1 0; 0 1 -1 -1].
  * The transforms add and subtract in float32 (measured error against a double direct
- * convolution ~1e-6 relative on O(1) data). Used for the forward and, with the flipped and
- * transposed weights, for the input gradient of the backward (cpu_conv.c). The transform
+ * convolution ~1e-6 relative on O(1) data). Used for the forward, with the flipped and
+ * transposed weights for the input gradient of the backward, and in its adjoint form for the
+ * weight gradient (cpu_conv.c). The transform
  * loops run over tiles, compiled for AVX2 when the processor has it (cpu_simd.h). */
 #include "backend/cpu/cpu_nn.h"
 #include "backend/cpu/cpu_simd.h"
@@ -245,6 +246,134 @@ PFGM_AVX2 static void output_plane_avx2(float *const in[16], int64_t h, int64_t 
     WINO_BODY_OUTPUT(vout_avx2, orow_avx2)
 }
 #endif
+
+/* ---- weight gradient --------------------------------------------------------------------
+ * With M_e[o,t] = sum_c U_e[o,c] V_e[c,t] and Y_tile = A^T M A, the gradient of U_e is
+ *   dU_e[o,c] = sum_t Z_e[o,t] V_e[c,t],   Z_tile = A dY_tile A^T (the adjoint of A^T . A),
+ * and that of the 3x3 weights dW = G^T dU G (the adjoint of U = G g G^T). Z of a 2x2 tile
+ * [a b; c d] of dY: rows A [a b; c d] = [a b; a+c b+d; a-c b-d; -c -d], then the same on the
+ * columns, each row [p q] -> [p, p+q, p-q, -q]; dY is zero past the image. */
+static void zrow_plain(const float *p, int64_t tw, float *h0, float *h1, float *h2, float *h3) {
+    for (int64_t j = 0; j < tw; ++j) {
+        const float a = p[2 * j], b = p[2 * j + 1];
+        h0[j] = a;
+        h1[j] = a + b;
+        h2[j] = a - b;
+        h3[j] = -b;
+    }
+}
+
+static void zcol_plain(const float *r0, const float *r1, int64_t n, float *z0, float *z1, float *z2, float *z3) {
+    for (int64_t j = 0; j < n; ++j) {
+        z0[j] = r0[j];
+        z1[j] = r0[j] + r1[j];
+        z2[j] = r0[j] - r1[j];
+        z3[j] = -r1[j];
+    }
+}
+
+#if PFGM_CPU_SIMD
+PFGM_AVX2_INLINE void zrow_avx2(const float *p, int64_t tw, float *h0, float *h1, float *h2, float *h3) {
+    for (int64_t j = 0; j < tw; j += 8) {
+        __m256 a, b;
+        deinterleave16(p + 2 * j, &a, &b);
+        _mm256_storeu_ps(h0 + j, a);
+        _mm256_storeu_ps(h1 + j, _mm256_add_ps(a, b));
+        _mm256_storeu_ps(h2 + j, _mm256_sub_ps(a, b));
+        _mm256_storeu_ps(h3 + j, _mm256_sub_ps(_mm256_setzero_ps(), b));
+    }
+}
+
+PFGM_AVX2_INLINE void zcol_avx2(const float *r0, const float *r1, int64_t n, float *z0, float *z1, float *z2,
+                                float *z3) {
+    for (int64_t j = 0; j < n; j += 8) {
+        const __m256 a = _mm256_loadu_ps(r0 + j), b = _mm256_loadu_ps(r1 + j);
+        _mm256_storeu_ps(z0 + j, a);
+        _mm256_storeu_ps(z1 + j, _mm256_add_ps(a, b));
+        _mm256_storeu_ps(z2 + j, _mm256_sub_ps(a, b));
+        _mm256_storeu_ps(z3 + j, _mm256_sub_ps(_mm256_setzero_ps(), b));
+    }
+}
+#endif
+
+/* Z of every tile of one plane dy [h, w] into the 16 streams out_e, one row of tiles at a
+ * time. Scratch: 2 row sets [4][tws], a padded row of 2 tw + 18 floats. */
+#define WINO_BODY_GRAD(ZROW, ZCOL)                                                                               \
+    const int64_t th = (h + 1) / 2, tw = (w + 1) / 2, tws = (tw + 7) & ~(int64_t)7;                              \
+    float *r0 = scratch, *r1 = r0 + 4 * tws, *prow = r1 + 4 * tws;                                               \
+    for (int64_t k = w; k < 2 * tw + 18; ++k) prow[k] = 0.0f;                                                    \
+    for (int64_t ti = 0; ti < th; ++ti) {                                                                        \
+        memcpy(prow, dy + 2 * ti * w, (size_t)w * sizeof(float));                                                \
+        ZROW(prow, tw, r0, r0 + tws, r0 + 2 * tws, r0 + 3 * tws);                                                \
+        if (2 * ti + 1 < h) {                                                                                    \
+            memcpy(prow, dy + (2 * ti + 1) * w, (size_t)w * sizeof(float));                                      \
+            ZROW(prow, tw, r1, r1 + tws, r1 + 2 * tws, r1 + 3 * tws);                                            \
+        } else {                                                                                                 \
+            memset(r1, 0, (size_t)(4 * tws) * sizeof(float));                                                   \
+        }                                                                                                        \
+        for (int k = 0; k < 4; ++k)                                                                              \
+            ZCOL(r0 + k * tws, r1 + k * tws, tw, out[k] + ti * tw, out[4 + k] + ti * tw, out[8 + k] + ti * tw,    \
+                 out[12 + k] + ti * tw);                                                                         \
+    }
+
+static void grad_plane_plain(const float *dy, int64_t h, int64_t w, float *scratch, float *const out[16]) {
+    WINO_BODY_GRAD(zrow_plain, zcol_plain)
+}
+
+#if PFGM_CPU_SIMD
+PFGM_AVX2 static void grad_plane_avx2(const float *dy, int64_t h, int64_t w, float *scratch, float *const out[16]) {
+    WINO_BODY_GRAD(zrow_avx2, zcol_avx2)
+}
+#endif
+
+void pfgm_cpu_wino_grad_image(const float *xn, const float *dyn, int64_t cin, int64_t cout, int64_t h, int64_t w,
+                              float *dU, float *scratch) {
+    const int64_t tpi = tiles_per_image(h, w), hw = h * w, Tp = tpi + 8;
+    float *V = scratch, *Z = V + 16 * cin * Tp, *rest = Z + 16 * cout * Tp;
+#if PFGM_CPU_SIMD
+    const int simd = cpu_have_avx2();
+#endif
+    float *out[16];
+    for (int64_t c = 0; c < cin; ++c) {
+        for (int e = 0; e < 16; ++e) out[e] = V + ((int64_t)e * cin + c) * Tp;
+#if PFGM_CPU_SIMD
+        if (simd) input_plane_avx2(xn + c * hw, h, w, rest, out);
+        else
+#endif
+            input_plane_plain(xn + c * hw, h, w, rest, out);
+    }
+    for (int64_t o = 0; o < cout; ++o) {
+        for (int e = 0; e < 16; ++e) out[e] = Z + ((int64_t)e * cout + o) * Tp;
+#if PFGM_CPU_SIMD
+        if (simd) grad_plane_avx2(dyn + o * hw, h, w, rest, out);
+        else
+#endif
+            grad_plane_plain(dyn + o * hw, h, w, rest, out);
+    }
+    for (int e = 0; e < 16; ++e) /* dU_e += Z_e . V_e^T over the image's tiles */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)cout, (blasint)cin, (blasint)tpi, 1.0f,
+                    Z + (int64_t)e * cout * Tp, (blasint)Tp, V + (int64_t)e * cin * Tp, (blasint)Tp, 1.0f,
+                    dU + (int64_t)e * cout * cin, (blasint)cin);
+}
+
+void pfgm_cpu_wino_grad_finish(const float *dU, int64_t cin, int64_t cout, float *dw) {
+    for (int64_t o = 0; o < cout; ++o)
+        for (int64_t c = 0; c < cin; ++c) {
+            float d[4][4], t[4][3];
+            for (int e = 0; e < 16; ++e) d[e / 4][e % 4] = dU[((int64_t)e * cout + o) * cin + c];
+            for (int r = 0; r < 4; ++r) { /* D G */
+                t[r][0] = d[r][0] + 0.5f * (d[r][1] + d[r][2]);
+                t[r][1] = 0.5f * (d[r][1] - d[r][2]);
+                t[r][2] = 0.5f * (d[r][1] + d[r][2]) + d[r][3];
+            }
+            float *g = dw + (o * cin + c) * 9;
+            for (int k = 0; k < 3; ++k) { /* G^T (D G) */
+                g[k] += t[0][k] + 0.5f * (t[1][k] + t[2][k]);
+                g[3 + k] += 0.5f * (t[1][k] - t[2][k]);
+                g[6 + k] += 0.5f * (t[1][k] + t[2][k]) + t[3][k];
+            }
+        }
+}
 
 void pfgm_cpu_wino_conv(const float *x, int64_t nimg, int64_t cin, int64_t cout, int64_t h, int64_t w, const float *U,
                         const float *bias, float *y, int acc, float *scratch) {
