@@ -120,6 +120,9 @@ PFGM_AVX2 static void gn_bwd_avx2(int64_t batch, int64_t c, int64_t hw, int64_t 
             const int64_t bg = b * groups + g;
             const __m256 vm = _mm256_set1_ps(mean[bg]), vr = _mm256_set1_ps(rstd[bg]);
             const float *xs = x + (b * c + g * cg) * hw, *dys = dy + (b * c + g * cg) * hw;
+            /* with SiLU and a fresh dx, the first pass keeps dL/d(pre-activation) in dx, so the
+             * second does not evaluate the sigmoid again */
+            float *keep = silu && dx && !acc_dx ? dx + (b * c + g * cg) * hw : NULL;
             double s1 = 0.0, s2 = 0.0;
             for (int64_t j = 0; j < cg; ++j) {
                 const int64_t ch = g * cg + j;
@@ -133,6 +136,7 @@ PFGM_AVX2 static void gn_bwd_avx2(int64_t batch, int64_t c, int64_t hw, int64_t 
                         __m256 xhat, d = gn_dpre_avx2(silu, gn_load(xs + j * hw + i, k), gn_load(dys + j * hw + i, k),
                                                       vm, vr, vg, vb, &xhat);
                         if (k < 8) d = _mm256_and_ps(d, _mm256_castsi256_ps(simd_tail_mask(k)));
+                        if (keep) gn_store(keep + j * hw + i, d, k);
                         ab = _mm256_add_ps(ab, d);
                         ag = _mm256_fmadd_ps(d, xhat, ag);
                     }
@@ -153,8 +157,14 @@ PFGM_AVX2 static void gn_bwd_avx2(int64_t batch, int64_t c, int64_t hw, int64_t 
                 const __m256 vg = _mm256_set1_ps(gamma[ch]), vb = _mm256_set1_ps(beta[ch]);
                 for (int64_t i = 0; i < hw; i += 8) {
                     const int64_t k = hw - i;
-                    __m256 xhat, d = gn_dpre_avx2(silu, gn_load(xs + j * hw + i, k), gn_load(dys + j * hw + i, k), vm,
-                                                  vr, vg, vb, &xhat);
+                    __m256 xhat, d;
+                    if (keep) {
+                        xhat = _mm256_mul_ps(_mm256_sub_ps(gn_load(xs + j * hw + i, k), vm), vr);
+                        d = gn_load(keep + j * hw + i, k);
+                    } else {
+                        d = gn_dpre_avx2(silu, gn_load(xs + j * hw + i, k), gn_load(dys + j * hw + i, k), vm, vr, vg, vb,
+                                         &xhat);
+                    }
                     __m256 v = _mm256_mul_ps(vr, _mm256_fnmadd_ps(xhat, vm2, _mm256_sub_ps(_mm256_mul_ps(vg, d), vm1)));
                     if (acc_dx) v = _mm256_add_ps(v, gn_load(dxs + j * hw + i, k));
                     gn_store(dxs + j * hw + i, v, k);
