@@ -44,7 +44,7 @@ mkdir -p "$build" "$work"
 
 # ---- 1. the C programs ----------------------------------------------------------------
 if [ ! -f "$build/CMakeCache.txt" ]; then
-    cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release >&2
+    cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DPFGM_CUDA=OFF >&2 # the comparison is CPU-only
 fi
 cmake --build "$build" -j2 --target bench_cmp_train bench_cmp_sample bench_cmp_field bench_sgemm_peak >&2
 bin=$build/tests
