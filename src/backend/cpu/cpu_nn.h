@@ -9,14 +9,15 @@
 void pfgm_cpu_conv_ops_init(pfgm_backend *be);
 void pfgm_cpu_norm_ops_init(pfgm_backend *be);
 
-/* Winograd F(2x2, 3x3) convolutions (cpu_winograd.c). Images per chunk of the tile products,
- * scratch floats for one call of pfgm_cpu_wino_conv, the transformed weights U [16][out][in]
- * of W [cout, cin, 3, 3] (transpose_flip = 1: of the input gradient's weights, a
- * convolution from cout to cin channels), and y [nimg, cout, h, w] (= or += by acc) the
+/* Winograd F(2x2, 3x3) convolutions (cpu_winograd.c). Scratch floats for one call of
+ * pfgm_cpu_wino_conv or pfgm_cpu_wino_grad_image (the same for cin <-> cout); the
+ * transformed weights U [16][out][in] of W [cout, cin, 3, 3] for the output channels
+ * [o0, o1) (transpose_flip = 1: of the input gradient's weights, a convolution from cout to
+ * cin channels, o0..o1 then range over cin); y [nimg, cout, h, w] (= or += by acc) the
  * convolution of x [nimg, cin, h, w] with zero padding 1, plus bias (may be NULL). */
-int64_t pfgm_cpu_wino_chunk(int64_t h, int64_t w);
 size_t pfgm_cpu_wino_scratch_floats(int64_t cin, int64_t cout, int64_t h, int64_t w);
-void pfgm_cpu_wino_weights(const float *wt, int64_t cin, int64_t cout, int transpose_flip, float *U);
+void pfgm_cpu_wino_weights(const float *wt, int64_t cin, int64_t cout, int transpose_flip, int64_t o0, int64_t o1,
+                           float *U);
 void pfgm_cpu_wino_conv(const float *x, int64_t nimg, int64_t cin, int64_t cout, int64_t h, int64_t w, const float *U,
                         const float *bias, float *y, int acc, float *scratch);
 /* Weight gradient of one image: dU [16][cout][cin] += the transformed-domain gradient of

@@ -3,16 +3,18 @@
  * DDPM++ (spec §3.1) computed on 2x2 output tiles as
  *   Y_tile = A^T [ sum_c (G g_{o,c} G^T) (.) (B^T d_{c,tile} B) ] A
  * with d the 4x4 input patch around the tile, so that the channel sums become 16 independent
- * OpenBLAS sgemm calls M_e[cout, T] = U_e[cout, cin] . V_e[cin, T] over the T tiles of a chunk
- * of images (e = 0..15 the transformed positions): 2.25x fewer multiplications than the
- * direct form. Matrices:
+ * OpenBLAS sgemm calls M_e[cout, T] = U_e[cout, cin] . V_e[cin, T] over the T tiles of one
+ * image (e = 0..15 the transformed positions): 2.25x fewer multiplications than the direct
+ * form. One image per product: products over several images' tiles would be longer, but an
+ * image's result would then depend on which images share them (sgemm may pick another kernel
+ * for another N), and DDPM++ promises per-sample results whatever the batch. Matrices:
  *   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1],  G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1],
  *   A^T = [1 1 1 0; 0 1 -1 -1].
  * The transforms add and subtract in float32 (measured error against a double direct
  * convolution ~1e-6 relative on O(1) data). Used for the forward, with the flipped and
  * transposed weights for the input gradient of the backward, and in its adjoint form for the
- * weight gradient (cpu_conv.c). The transform
- * loops run over tiles, compiled for AVX2 when the processor has it (cpu_simd.h). */
+ * weight gradient (cpu_conv.c). The transform loops run over tiles, compiled for AVX2 when
+ * the processor has it (cpu_simd.h). */
 #include "backend/cpu/cpu_nn.h"
 #include "backend/cpu/cpu_simd.h"
 
@@ -21,28 +23,20 @@
 
 static int64_t tiles_per_image(int64_t h, int64_t w) { return ((h + 1) / 2) * ((w + 1) / 2); }
 
-/* One image per chunk: products over several images' tiles would be longer, but an image's
- * result would then depend on which images share its products (sgemm may pick another
- * kernel for another N), and DDPM++ guarantees per-sample results whatever the batch. */
-int64_t pfgm_cpu_wino_chunk(int64_t h, int64_t w) {
-    (void)h;
-    (void)w;
-    return 1;
-}
-
 size_t pfgm_cpu_wino_scratch_floats(int64_t cin, int64_t cout, int64_t h, int64_t w) {
-    const int64_t tpi = tiles_per_image(h, w), T = pfgm_cpu_wino_chunk(h, w) * tpi, tw = (w + 1) / 2;
+    const int64_t T = tiles_per_image(h, w), tw = (w + 1) / 2;
     /* V [16][cin][T + 8], M [16][cout][T + 8] (room for a last vector), the plane
      * transforms' scratch (input: ring, zeros and a padded row; output: S) */
     const int64_t tws = (tw + 7) & ~(int64_t)7;
     return (size_t)(16 * (cin + cout) * (T + 8) + 20 * tws + 2 * tw + 18);
 }
 
-void pfgm_cpu_wino_weights(const float *wt, int64_t cin, int64_t cout, int transpose_flip, float *U) {
+void pfgm_cpu_wino_weights(const float *wt, int64_t cin, int64_t cout, int transpose_flip, int64_t o0, int64_t o1,
+                           float *U) {
     /* transpose_flip: the input gradient's weights W'[c][o][ky][kx] = W[o][c][2-ky][2-kx],
      * a convolution from cout channels to cin */
     const int64_t no = transpose_flip ? cin : cout, ni = transpose_flip ? cout : cin;
-    for (int64_t o = 0; o < no; ++o)
+    for (int64_t o = o0; o < o1; ++o)
         for (int64_t c = 0; c < ni; ++c) {
             float g[9], t[4][3];
             for (int k = 0; k < 9; ++k)
@@ -377,40 +371,35 @@ void pfgm_cpu_wino_grad_finish(const float *dU, int64_t cin, int64_t cout, float
 
 void pfgm_cpu_wino_conv(const float *x, int64_t nimg, int64_t cin, int64_t cout, int64_t h, int64_t w, const float *U,
                         const float *bias, float *y, int acc, float *scratch) {
-    const int64_t tpi = tiles_per_image(h, w), hw = h * w, chunk = pfgm_cpu_wino_chunk(h, w), Tmax = chunk * tpi + 8;
-    float *V = scratch, *M = V + 16 * cin * Tmax, *rest = M + 16 * cout * Tmax;
+    const int64_t T = tiles_per_image(h, w), hw = h * w, Tp = T + 8;
+    float *V = scratch, *M = V + 16 * cin * Tp, *rest = M + 16 * cout * Tp;
 #if PFGM_CPU_SIMD
     const int simd = cpu_have_avx2();
 #endif
-    for (int64_t n0 = 0; n0 < nimg; n0 += chunk) {
-        const int64_t nb = nimg - n0 < chunk ? nimg - n0 : chunk, T = nb * tpi;
-        /* V_e[c][t] for the chunk's tiles, t = (image, tile row, tile column) */
-        for (int64_t m = 0; m < nb; ++m)
-            for (int64_t c = 0; c < cin; ++c) {
-                float *out[16];
-                for (int e = 0; e < 16; ++e) out[e] = V + ((int64_t)e * cin + c) * Tmax + m * tpi;
-                const float *xc = x + ((n0 + m) * cin + c) * hw;
+    for (int64_t n = 0; n < nimg; ++n) {
+        float *s[16];
+        for (int64_t c = 0; c < cin; ++c) { /* V_e[c][t], t = (tile row, tile column) */
+            for (int e = 0; e < 16; ++e) s[e] = V + ((int64_t)e * cin + c) * Tp;
+            const float *xc = x + (n * cin + c) * hw;
 #if PFGM_CPU_SIMD
-                if (simd) input_plane_avx2(xc, h, w, rest, out);
-                else
+            if (simd) input_plane_avx2(xc, h, w, rest, s);
+            else
 #endif
-                    input_plane_plain(xc, h, w, rest, out);
-            }
+                input_plane_plain(xc, h, w, rest, s);
+        }
         for (int e = 0; e < 16; ++e)
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)cout, (blasint)T, (blasint)cin, 1.0f,
-                        U + (int64_t)e * cout * cin, (blasint)cin, V + (int64_t)e * cin * Tmax, (blasint)Tmax, 0.0f,
-                        M + (int64_t)e * cout * Tmax, (blasint)Tmax);
-        for (int64_t m = 0; m < nb; ++m)
-            for (int64_t o = 0; o < cout; ++o) {
-                float *in[16];
-                for (int e = 0; e < 16; ++e) in[e] = M + ((int64_t)e * cout + o) * Tmax + m * tpi;
-                float *yo = y + ((n0 + m) * cout + o) * hw;
-                const float b = bias ? bias[o] : 0.0f;
+                        U + (int64_t)e * cout * cin, (blasint)cin, V + (int64_t)e * cin * Tp, (blasint)Tp, 0.0f,
+                        M + (int64_t)e * cout * Tp, (blasint)Tp);
+        for (int64_t o = 0; o < cout; ++o) {
+            for (int e = 0; e < 16; ++e) s[e] = M + ((int64_t)e * cout + o) * Tp;
+            float *yo = y + (n * cout + o) * hw;
+            const float b = bias ? bias[o] : 0.0f;
 #if PFGM_CPU_SIMD
-                if (simd) output_plane_avx2(in, h, w, b, acc, rest, yo);
-                else
+            if (simd) output_plane_avx2(s, h, w, b, acc, rest, yo);
+            else
 #endif
-                    output_plane_plain(in, h, w, b, acc, rest, yo);
-            }
+                output_plane_plain(s, h, w, b, acc, rest, yo);
+        }
     }
 }
