@@ -20,6 +20,7 @@
 #include "pfgm/comm.h"
 #include "pfgm/config.h"
 #include "pfgm/log.h"
+#include "pfgm/ode.h"
 #include "pfgm/status.h"
 
 #ifdef __cplusplus
@@ -79,6 +80,11 @@ void pfgm_sample_partition(int64_t num, int64_t batch_size, int world, int rank,
  * PFGM_ERR_NOMEM, the communicator's and backend's. */
 pfgm_status pfgm_sample_draw(const pfgm_config *cfg, const pfgm_sample_options *o, pfgm_comm *comm, pfgm_backend *be,
                              const pfgm_logger *lg, float *x, pfgm_sample_result *res);
+
+/* The ODE solver options of a config's sampling section (spec §1.9): sampling.ode_solver,
+ * z_max, z_min, z_exp, N, rk45_rtol/atol, training.gamma, and the authors' state layout
+ * (z replicated H*W times in the RK45 state). */
+pfgm_ode_options pfgm_sample_ode_options(const pfgm_config *c);
 
 #ifdef __cplusplus
 }

@@ -114,7 +114,7 @@ static pfgm_status load_weights(pfgm_ddpmpp *m, const char *path, int use_params
     return st;
 }
 
-static pfgm_ode_options ode_options(const pfgm_config *c) {
+pfgm_ode_options pfgm_sample_ode_options(const pfgm_config *c) {
     pfgm_ode_options o = pfgm_ode_options_default();
     o.method = c->sampling.ode_solver == PFGM_SOLVER_FORWARD_EULER   ? PFGM_ODE_EULER
                : c->sampling.ode_solver == PFGM_SOLVER_IMPROVED_EULER ? PFGM_ODE_HEUN
@@ -153,7 +153,7 @@ static pfgm_status sampler_init(sampler *s, const pfgm_config *cfg, const pfgm_s
     s->be = be;
     s->N = pfgm_config_data_dim(cfg);
     s->Bs = cfg->sampling.batch_size < o->num_samples ? cfg->sampling.batch_size : o->num_samples;
-    s->oo = ode_options(cfg);
+    s->oo = pfgm_sample_ode_options(cfg);
     pfgm_ddpmpp_desc desc;
     PFGM_TRY(pfgm_ddpmpp_desc_from_config(cfg, &desc));
     PFGM_TRY(pfgm_ddpmpp_create(be, &desc, s->Bs, PFGM_DDPMPP_INFER, &s->model));

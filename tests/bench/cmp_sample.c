@@ -19,6 +19,7 @@
 #include "pfgm/ddpmpp.h"
 #include "pfgm/ode.h"
 #include "pfgm/prior.h"
+#include "pfgm/sampler.h"
 #include "util/check.h"
 
 typedef struct sampler_bench {
@@ -34,22 +35,6 @@ static pfgm_status network_field(void *user, int64_t B, const float *x, const fl
     memcpy(v_x, nx, sizeof(float) * (size_t)(B * s->N));
     memcpy(v_z, nz, sizeof(float) * (size_t)B);
     return PFGM_OK;
-}
-
-static pfgm_ode_options ode_options(const pfgm_config *c) {
-    pfgm_ode_options o = pfgm_ode_options_default();
-    o.method = c->sampling.ode_solver == PFGM_SOLVER_FORWARD_EULER    ? PFGM_ODE_EULER
-               : c->sampling.ode_solver == PFGM_SOLVER_IMPROVED_EULER ? PFGM_ODE_HEUN
-                                                                      : PFGM_ODE_RK45;
-    o.z_max = c->sampling.z_max;
-    o.z_min = c->sampling.z_min;
-    o.gamma = c->training.gamma;
-    o.z_exp = c->sampling.z_exp;
-    o.steps = c->sampling.N;
-    o.rtol = c->sampling.rk45_rtol;
-    o.atol = c->sampling.rk45_atol;
-    o.z_replicas = c->data.image_size * c->data.image_size;
-    return o;
 }
 
 /* Prior samples of batch b into x [B, N]. */
@@ -93,7 +78,7 @@ static pfgm_status run(const bench_args *a, const pfgm_config *c, pfgm_backend *
         st = a->params ? pfgm_ddpmpp_load_h5(s.model, a->params, "params")
                        : pfgm_ddpmpp_init_params(s.model, (uint32_t)c->seed);
     if (st == PFGM_OK) st = pfgm_ddpmpp_save_h5(s.model, path, "params");
-    pfgm_ode_options oo = ode_options(c);
+    pfgm_ode_options oo = pfgm_sample_ode_options(c);
     if (st == PFGM_OK) st = pfgm_ode_create(be, B, N, &oo, &solver);
     x = malloc(sizeof(float) * (size_t)(B * N));
     x0 = malloc(sizeof(float) * (size_t)(B * N));
