@@ -21,7 +21,8 @@
 # Environment:
 #   PFGM_BENCH_BUILD   build directory (default <repo>/build-bench; configured when missing)
 #   PFGM_BENCH_VENV    Python virtual environment to use or create (default <build>/bench-venv)
-#   PFGM_BENCH_ROUNDS  rounds (default 3)
+#   PFGM_BENCH_ROUNDS  rounds (default 5: on a shared machine a burst of other work can slow a
+#                      whole round; medians over more, shorter rounds keep it from deciding)
 #   PFGM_BENCH_ONLY    space-separated subset of: train_fmnist train_cifar sample_fmnist
 #                      sample_cifar field
 #   PFGM_BENCH_LOG     log file (default <build>/bench-work/bench.log)
@@ -31,7 +32,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
 build=${PFGM_BENCH_BUILD:-$root/build-bench}
 venv=${PFGM_BENCH_VENV:-$build/bench-venv}
-rounds=${PFGM_BENCH_ROUNDS:-3}
+rounds=${PFGM_BENCH_ROUNDS:-5}
 only=${PFGM_BENCH_ONLY:-"train_fmnist train_cifar sample_fmnist sample_cifar field"}
 threads=2
 work=$build/bench-work
@@ -83,19 +84,19 @@ euler=(--set sampling.ode_solver=forward_euler --set sampling.N=20 --set samplin
 ours() { # workload
     case $1 in
     train_fmnist) "$bin/bench_cmp_train" --config "$root/configs/fashion_mnist.yaml" --workload "$1" \
-                      --out "$work/$1.h5" --steps 5 --warmup 1 ;;
+                      --out "$work/$1.h5" --steps 3 --warmup 1 ;;
     train_cifar) "$bin/bench_cmp_train" --config "$here/cifar_small.yaml" --workload "$1" \
-                     --out "$work/$1.h5" --steps 5 --warmup 1 ;;
+                     --out "$work/$1.h5" --steps 3 --warmup 1 ;;
     sample_fmnist) "$bin/bench_cmp_sample" --config "$root/configs/fashion_mnist.yaml" "${euler[@]}" \
                        --workload "$1" --out "$work/$1.h5" --steps 1 --warmup 0 ;;
     sample_cifar) "$bin/bench_cmp_sample" --config "$here/cifar_small.yaml" "${euler[@]}" \
                       --workload "$1" --out "$work/$1.h5" --steps 1 --warmup 0 ;;
-    field) "$bin/bench_cmp_field" --workload "$1" --out "$work/$1.h5" --size 128,4096,3072 --steps 5 --warmup 1 ;;
+    field) "$bin/bench_cmp_field" --workload "$1" --out "$work/$1.h5" --size 128,4096,3072 --steps 3 --warmup 1 ;;
     esac
 }
 torch_side() { # workload
     case $1 in
-    train_*) "$py" "$ref" train --exchange "$work/$1.h5" --workload "$1" --steps 5 --warmup 1 --threads $threads ;;
+    train_*) "$py" "$ref" train --exchange "$work/$1.h5" --workload "$1" --steps 3 --warmup 1 --threads $threads ;;
     sample_*) "$py" "$ref" sample --exchange "$work/$1.h5" --workload "$1" --steps 1 --warmup 0 --threads $threads ;;
     field) "$py" "$ref" field --exchange "$work/$1.h5" --workload "$1" --steps 1 --warmup 0 --threads $threads ;;
     esac
@@ -113,6 +114,7 @@ run() {
 for ((r = 1; r <= rounds; ++r)); do
     for w in $only; do
         say "round $r/$rounds: $w"
+        echo "ROUND $r $w" >> "$log"
         if ((r % 2 == 1)); then
             run ours "$w"
             run torch_side "$w"

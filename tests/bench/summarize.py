@@ -6,7 +6,9 @@ timed repetition of every round prints one line per metric, so a median is over 
 repetitions of all rounds. Throughput is images per second: images / median seconds per
 training step or per sampler batch; the field targets compare seconds per call. The speedup
 is pfgm's throughput over PyTorch's (higher is better); a workload family's speedup line is
-the smallest of its workloads' speedups.
+the smallest of its workloads' speedups. "ROUND r workload" lines (run.sh) mark the rounds:
+the speedup of each round alone (its two medians) is listed too, to show the spread that a
+shared machine's load puts on the figures.
 
   summarize.py LOG
 """
@@ -23,16 +25,22 @@ def main():
     if len(sys.argv) != 2:
         raise SystemExit('usage: summarize.py LOG')
     vals = collections.defaultdict(list)
+    per_round = collections.defaultdict(list)  # (workload, side, metric, round) -> values
     order = []
+    rnd = 0
     with open(sys.argv[1]) as f:
         for line in f:
             w = line.split()
+            if len(w) == 3 and w[0] == 'ROUND':
+                rnd = int(w[1])
+                continue
             if len(w) != 5 or w[0] != 'BENCH':
                 continue
             _, workload, side, metric, value = w
             if workload not in order:
                 order.append(workload)
             vals[(workload, side, metric)].append(float(value))
+            per_round[(workload, side, metric, rnd)].append(float(value))
 
     def med(w, s, m):
         v = vals.get((w, s, m))
@@ -58,6 +66,14 @@ def main():
             speedups.setdefault(fam, []).append(s)
             print('%-14s %-10s %2d|%-2d %12.4f s %12.4f s %7.2fx %8.1f|%-8.1f' % (
                 w, metric, n(w, 'ours', metric), n(w, 'torch', metric), a, b, s, imgs / a, imgs / b))
+            rounds = sorted({k[3] for k in per_round if k[0] == w and k[2] == metric and k[3] > 0})
+            rs = []
+            for r in rounds:
+                ra, rb = per_round.get((w, 'ours', metric, r)), per_round.get((w, 'torch', metric, r))
+                if ra and rb:
+                    rs.append('%.2f' % (statistics.median(rb) / statistics.median(ra)))
+            if len(rs) > 1:
+                print('%-14s   each round: %s' % ('', ' '.join(rs)))
     print()
     print('training step, median seconds by part (pfgm | PyTorch):')
     for w in order:
