@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "data_fixtures.h"
+#include "pfgm/comm.h"
 #include "pfgm/config.h"
 
 /* configs/tiny.yaml (tests run from the repository root) with data.path, n_iters and the
@@ -23,6 +24,23 @@ static inline pfgm_status tr_config(pfgm_config *cfg, const char *data_path, int
     size_t n = 4;
     for (size_t i = 0; i < n_extra && n < 32; ++i) sets[n++] = extra[i];
     return pfgm_config_resolve("configs/tiny.yaml", sets, n, cfg);
+}
+
+/* Multi-rank tests: rank 0 makes a scratch folder with the 64-image 8x8 fixture dataset,
+ * and every rank receives both paths (dir[dcap], data[cap]). A failure aborts the job. */
+static inline void tr_shared_dataset(pfgm_comm *c, char *dir, size_t dcap, char *data, size_t cap, const char *who) {
+    if (c->rank == 0) {
+        fx_mkdtemp(dir, dcap);
+        fx_join(data, cap, dir, "data.h5");
+        if (fx_write_dataset(data, 64, 1, 8, 1) != PFGM_OK) {
+            fprintf(stderr, "%s: %s\n", who, pfgm_error_message());
+            c->abort(c, 1);
+        }
+    }
+    if (c->broadcast(c, dir, dcap, PFGM_U8, 0) != PFGM_OK || c->broadcast(c, data, cap, PFGM_U8, 0) != PFGM_OK) {
+        fprintf(stderr, "%s: %s\n", who, pfgm_error_message());
+        c->abort(c, 1);
+    }
 }
 
 /* The "loss" of every line of a metrics file, in order; returns the count (max cap). */

@@ -73,16 +73,7 @@ int main(int argc, char **argv) {
     }
     pfgm_logger_init(&lg_, comm_->rank);
     lg_.level = PFGM_LOG_WARN;
-    if (comm_->rank == 0) {
-        fx_mkdtemp(dir_, sizeof dir_);
-        fx_join(data_, sizeof data_, dir_, "data.h5");
-        if (fx_write_dataset(data_, 64, 1, 8, 1) != PFGM_OK) {
-            fprintf(stderr, "test_train_resume_mpi: %s\n", pfgm_error_message());
-            comm_->abort(comm_, 1);
-        }
-    }
-    MPI_Bcast(dir_, sizeof dir_, MPI_CHAR, 0, MPI_COMM_WORLD);
-    MPI_Bcast(data_, sizeof data_, MPI_CHAR, 0, MPI_COMM_WORLD);
+    tr_shared_dataset(comm_, dir_, sizeof dir_, data_, sizeof data_, "test_train_resume_mpi");
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_local), cmocka_unit_test(test_global)};
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     int any = failed != 0;
