@@ -3,7 +3,10 @@
 # the two ranks after checking that the communicator refuses that assignment.
 # nccl_timeout: rank 0 enters an all-reduce that rank 1 never joins; with
 # PFGM_NCCL_TIMEOUT_S=3 the job must end with the timeout message (tests/gpu_mpi/nccl_timeout.sh).
+# Without an MPI launcher both report SKIPPED with the reason (tests/scripts/mpi_launch_or_skip.sh).
+set(PFGM_MPI_GPU ON)
 pfgm_add_test(${CMAKE_CURRENT_SOURCE_DIR}/gpu_mpi/test_nccl.c mpi)
+set(PFGM_MPI_GPU OFF)
 set_property(TEST nccl APPEND PROPERTY LABELS gpu)
 add_test(NAME nccl_timeout COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/gpu_mpi/nccl_timeout.sh)
 set_tests_properties(nccl_timeout PROPERTIES LABELS "gpu;mpi" SKIP_RETURN_CODE 77 TIMEOUT 180

@@ -260,12 +260,28 @@ typedef struct pfgm_cpu_options {
 /* Creates the CPU backend. Errors: PFGM_ERR_NOMEM. */
 pfgm_status pfgm_backend_cpu_create(const pfgm_cpu_options *opt, pfgm_backend **out);
 
-/* Creates the CUDA backend on `device` (an index into the visible devices). Errors:
- * PFGM_ERR_UNSUPPORTED when pfgm was built without CUDA or no device is present,
- * PFGM_ERR_CUDA / PFGM_ERR_CUBLAS when the device cannot be initialised. */
-pfgm_status pfgm_backend_cuda_create(int device, pfgm_backend **out);
+/* Options of the CUDA backend. */
+typedef struct pfgm_cuda_options {
+    int device;     /* index into the visible devices */
+    int allow_tf32; /* 1: cuBLAS may round GEMM inputs to TF32 (CUBLAS_TF32_TENSOR_OP_MATH) and
+                     * caps() reports PFGM_CAP_TF32; 0: full fp32 (CUBLAS_DEFAULT_MATH) */
+} pfgm_cuda_options;
 
-/* Creates a backend by name: "cpu", "cpu-reference", "cuda" (device 0). Errors:
+/* Creates the CUDA backend (opt NULL: device 0, fp32). Errors: PFGM_ERR_UNSUPPORTED when
+ * pfgm was built without CUDA or no device is present, PFGM_ERR_INVALID_ARG for a device
+ * index out of range, PFGM_ERR_CUDA / PFGM_ERR_CUBLAS when the device cannot be initialised. */
+pfgm_status pfgm_backend_cuda_create(const pfgm_cuda_options *opt, pfgm_backend **out);
+
+/* The checks every backend's gemm() makes before touching memory (one definition, so the
+ * CPU and CUDA paths accept and refuse the same calls): m, n, k >= 0, each leading
+ * dimension >= max(1, the width of its row-major matrix) as BLAS and cuBLAS require (also
+ * when k = 0), and m, n, k and the leading dimensions <= INT_MAX, the most a 32-bit BLAS or
+ * cuBLAS index can hold. Returns PFGM_OK, else PFGM_ERR_INVALID_ARG with a message naming
+ * `op` and every value. */
+pfgm_status pfgm_gemm_check_args(const char *op, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
+                                 int64_t lda, int64_t ldb, int64_t ldc);
+
+/* Creates a backend by name: "cpu", "cpu-reference", "cuda" (device 0, fp32). Errors:
  * PFGM_ERR_INVALID_ARG for an unknown name (the message lists the known ones), plus the
  * errors of the constructor. */
 pfgm_status pfgm_backend_create(const char *name, pfgm_backend **out);

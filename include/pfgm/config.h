@@ -140,8 +140,8 @@ typedef struct pfgm_config_checkpoint {
 
 typedef struct pfgm_config_distributed {
     pfgm_backend_kind backend; /* "cpu" or "cuda" */
-    bool allow_tf32;           /* GEMMs may use TF32 inputs (CUDA) */
-    bool bf16;                 /* GEMMs/convs may use bf16 inputs, fp32 accumulation (CUDA) */
+    bool allow_tf32;           /* cuBLAS GEMMs may use TF32 inputs (CUDA backend; fp32 on the CPU) */
+    bool bf16;                 /* refused when true: bf16 GEMMs/convs are not implemented */
 } pfgm_config_distributed;
 
 typedef struct pfgm_config_logging {
@@ -217,6 +217,14 @@ bool pfgm_config_equal(const pfgm_config *a, const pfgm_config *b);
 /* Data dimension N = channels · image_size² (PFGM_SPEC.md "Notation"): 784 for
  * Fashion-MNIST, 3072 for CIFAR-10. Not to be confused with sampling.N. */
 int64_t pfgm_config_data_dim(const pfgm_config *cfg);
+
+/* The backend that distributed.* names, the one mapping of those keys (pfgm-train, pfgm-sample
+ * and the benchmarks): distributed.backend cpu -> the OpenBLAS/OpenMP backend; cuda -> the
+ * CUDA backend on `device` (an index into the visible devices) with cuBLAS in TF32 math when
+ * distributed.allow_tf32 is true, else fp32. allow_tf32 has no effect on the CPU backend (it
+ * has no TF32); distributed.bf16 is refused by the config reader. Errors: those of
+ * pfgm_backend_cpu_create and pfgm_backend_cuda_create. */
+pfgm_status pfgm_config_backend_create(const pfgm_config *cfg, int device, pfgm_backend **out);
 
 /* Key names of enum values, as written in YAML ("rk45", "positional", "local", ...). */
 const char *pfgm_config_solver_name(pfgm_config_solver s);

@@ -274,9 +274,7 @@ int main(int argc, char **argv) {
      * rank); sampling needs no NCCL, so ranks sharing a GPU are allowed */
     pfgm_backend *be = NULL;
     int ndev = pfgm_backend_cuda_device_count();
-    st = cfg->distributed.backend == PFGM_BACKEND_CUDA
-             ? pfgm_backend_cuda_create(ndev > 0 ? comm->local_rank % ndev : 0, &be)
-             : pfgm_backend_create("cpu", &be);
+    st = pfgm_config_backend_create(cfg, ndev > 0 ? comm->local_rank % ndev : 0, &be);
     float *x = NULL;
     if (st == PFGM_OK && comm->rank == 0) {
         x = malloc(sizeof(float) * (size_t)(a.num * N));

@@ -109,7 +109,7 @@ int main(int argc, char **argv) {
     int device = comm->local_rank;
     int use_cuda = cfg.distributed.backend == PFGM_BACKEND_CUDA;
     if (use_cuda && comm->world_size > 1 && !a.dry_run) st = pfgm_comm_nccl_create(comm, &device, &device_comm);
-    if (st == PFGM_OK) st = use_cuda ? pfgm_backend_cuda_create(device, &be) : pfgm_backend_create("cpu", &be);
+    if (st == PFGM_OK) st = pfgm_config_backend_create(&cfg, device, &be);
     if (st == PFGM_ERR_UNSUPPORTED && a.dry_run) {
         /* a plan needs no device: count on the CPU backend and say so */
         pfgm_log_info(&lg, "dry run: %s; planning with the CPU backend", pfgm_error_message());

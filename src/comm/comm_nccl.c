@@ -95,19 +95,29 @@ static pfgm_status nccl_settle(pfgm_comm *c, ncclResult_t r, const char *what, d
     }
 }
 
+/* NCCL's asynchronous error state of the communicator; an error there is fatal. */
+static void nccl_check_async(pfgm_comm *c, const char *what) {
+    nccl_impl *m = c->impl;
+    ncclResult_t state = ncclSuccess;
+    ncclResult_t q = ncclCommGetAsyncError(m->comm, &state);
+    if (q != ncclSuccess) nccl_fatal(c, what, ncclGetErrorString(q));
+    if (state != ncclSuccess && state != ncclInProgress) nccl_fatal(c, what, ncclGetErrorString(state));
+}
+
 /* Waits for the collective enqueued on the communication stream, polling NCCL's
  * asynchronous error state; an error or the timeout is fatal (a peer that died or never
- * joined would otherwise leave this rank waiting forever). */
+ * joined would otherwise leave this rank waiting forever). The error state is read once
+ * more after the stream finished: a collective that NCCL failed may still drain its stream. */
 static pfgm_status nccl_wait(pfgm_comm *c, const char *what, double t0) {
     nccl_impl *m = c->impl;
     for (;;) {
         cudaError_t e = cudaStreamQuery(m->stream);
-        if (e == cudaSuccess) return PFGM_OK;
+        if (e == cudaSuccess) {
+            nccl_check_async(c, what);
+            return PFGM_OK;
+        }
         if (e != cudaErrorNotReady) nccl_fatal(c, what, cudaGetErrorString(e));
-        ncclResult_t state = ncclSuccess;
-        ncclResult_t q = ncclCommGetAsyncError(m->comm, &state);
-        if (q != ncclSuccess) nccl_fatal(c, what, ncclGetErrorString(q));
-        if (state != ncclSuccess && state != ncclInProgress) nccl_fatal(c, what, ncclGetErrorString(state));
+        nccl_check_async(c, what);
         double waited = now_s() - t0;
         if (waited > m->timeout_s) {
             char why[128];
@@ -238,7 +248,10 @@ static pfgm_status read_timeout(double *out) {
 }
 
 /* This rank's GPU: local_rank among the visible devices, or device 0 when each rank sees
- * exactly one (a per-rank CUDA_VISIBLE_DEVICES); sets it current and reads its bus id. */
+ * exactly one (a per-rank CUDA_VISIBLE_DEVICES); reads its bus id. It does not make the
+ * device current: since CUDA 12 that creates a context, which a GPU in exclusive-process
+ * compute mode refuses to the second rank, and the shared-GPU verdict of check_records must
+ * come first, alike on every rank. nccl_init sets the device after the verdict. */
 static pfgm_status choose_device(const pfgm_comm *host, rank_record *rec) {
     const char *mask = getenv("CUDA_VISIBLE_DEVICES");
     int count = 0;
@@ -258,7 +271,6 @@ static pfgm_status choose_device(const pfgm_comm *host, rank_record *rec) {
                           "one rank per GPU",
                           host->local_size, count, mask ? mask : "unset");
     rec->device = dev;
-    PFGM_CUDA_CHECK(cudaSetDevice(dev));
     PFGM_CUDA_CHECK(cudaDeviceGetPCIBusId(rec->bus, (int)sizeof rec->bus, dev));
     return PFGM_OK;
 }
@@ -342,6 +354,7 @@ static pfgm_status nccl_init(pfgm_comm *c, nccl_impl *m) {
     free(all);
     if (st != PFGM_OK) return st;
     m->device = mine.device;
+    PFGM_CUDA_CHECK(cudaSetDevice(m->device));
 
     ncclUniqueId id;
     PFGM_TRY(share_unique_id(host, &id));

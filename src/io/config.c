@@ -142,7 +142,7 @@ static const pfgm_cfg_key keys[] = {
 
     K_ENUM("distributed", "backend", distributed.backend, backend_names),
     K_BOOL("distributed", "allow_tf32", distributed.allow_tf32, PFGM_CFG_BOOL_BOTH),
-    K_BOOL("distributed", "bf16", distributed.bf16, PFGM_CFG_BOOL_BOTH),
+    K_BOOL("distributed", "bf16", distributed.bf16, PFGM_CFG_BOOL_ONLY_FALSE),
 
     K_ENUM("logging", "level", logging.level, level_names),
     K_STR("logging", "metrics", logging.metrics),

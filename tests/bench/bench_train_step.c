@@ -263,7 +263,12 @@ int main(int argc, char **argv) {
     pfgm_config cfg;
     TRY(pfgm_config_resolve(config, sets, n_sets, &cfg), config);
     bench b = {.cfg = &cfg};
-    TRY(pfgm_backend_create(backend, &b.be), "backend");
+    if (strcmp(backend, "cuda") == 0) { /* the product's mapping: distributed.allow_tf32 applies */
+        cfg.distributed.backend = PFGM_BACKEND_CUDA;
+        TRY(pfgm_config_backend_create(&cfg, 0, &b.be), "backend");
+    } else {
+        TRY(pfgm_backend_create(backend, &b.be), "backend");
+    }
     pfgm_backend *be = b.be;
     const int cuda = be->kind == PFGM_BACKEND_CUDA;
     if (!gemm_size) gemm_size = cuda ? 8192 : 2048;
@@ -303,7 +308,8 @@ int main(int argc, char **argv) {
 
     pfgm_ddpmpp_info info;
     pfgm_ddpmpp_get_info(b.model, &info);
-    printf("bench_train_step: %s on the %s backend\n", config, be->name);
+    printf("bench_train_step: %s on the %s backend (GEMMs in %s)\n", config, be->name,
+           (be->caps(be) & PFGM_CAP_TF32) ? "TF32 (distributed.allow_tf32)" : "fp32");
 #ifdef PFGM_HAVE_CUDA
     if (cuda) print_device();
 #endif

@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "pfgm/backend.h"
+#include "pfgm/config.h"
 
 static pfgm_backend *gpu_, *ref_;
 
@@ -50,6 +51,46 @@ static void test_gemm(void **state) {
             gpu_->free(gpu_, da); gpu_->free(gpu_, db); gpu_->free(gpu_, dc);
             free(a); free(b); free(c0); free(c1);
         }
+}
+
+/* distributed.allow_tf32 reaches cuBLAS through the config mapping: false (the default)
+ * keeps fp32 (no PFGM_CAP_TF32; a k = 2048 product of unit normals within ~1e-4 of the
+ * reference), true sets TF32 math (PFGM_CAP_TF32; inputs rounded to 10 mantissa bits, an
+ * error of ~1e-2 at that k: at least 10x the fp32 one). */
+static double gemm_max_err(pfgm_backend *be, int64_t m, int64_t k) {
+    float *a = malloc(sizeof(float) * m * k), *c0 = malloc(sizeof(float) * m * m), *c1 = malloc(sizeof(float) * m * m);
+    randn(a, m * k, 7);
+    float *da = NULL, *dc = NULL;
+    assert_int_equal(be->alloc(be, sizeof(float) * m * k, (void **)&da), PFGM_OK);
+    assert_int_equal(be->alloc(be, sizeof(float) * m * m, (void **)&dc), PFGM_OK);
+    assert_int_equal(pfgm_backend_upload(be, da, a, m * k), PFGM_OK);
+    assert_int_equal(ref_->gemm(ref_, 0, 1, m, m, k, 1.0f, a, k, a, k, 0.0f, c0, m), PFGM_OK);
+    assert_int_equal(be->gemm(be, 0, 1, m, m, k, 1.0f, da, k, da, k, 0.0f, dc, m), PFGM_OK);
+    assert_int_equal(pfgm_backend_download(be, c1, dc, m * m), PFGM_OK);
+    double err = 0.0;
+    for (int64_t i = 0; i < m * m; ++i) err = fmax(err, fabs((double)c0[i] - (double)c1[i]));
+    be->free(be, da); be->free(be, dc);
+    free(a); free(c0); free(c1);
+    return err;
+}
+
+static void test_allow_tf32(void **state) {
+    (void)state;
+    pfgm_config cfg;
+    pfgm_config_defaults(&cfg);
+    cfg.distributed.backend = PFGM_BACKEND_CUDA;
+    pfgm_backend *fp32 = NULL, *tf32 = NULL;
+    assert_int_equal(pfgm_config_backend_create(&cfg, 0, &fp32), PFGM_OK);
+    cfg.distributed.allow_tf32 = true;
+    assert_int_equal(pfgm_config_backend_create(&cfg, 0, &tf32), PFGM_OK);
+    assert_false(fp32->caps(fp32) & PFGM_CAP_TF32);
+    assert_true(tf32->caps(tf32) & PFGM_CAP_TF32);
+    const double e32 = gemm_max_err(fp32, 256, 2048), etf = gemm_max_err(tf32, 256, 2048);
+    printf("k = 2048 product: max |error| fp32 %.3g, TF32 %.3g\n", e32, etf);
+    assert_true(e32 < 1e-3);
+    assert_true(etf > 10.0 * e32);
+    pfgm_backend_destroy(fp32);
+    pfgm_backend_destroy(tf32);
 }
 
 static void test_reductions_softmax_silu(void **state) {
@@ -119,6 +160,7 @@ int main(void) {
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gemm),
+        cmocka_unit_test(test_allow_tf32),
         cmocka_unit_test(test_reductions_softmax_silu),
         cmocka_unit_test(test_philox_same_bits),
     };

@@ -246,7 +246,7 @@ int main(int argc, char **argv) {
         verdict = st == PFGM_OK ? 0 : check_refusal(st);
         verdict = agree(verdict);
     }
-    if (verdict == 0 && pfgm_backend_cuda_create(device, &gpu_) != PFGM_OK) {
+    if (verdict == 0 && pfgm_backend_cuda_create(&(pfgm_cuda_options){.device = device}, &gpu_) != PFGM_OK) {
         fprintf(stderr, "rank %d: cuda backend on device %d: %s\n", host_->rank, device, pfgm_error_message());
         verdict = 1;
     }

@@ -66,6 +66,38 @@ static void test_alloc_copy(void **state) {
     assert_null(z);
 }
 
+/* The argument check every backend's gemm shares (pfgm_gemm_check_args): leading dimensions
+ * of at least 1 even for k = 0 (cuBLAS refuses 0), sizes and leading dimensions that a
+ * 32-bit BLAS index holds, negative sizes; refused before any memory is touched (NULL
+ * pointers here), on both CPU modes. A valid k = 0 product scales C by beta. */
+static void test_gemm_argument_check(void **state) {
+    fixture *f = *state;
+    pfgm_backend *bes[2] = {f->fast, f->ref};
+    const int64_t big = (int64_t)1 << 31;
+    struct { int ta, tb; int64_t m, n, k, lda, ldb, ldc; } bad[] = {
+        {0, 0, 2, 2, 0, 0, 2, 2},        /* k = 0: lda 0 < 1 */
+        {0, 0, 2, 2, 0, 1, 0, 2},        /* k = 0, trans_b = 0: ldb 0 < n */
+        {0, 1, 2, 2, 0, 1, 0, 2},        /* k = 0, trans_b: ldb 0 < 1 */
+        {0, 0, 0, 0, 0, 1, 1, 0},        /* n = 0: ldc 0 < 1 */
+        {0, 0, -1, 2, 2, 2, 2, 2},       /* negative m */
+        {0, 0, big, 1, 1, 1, 1, 1},      /* m beyond a 32-bit index */
+        {0, 0, 1, 1, big, big, 1, 1},    /* k and lda beyond it */
+        {1, 0, 4, 4, 4, 3, 4, 4},        /* trans_a: lda 3 < m */
+    };
+    for (int b = 0; b < 2; ++b)
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; ++i) {
+            pfgm_status st = bes[b]->gemm(bes[b], bad[i].ta, bad[i].tb, bad[i].m, bad[i].n, bad[i].k, 1.0f, NULL,
+                                          bad[i].lda, NULL, bad[i].ldb, 0.0f, NULL, bad[i].ldc);
+            if (st != PFGM_ERR_INVALID_ARG) fail_msg("%s case %zu: status %d", bes[b]->name, i, (int)st);
+            assert_non_null(strstr(pfgm_error_message(), "gemm: bad shape"));
+        }
+    for (int b = 0; b < 2; ++b) {
+        float c[4] = {1, 2, 3, 4};
+        assert_int_equal(bes[b]->gemm(bes[b], 0, 0, 2, 2, 0, 1.0f, NULL, 1, NULL, 2, 0.5f, c, 2), PFGM_OK);
+        assert_true(c[0] == 0.5f && c[3] == 2.0f);
+    }
+}
+
 /* Every transpose combination, odd sizes, leading dimensions larger than the width. */
 static void test_gemm(void **state) {
     fixture *f = *state;
@@ -193,6 +225,7 @@ int main(void) {
         cmocka_unit_test(test_caps_and_names),
         cmocka_unit_test(test_alloc_copy),
         cmocka_unit_test(test_gemm),
+        cmocka_unit_test(test_gemm_argument_check),
         cmocka_unit_test(test_gemm_definition),
         cmocka_unit_test(test_elementwise_and_reductions),
         cmocka_unit_test(test_softmax_rows),

@@ -300,8 +300,32 @@ static void test_unsupported_values(void **state) {
     expect_error("data:\n  centered: false\n", 2, "data.centered", "false is not supported by pfgm");
     expect_error("training:\n  sde: vesde\n", 2, "training.sde", "not supported by pfgm (supported: poisson)");
     expect_error("sampling:\n  method: pc\n", 2, "sampling.method", "not supported");
+    expect_error("distributed:\n  bf16: true\n", 2, "distributed.bf16", "true is not supported by pfgm (only false)");
     pfgm_config c = load_ok("model:\n  fir: false\n  progressive_input: none\n");
     assert_false(c.model.fir);
+}
+
+/* distributed.* -> backend (pfgm_config_backend_create): cpu gives the CPU backend with or
+ * without allow_tf32 (it has no TF32: its caps never say TF32); cuda without a device (or
+ * without the CUDA build) is PFGM_ERR_UNSUPPORTED, with a GPU it is the cuda backend. */
+static void test_backend_from_config(void **state) {
+    (void)state;
+    pfgm_config c = load_ok("distributed:\n  backend: cpu\n  allow_tf32: true\n");
+    pfgm_backend *be = NULL;
+    assert_int_equal(pfgm_config_backend_create(&c, 0, &be), PFGM_OK);
+    assert_string_equal(be->name, "cpu");
+    assert_false(be->caps(be) & PFGM_CAP_TF32);
+    pfgm_backend_destroy(be);
+    c = load_ok("distributed:\n  backend: cuda\n");
+    pfgm_status st = pfgm_config_backend_create(&c, 0, &be);
+    if (pfgm_backend_cuda_available()) {
+        assert_int_equal(st, PFGM_OK);
+        assert_string_equal(be->name, "cuda");
+        pfgm_backend_destroy(be);
+    } else {
+        assert_int_equal(st, PFGM_ERR_UNSUPPORTED);
+        assert_null(be);
+    }
 }
 
 /* ---- files and structure ---------------------------------------------------------------- */
@@ -372,6 +396,7 @@ int main(void) {
         cmocka_unit_test(test_single_key_ranges),
         cmocka_unit_test(test_cross_field_ranges),
         cmocka_unit_test(test_unsupported_values),
+        cmocka_unit_test(test_backend_from_config),
         cmocka_unit_test(test_empty_and_missing_files),
         cmocka_unit_test(test_structure_errors),
         cmocka_unit_test(test_validate_catches_edited_struct),

@@ -2,6 +2,7 @@
  * reference mode), elementwise ops and Philox fills. The PFGM-math and network ops are in
  * cpu_math.c and cpu_nn.c. */
 #include "backend/cpu/cpu.h"
+#include "util/check.h"
 
 #include <cblas.h>
 #include <omp.h>
@@ -62,11 +63,7 @@ static void gemm_ref(int ta, int tb, int64_t m, int64_t n, int64_t k, float alph
 static pfgm_status cpu_gemm(pfgm_backend *be, int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha,
                             const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
                             int64_t ldc) {
-    if (m < 0 || n < 0 || k < 0 || lda < (ta ? m : k) || ldb < (tb ? k : n) || ldc < n)
-        return pfgm_error(PFGM_ERR_INVALID_ARG,
-                          "gemm: bad shape m=%lld n=%lld k=%lld lda=%lld ldb=%lld ldc=%lld",
-                          (long long)m, (long long)n, (long long)k, (long long)lda, (long long)ldb,
-                          (long long)ldc);
+    PFGM_TRY(pfgm_gemm_check_args("gemm", ta, tb, m, n, k, lda, ldb, ldc));
     if (m == 0 || n == 0) return PFGM_OK;
     if (cpu_reference(be)) {
         gemm_ref(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);

@@ -1,5 +1,6 @@
 /* The CUDA backend: device memory through cudaMalloc (no managed memory), one stream per
- * backend, cuBLAS for gemm (TF32 allowed when the backend is told so), and kernels for the
+ * backend, cuBLAS for gemm (TF32 math when pfgm_cuda_options.allow_tf32, from the config's
+ * distributed.allow_tf32; fp32 otherwise), and kernels for the
  * elementwise, reduction and Philox ops of backend.h. Reductions are two-pass (per-block
  * partials in double, summed in a fixed order on the host) so results do not depend on
  * scheduling: no atomics on the training path. The Philox kernels use util/philox_impl.h,
@@ -13,8 +14,8 @@
 
 namespace {
 
-unsigned cuda_caps(const pfgm_backend *) {
-    return PFGM_CAP_DEVICE_MEMORY | PFGM_CAP_BLAS | PFGM_CAP_THREADS | PFGM_CAP_TF32;
+unsigned cuda_caps(const pfgm_backend *be) {
+    return PFGM_CAP_DEVICE_MEMORY | PFGM_CAP_BLAS | PFGM_CAP_THREADS | (ctx_of(be)->allow_tf32 ? PFGM_CAP_TF32 : 0u);
 }
 
 void cuda_destroy(pfgm_backend *be) {
@@ -76,9 +77,7 @@ pfgm_status cuda_sync(pfgm_backend *be) {
 pfgm_status cuda_gemm(pfgm_backend *be, int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha,
                       const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
                       int64_t ldc) {
-    if (m < 0 || n < 0 || k < 0 || lda < (ta ? m : k) || ldb < (tb ? k : n) || ldc < n)
-        return pfgm_error(PFGM_ERR_INVALID_ARG, "gemm: bad shape m=%lld n=%lld k=%lld", (long long)m,
-                          (long long)n, (long long)k);
+    PFGM_TRY(pfgm_gemm_check_args("gemm", ta, tb, m, n, k, lda, ldb, ldc));
     if (m == 0 || n == 0) return PFGM_OK;
     PFGM_CUBLAS_CHECK(cublasSgemm(ctx_of(be)->blas, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N,
                                   (int)n, (int)m, (int)k, &alpha, b, (int)ldb, a, (int)lda, &beta, c, (int)ldc));
@@ -167,7 +166,7 @@ pfgm_status cuda_fill_normal(pfgm_backend *be, const pfgm_rng *r, uint64_t offse
     return cuda_fill_rng<true>(be, r, offset, n, out);
 }
 
-pfgm_status cuda_init(cuda_ctx *c, int device) {
+pfgm_status cuda_init(cuda_ctx *c, int device, int allow_tf32) {
     int count = 0;
     if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0)
         return pfgm_error(PFGM_ERR_UNSUPPORTED, "cuda backend: no CUDA device is visible");
@@ -179,7 +178,8 @@ pfgm_status cuda_init(cuda_ctx *c, int device) {
     PFGM_CUBLAS_CHECK(cublasCreate(&c->blas));
     PFGM_CUBLAS_CHECK(cublasSetStream(c->blas, c->stream));
     /* fp32 by default; TF32 is opted into through the config (distributed.allow_tf32). */
-    PFGM_CUBLAS_CHECK(cublasSetMathMode(c->blas, CUBLAS_DEFAULT_MATH));
+    c->allow_tf32 = allow_tf32 ? 1 : 0;
+    PFGM_CUBLAS_CHECK(cublasSetMathMode(c->blas, c->allow_tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
     c->max_blocks = 1024;
     PFGM_CUDA_CHECK(cudaMalloc((void **)&c->partials, sizeof(double) * c->max_blocks));
     PFGM_CUDA_CHECK(cudaMallocHost((void **)&c->partials_host, sizeof(double) * c->max_blocks));
@@ -208,7 +208,7 @@ extern "C" int pfgm_backend_cuda_available(void) {
     return cudaGetDeviceCount(&count) == cudaSuccess && count > 0;
 }
 
-extern "C" pfgm_status pfgm_backend_cuda_create(int device, pfgm_backend **out) {
+extern "C" pfgm_status pfgm_backend_cuda_create(const pfgm_cuda_options *opt, pfgm_backend **out) {
     *out = NULL;
     pfgm_backend *be = (pfgm_backend *)calloc(1, sizeof *be);
     cuda_ctx *c = (cuda_ctx *)calloc(1, sizeof *c);
@@ -218,7 +218,7 @@ extern "C" pfgm_status pfgm_backend_cuda_create(int device, pfgm_backend **out) 
         return pfgm_error(PFGM_ERR_NOMEM, "cuda backend: cannot allocate its context");
     }
     be->ctx = c;
-    pfgm_status st = cuda_init(c, device);
+    pfgm_status st = cuda_init(c, opt ? opt->device : 0, opt ? opt->allow_tf32 : 0);
     if (st != PFGM_OK) {
         cuda_destroy(be);
         return st;

@@ -20,6 +20,7 @@ struct cuda_ctx {
     double *partials;      /* device scratch for two-pass reductions */
     double *partials_host; /* pinned host copy */
     int max_blocks;
+    int allow_tf32; /* cuBLAS handle in CUBLAS_TF32_TENSOR_OP_MATH (distributed.allow_tf32) */
 };
 
 static inline cuda_ctx *ctx_of(const pfgm_backend *be) { return (cuda_ctx *)be->ctx; }

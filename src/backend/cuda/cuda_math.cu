@@ -5,9 +5,11 @@
  * Runge-Kutta combinations and scipy norms (spec §1.9). Each op matches its CPU counterpart
  * in src/backend/cpu/cpu_math.c (tests/gpu/test_cuda_math.c compares them):
  *   - the same Philox layout per sample, through util/philox_impl.h (the same words);
- *   - the same float/double choice for every intermediate; where the CPU rounds a product
- *     before adding it, the kernels use the __d*_rn / __f*_rn intrinsics, which nvcc never
- *     contracts into a fused multiply-add, so per-element arithmetic is the CPU's;
+ *   - the same float/double choice for every intermediate, and the CPU's separately rounded
+ *     products: the CUDA sources compile with --fmad=false (CMakeLists.txt PFGM_CUDA_FLAGS),
+ *     so nvcc contracts no multiply and add into an FMA; the __d*_rn / __f*_rn intrinsics
+ *     mark the places where the order of operations matters. Transcendentals (exp, log,
+ *     sqrt of doubles aside) are CUDA's, within an ulp or two of the CPU's libm;
  *   - row sums are block trees in double (fixed shape: the same bits run to run), which
  *     differ from the CPU's sequential order only in the last bits of a double;
  *   - host results (loss, row norms of the ODE, guard counts) come from per-block partials

@@ -4,8 +4,9 @@
  * (cuda_conv.cu: convolutions and batched gemm; cuda_norm.cu: GroupNorm). Each op matches its
  * CPU counterpart in src/backend/cpu/cpu_nn.c: same argument checks and error messages, the
  * same float operations in the same order where the CPU has no reduction (resampling,
- * copies, broadcast add, dropout: the same bits; products that the CPU rounds before an add
- * are written __fmul_rn so nvcc cannot fuse them into an FMA), and reductions in double
+ * copies, broadcast add, dropout: the same bits; the CUDA sources compile with --fmad=false,
+ * so a product is rounded before an add as on the CPU, and __fmul_rn marks where it
+ * matters), and reductions in double
  * through a fixed block tree (deterministic, no atomics). tests/gpu/test_cuda_nn.c compares. */
 #include "backend/cuda/cuda_nn.cuh"
 #include "util/philox_impl.h"

@@ -1,7 +1,8 @@
 /* CUDA GroupNorm ops (backend.h "network layers": groupnorm_fwd/bwd), optionally fused with
  * the SiLU that follows every GroupNorm in DDPM++ except the attention block's (spec §3.1).
  * Matches src/backend/cpu/cpu_norm.c: statistics in double (mean, then the centred biased
- * variance), rstd = 1/sqrt(var + eps) in double rounded to float, and a backward that
+ * variance), rstd = 1/sqrt(var + eps) in double rounded to float, products rounded before
+ * adds (--fmad=false for every CUDA source; the __f*_rn intrinsics mark them), and a backward that
  * recomputes the normalised value from (x, mean, rstd). Reductions run one block per
  * (sample, group) or per channel through the fixed tree of block_sum: deterministic, no
  * atomics; the gamma/beta gradients sum over the batch inside one block. */

@@ -3,9 +3,10 @@
  * docs/optimizer.md). Each op matches its CPU counterpart in src/backend/cpu/cpu_optim.c
  * (tests/gpu/test_cuda_optim.c compares them). Adam and EMA are elementwise: the per-step
  * constants are computed on the host exactly as the CPU does, and every element performs
- * the CPU's IEEE single-precision operations in the same order through the __f*_rn
- * intrinsics (never contracted into fused multiply-adds, square root and division
- * correctly rounded), so the updates are the CPU's bits. */
+ * the CPU's IEEE single-precision operations in the same order (the CUDA sources compile
+ * with --fmad=false, so nothing is contracted into a fused multiply-add; the __f*_rn
+ * intrinsics keep square root and division correctly rounded), so the updates are the
+ * CPU's bits. */
 #include <math.h>
 
 #include "backend/cuda/cuda_internal.cuh"
