@@ -180,7 +180,9 @@ static int agree(int verdict) {
     return v == 2 ? 1 : v == 1 ? 77 : 0;
 }
 
-/* One GPU for two ranks: the refusal must name the host and both ranks. */
+/* One GPU for two ranks: the refusal must name the host and both ranks. It comes before any
+ * rank creates a CUDA context (choose_device reads bus ids only), so it holds in every compute
+ * mode, exclusive-process included, where a second context on the GPU would be refused. */
 static int check_refusal(pfgm_status st) {
     const char *msg = pfgm_error_message();
     char want[128];
