@@ -1,7 +1,8 @@
 /* The pfgm dataset file (one HDF5 file written by pfgm-prep, docs/data-format.md) and the
  * sharded reader every training rank uses:
  *   /images  uint8 [count, C, H, W], chunked          (required)
- *   /labels  int32 [count]                             (optional)
+ *   /labels  int32 [count], chunked                    (optional)
+ *   both with HDF5's Fletcher32 checksum filter (files from an older pfgm-prep lack it)
  *   root attributes format="pfgm-dataset", version, source, seed.
  * Rank r of W reads only its contiguous hyperslab of per_rank = floor(count / W) images,
  * starting at r * per_rank (the last count - W * per_rank images are dropped on every rank
@@ -16,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "pfgm/log.h"
 #include "pfgm/status.h"
 
 #ifdef __cplusplus
@@ -37,6 +39,8 @@ typedef struct pfgm_dataset_options {
     int64_t batch_size;  /* training.batch_size: L images per large batch, >= 1 */
     uint32_t seed;       /* run seed (config `seed`): keys the epoch shuffle and the flips */
     int random_flip;     /* data.random_flip: mirror each image left-right with probability 1/2 */
+    const pfgm_logger *log; /* optional (NULL: silent): rank 0 warns here, once per open,
+                               when the file has no checksums (an older pfgm-prep) */
 } pfgm_dataset_options;
 
 /* Where the reader stands: `index` large batches of epoch `epoch` have been delivered,
@@ -53,11 +57,16 @@ typedef struct pfgm_dataset pfgm_dataset;
 /* Opens opt->path, validates it and reads this rank's shard into host memory
  * (per_rank * C * H * W bytes, plus per_rank int32 labels when the file has them).
  * Position starts at (0, 0).
+ * Checksums: HDF5 verifies the Fletcher32 sum of every chunk this rank reads (its shard
+ * only; chunks outside it are not read, so not checked). A file without the filter (an
+ * older pfgm-prep) is still read, and rank 0 says so once through opt->log.
  * Errors (the message names the file and what is wrong):
  *   PFGM_ERR_IO       file missing or unreadable;
  *   PFGM_ERR_FORMAT   not HDF5, format attribute missing or not "pfgm-dataset", version
  *                     newer than PFGM_DATASET_VERSION, /images missing, not uint8, not 4-D,
- *                     H != W, /labels not int32 [count];
+ *                     H != W, /labels not int32 [count]; a chunk of /images or /labels
+ *                     whose checksum does not match ("checksum mismatch in /images,
+ *                     images a..b ...: the file is corrupt", a..b the damaged chunk's rows);
  *   PFGM_ERR_CONFIG   C differs from opt->channels, or H differs from opt->image_size
  *                     (smaller: the images cannot be used; larger: re-run pfgm-prep with
  *                     --size; the reader never resizes), or per_rank < batch_size (no batch);
@@ -120,10 +129,12 @@ typedef struct pfgm_dataset_info {
     int version;
     uint32_t seed;
     char source[512];
+    int checksum;  /* 1 when /images (and /labels, if present) carry Fletcher32 checksums */
 } pfgm_dataset_info;
 
 /* Validates the file as pfgm_dataset_open does (format, version, dtype, rank, labels) and
- * fills *info. Errors: PFGM_ERR_IO, PFGM_ERR_FORMAT, PFGM_ERR_HDF5 as for open. */
+ * fills *info. Reads no pixels, so checksums are reported (info->checksum) but not
+ * verified. Errors: PFGM_ERR_IO, PFGM_ERR_FORMAT, PFGM_ERR_HDF5 as for open. */
 pfgm_status pfgm_dataset_probe(const char *path, pfgm_dataset_info *info);
 
 /* ---- writing (pfgm-prep) ---------------------------------------------------------------- */
@@ -131,7 +142,8 @@ pfgm_status pfgm_dataset_probe(const char *path, pfgm_dataset_info *info);
 typedef struct pfgm_dataset_writer pfgm_dataset_writer;
 
 /* Creates `<path>.tmp.<pid>` for `count` images of [C, H, W] (and labels when has_labels),
- * with root attributes format, version, source, seed. Images are then appended in order.
+ * with root attributes format, version, source, seed; both datasets are chunked with the
+ * Fletcher32 checksum filter. Images are then appended in order.
  * Errors: PFGM_ERR_INVALID_ARG (count < 1, C/H/W < 1), PFGM_ERR_IO (directory missing or
  * unwritable), PFGM_ERR_HDF5, PFGM_ERR_NOMEM. */
 pfgm_status pfgm_dataset_writer_create(const char *path, int64_t count, int64_t channels,

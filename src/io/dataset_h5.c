@@ -2,7 +2,9 @@
  * pfgm dataset file, reads rank r's contiguous hyperslab of /images (and /labels) into
  * memory, reshuffles it every epoch with Philox and hands out large batches as float32 in
  * [-1, 1] with optional horizontal flips. Also the Fisher-Yates permutation shared with
- * pfgm-prep, and probing a file's facts. The writer is in dataset_h5_write.c. */
+ * pfgm-prep, and probing a file's facts. The writer is in dataset_h5_write.c. HDF5 checks
+ * the writer's Fletcher32 chunk checksums on every read; a failed read is diagnosed here
+ * so a damaged file is reported as such, with the images of the damaged chunk. */
 #include <errno.h>
 #include <hdf5.h>
 #include <stdlib.h>
@@ -78,6 +80,23 @@ void pfgm_permutation(uint32_t seed, uint32_t rank, uint32_t stream, uint64_t st
 }
 
 /* ---- validation ------------------------------------------------------------------------- */
+
+/* 1 when dataset dset carries the Fletcher32 filter. Walks the filter list instead of
+ * asking for the filter by id, which would leave an error on the HDF5 stack when absent. */
+static int has_fletcher32(hid_t dset) {
+    int found = 0;
+    hid_t dcpl = H5Dget_create_plist(dset);
+    if (dcpl < 0) return 0;
+    int n = H5Pget_nfilters(dcpl);
+    for (int i = 0; i < n && !found; ++i) {
+        unsigned flags = 0, config = 0;
+        size_t nelem = 0;
+        found = H5Pget_filter2(dcpl, (unsigned)i, &flags, &nelem, NULL, 0, NULL, &config) ==
+                H5Z_FILTER_FLETCHER32;
+    }
+    H5Pclose(dcpl);
+    return found;
+}
 
 /* Checks that `path` exists and is an HDF5 file, and opens it read-only. */
 static pfgm_status open_file(const char *path, hid_t *file) {
@@ -159,6 +178,7 @@ static pfgm_status validate(hid_t file, const char *path, pfgm_dataset_info *inf
     info->channels = (int64_t)d[1];
     info->height = (int64_t)d[2];
     info->width = (int64_t)d[3];
+    info->checksum = has_fletcher32(dset);
     H5Sclose(space);
     H5Tclose(type);
     H5Dclose(dset);
@@ -178,6 +198,7 @@ static pfgm_status validate(hid_t file, const char *path, pfgm_dataset_info *inf
             goto done;
         }
         info->has_labels = 1;
+        info->checksum = info->checksum && has_fletcher32(dset);
     }
 done:
     if (space >= 0) H5Sclose(space);
@@ -201,36 +222,107 @@ pfgm_status pfgm_dataset_probe(const char *path, pfgm_dataset_info *info) {
 
 /* ---- reading the shard ---------------------------------------------------------------------- */
 
+/* Rows [off, off + k) of dset (rank 1 or 4, file extent `full`) into dst through the
+ * transfer property list dxpl. Returns HDF5's result; on failure the HDF5 error stack
+ * holds the reason. */
+static herr_t read_slab(hid_t dset, hid_t mem_type, int rank, const hsize_t *full, int64_t off,
+                        int64_t k, hid_t dxpl, void *dst) {
+    herr_t r = -1;
+    hid_t fspace = -1, mspace = -1;
+    hsize_t start[4] = {(hsize_t)off, 0, 0, 0};
+    hsize_t cnt[4] = {(hsize_t)k, 0, 0, 0};
+    for (int d = 1; d < rank; ++d) cnt[d] = full[d];
+    if ((fspace = H5Dget_space(dset)) >= 0 &&
+        H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, cnt, NULL) >= 0 &&
+        (mspace = H5Screate_simple(rank, cnt, NULL)) >= 0)
+        r = H5Dread(dset, mem_type, mspace, fspace, dxpl, dst);
+    if (mspace >= 0) H5Sclose(mspace);
+    if (fspace >= 0) H5Sclose(fspace);
+    return r;
+}
+
+/* Called when reading rows [off, off + k) of dataset `name` failed, with HDF5's error
+ * stack still current. When the dataset carries Fletcher32, the failing chunk is found by
+ * reading chunk by chunk, and read again without error detection (H5Z_DISABLE_EDC): when
+ * that succeeds the bytes are there but do not match their checksum, so the file is
+ * corrupt, and the message names the chunk's rows (PFGM_ERR_FORMAT). The search comes
+ * first because HDF5 caches a chunk read without detection, and a cached chunk is not
+ * verified again. Any other failure is returned as PFGM_ERR_HDF5 with the original error
+ * stack restored for pfgm_h5_context. dst: scratch of k rows. */
+static pfgm_status diagnose_read(hid_t dset, const char *path, const char *name,
+                                 hid_t mem_type, int rank, const hsize_t *full, int64_t off,
+                                 int64_t k, size_t row_bytes, void *dst) {
+    hid_t saved = H5Eget_current_stack();
+    hid_t dxpl = -1, dcpl = -1;
+    hsize_t cdims[4] = {0};
+    int corrupt = 0;
+    int64_t lo = off, hi = off + k; /* the failing rows: the damaged chunk once found */
+    if (has_fletcher32(dset)) {
+        if ((dcpl = H5Dget_create_plist(dset)) >= 0 && H5Pget_chunk(dcpl, 4, cdims) >= 1 &&
+            cdims[0] >= 1) {
+            const int64_t c = (int64_t)cdims[0];
+            for (int64_t r0 = off - off % c; r0 < off + k; r0 += c) {
+                int64_t a = r0 > off ? r0 : off;
+                int64_t b = r0 + c < off + k ? r0 + c : off + k;
+                if (read_slab(dset, mem_type, rank, full, a, b - a, H5P_DEFAULT, dst) < 0) {
+                    lo = a;
+                    hi = b;
+                    break;
+                }
+            }
+        }
+        if ((dxpl = H5Pcreate(H5P_DATASET_XFER)) >= 0 &&
+            H5Pset_edc_check(dxpl, H5Z_DISABLE_EDC) >= 0 &&
+            read_slab(dset, mem_type, rank, full, lo, hi - lo, dxpl, dst) >= 0)
+            corrupt = 1;
+        if (corrupt && cdims[0] >= 1 && hi - lo <= (int64_t)cdims[0]) {
+            /* name the whole damaged chunk, not just the part of it this rank reads */
+            lo -= lo % (int64_t)cdims[0];
+            hi = lo + (int64_t)cdims[0] < (int64_t)full[0] ? lo + (int64_t)cdims[0]
+                                                          : (int64_t)full[0];
+        }
+    }
+    if (dcpl >= 0) H5Pclose(dcpl);
+    if (dxpl >= 0) H5Pclose(dxpl);
+    if (corrupt) {
+        if (saved >= 0) H5Eclose_stack(saved);
+        return pfgm_error(PFGM_ERR_FORMAT,
+                          "%s: checksum mismatch in /%s, %simages %lld..%lld (Fletcher32): the "
+                          "file is corrupt ---> HINT: write it again with pfgm-prep",
+                          path, name, strcmp(name, "images") ? "labels of " : "",
+                          (long long)lo, (long long)hi - 1);
+    }
+    if (saved >= 0) H5Eset_current_stack(saved);
+    return pfgm_error(PFGM_ERR_HDF5, "H5Dread(/%s rows %lld..%lld) failed", name,
+                      (long long)off, (long long)(off + k - 1));
+}
+
 /* Reads rows [start, start + n) of a dataset whose rows are `row` elements of mem_type into
- * buf, in slabs of at most ~64 MiB so no single transfer is huge. */
-static pfgm_status read_rows(hid_t file, const char *name, hid_t mem_type, int rank,
-                             int64_t start, int64_t n, int64_t row, size_t elem, void *buf) {
+ * buf, in slabs of at most ~64 MiB so no single transfer is huge. HDF5 verifies the
+ * chunks' Fletcher32 checksums as it reads them (the default transfer list detects
+ * errors); a mismatch becomes PFGM_ERR_FORMAT naming the damaged rows (diagnose_read). */
+static pfgm_status read_rows(hid_t file, const char *path, const char *name, hid_t mem_type,
+                             int rank, int64_t start, int64_t n, int64_t row, size_t elem,
+                             void *buf) {
     pfgm_status st = PFGM_OK;
-    hid_t dset = -1, fspace = -1, mspace = -1;
+    hid_t dset = -1, fspace = -1;
+    hsize_t full[4] = {0, 0, 0, 0};
     PFGM_H5_CHECK_GOTO(dset = H5Dopen2(file, name, H5P_DEFAULT), done);
     PFGM_H5_CHECK_GOTO(fspace = H5Dget_space(dset), done);
-    int64_t slab = (int64_t)((64u << 20) / ((size_t)row * elem));
+    PFGM_H5_CHECK_GOTO(H5Sget_simple_extent_dims(fspace, full, NULL), done);
+    const size_t row_bytes = (size_t)row * elem;
+    int64_t slab = (int64_t)((64u << 20) / row_bytes);
     if (slab < 1) slab = 1;
     for (int64_t done_rows = 0; done_rows < n; done_rows += slab) {
         int64_t k = n - done_rows < slab ? n - done_rows : slab;
-        hsize_t off[4] = {(hsize_t)(start + done_rows), 0, 0, 0};
-        hsize_t cnt[4] = {(hsize_t)k, 0, 0, 0};
-        if (rank == 4) {
-            hsize_t full[4];
-            H5Sget_simple_extent_dims(fspace, full, NULL);
-            cnt[1] = full[1];
-            cnt[2] = full[2];
-            cnt[3] = full[3];
+        char *dst = (char *)buf + (size_t)done_rows * row_bytes;
+        if (read_slab(dset, mem_type, rank, full, start + done_rows, k, H5P_DEFAULT, dst) < 0) {
+            st = diagnose_read(dset, path, name, mem_type, rank, full, start + done_rows, k,
+                               row_bytes, dst);
+            goto done;
         }
-        PFGM_H5_CHECK_GOTO(H5Sselect_hyperslab(fspace, H5S_SELECT_SET, off, NULL, cnt, NULL), done);
-        PFGM_H5_CHECK_GOTO(mspace = H5Screate_simple(rank, cnt, NULL), done);
-        char *dst = (char *)buf + (size_t)done_rows * (size_t)row * elem;
-        PFGM_H5_CHECK_GOTO(H5Dread(dset, mem_type, mspace, fspace, H5P_DEFAULT, dst), done);
-        H5Sclose(mspace);
-        mspace = -1;
     }
 done:
-    if (mspace >= 0) H5Sclose(mspace);
     if (fspace >= 0) H5Sclose(fspace);
     if (dset >= 0) H5Dclose(dset);
     return st;
@@ -324,13 +416,21 @@ pfgm_status pfgm_dataset_open(const pfgm_dataset_options *opt, pfgm_dataset **ou
         goto fail;
     }
     int64_t start = (int64_t)opt->rank * ds->per_rank;
-    PFGM_TRY_GOTO(read_rows(file, "images", H5T_NATIVE_UINT8, 4, start, ds->per_rank, ds->dim, 1,
-                            ds->pixels), fail);
+    PFGM_TRY_GOTO(read_rows(file, opt->path, "images", H5T_NATIVE_UINT8, 4, start, ds->per_rank,
+                            ds->dim, 1, ds->pixels), fail);
     if (ds->has_labels)
-        PFGM_TRY_GOTO(read_rows(file, "labels", H5T_NATIVE_INT32, 1, start, ds->per_rank, 1,
-                                sizeof(int32_t), ds->labels), fail);
+        PFGM_TRY_GOTO(read_rows(file, opt->path, "labels", H5T_NATIVE_INT32, 1, start,
+                                ds->per_rank, 1, sizeof(int32_t), ds->labels), fail);
     H5Fclose(file);
     pfgm_h5_quiet_end(&q);
+    /* Files from a pfgm-prep older than the checksums are still read (they hold the user's
+     * data), but nothing guards them against a flipped bit: say so once, from rank 0 (every
+     * rank opens the same file), after the open has succeeded. */
+    if (!info.checksum && opt->log && opt->rank == 0)
+        pfgm_log_warn(opt->log,
+                      "%s: no checksum on /images%s (written by an older pfgm-prep): a damaged "
+                      "byte would go unnoticed ---> HINT: write it again with pfgm-prep",
+                      opt->path, ds->has_labels ? " and /labels" : "");
     *out = ds;
     return PFGM_OK;
 
