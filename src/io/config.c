@@ -343,29 +343,73 @@ static size_t edit_distance(const char *a, const char *b, bool fold) {
     return row[lb];
 }
 
+/* Edits a name of n characters may hold and still count as a typo of a known name (edits
+ * ignore case: keys are case-sensitive, so `training.m` is unknown, and a typo of training.M). */
+static size_t typo_budget(size_t n) { return n <= 3 ? 1 : (n / 3 < 2 ? 2 : n / 3); }
+
+/* How a candidate ranks: `d` the edits from what was typed (the better of the last
+ * component against the key's name and the whole dotted name against section.key), `s` how
+ * far the typed section is from the candidate's (SEC_FAR beyond a typo's budget). */
+typedef struct suggest_rank {
+    size_t d, s;
+} suggest_rank;
+#define SEC_FAR ((size_t)1000)
+#define SUGGEST_MAX 3 /* more equally near names than this make no useful hint */
+
+static int rank_cmp(suggest_rank a, suggest_rank b) {
+    if (a.d != b.d) return a.d < b.d ? -1 : 1;
+    return a.s < b.s ? -1 : a.s > b.s;
+}
+
+/* Keeps the candidates of the best rank seen so far: the first SUGGEST_MAX in table order,
+ * and how many there are in all. */
+static void suggest_offer(suggest_rank r, const char *name, suggest_rank *best, const char **pick,
+                          size_t *n_best) {
+    int c = *n_best ? rank_cmp(r, *best) : -1;
+    if (c > 0) return;
+    if (c < 0) {
+        *best = r;
+        *n_best = 0;
+    }
+    if (*n_best < SUGGEST_MAX) pick[*n_best] = name;
+    ++*n_best;
+}
+
 void pfgm_cfg_suggest(const char *section, const char *name, char *buf, size_t n) {
     char typed[160];
     snprintf(typed, sizeof typed, "%s%s%s", section ? section : "", section ? "." : "", name);
-    size_t best = (size_t)-1;
-    const char *pick = NULL;
-    /* A key is close when its full name is a few edits away, or its own name is (e.g.
-     * training.lr -> optim.lr); a key in another section costs one extra edit. */
+    /* Every key `section.key` is a candidate wherever it lives: the typo gets the same budget
+     * whether or not the typed section holds the key (training.lr -> optim.lr,
+     * optim.ema_rtae -> model.ema_rate). Among equally near names, the typed section (or a
+     * typo of it) wins; names equally near in unrelated sections are listed (up to three). */
+    suggest_rank best = {0, 0};
+    const char *pick[SUGGEST_MAX];
+    size_t n_best = 0;
     for (size_t i = 0; i < N_KEYS; i++) {
-        size_t d = edit_distance(typed, keys[i].full, false);
-        bool same_sec = section ? (keys[i].section && strcmp(section, keys[i].section) == 0)
-                                : !keys[i].section;
-        size_t dn = edit_distance(name, keys[i].name, false) + (same_sec ? 0 : 1);
-        if (dn < d) d = dn;
-        if (d < best) { best = d; pick = keys[i].full; }
+        const pfgm_cfg_key *k = &keys[i];
+        suggest_rank r = {edit_distance(name, k->name, true), SEC_FAR};
+        size_t d_full = edit_distance(typed, k->full, true);
+        if (d_full < r.d) r.d = d_full;
+        if (!section && !k->section) r.s = 0;
+        if (section && k->section) {
+            size_t ds = edit_distance(section, k->section, true);
+            if (ds <= typo_budget(strlen(section))) r.s = ds;
+        }
+        suggest_offer(r, k->full, &best, pick, &n_best);
     }
     if (!section) /* a top-level name may be a misspelt section */
-        for (size_t i = 0; sections[i]; i++) {
-            size_t d = edit_distance(name, sections[i], false);
-            if (d < best) { best = d; pick = sections[i]; }
-        }
-    size_t len = strlen(name), limit = len <= 3 ? 1 : (len / 3 < 2 ? 2 : len / 3);
-    if (pick && best <= limit) snprintf(buf, n, " (did you mean %s?)", pick);
-    else if (n) buf[0] = '\0';
+        for (size_t i = 0; sections[i]; i++)
+            suggest_offer((suggest_rank){edit_distance(name, sections[i], true), 0}, sections[i],
+                          &best, pick, &n_best);
+    if (n) buf[0] = '\0';
+    size_t len = strlen(name); /* a typo keeps something of the name: "y" is not "M" */
+    if (!n_best || n_best > SUGGEST_MAX || best.d > typo_budget(len) || best.d >= len) return;
+    size_t used = (size_t)snprintf(buf, n, " (did you mean ");
+    for (size_t i = 0; i < n_best && used < n; i++) {
+        const char *sep = i == 0 ? "" : i + 1 == n_best ? " or " : ", ";
+        used += (size_t)snprintf(buf + used, n - used, "%s%s", sep, pick[i]);
+    }
+    if (used < n) snprintf(buf + used, n - used, "?)");
 }
 
 /* " (did you mean X?)" among a key's allowed names. */

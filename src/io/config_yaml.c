@@ -24,11 +24,55 @@ typedef struct reader {
     yaml_parser_t parser;
     yaml_event_t ev;
     bool have_ev;
+    const char *text;   /* the input, to look at the character a syntax error points to */
+    size_t len;
     const char *origin; /* file name or "--set" for messages */
+    const char *key;    /* --set: the key whose value is parsed; NULL for a file */
     bool lines;         /* messages carry line numbers (false for --set) */
 } reader;
 
 static int ev_line(const reader *r) { return r->lines ? (int)r->ev.start_mark.line + 1 : 0; }
+
+/* Byte offset of libyaml's mark in the input (len when it is not found) and of the start
+ * of its line. The mark counts lines (\n, \r\n or \r) and, within a line, characters, not
+ * bytes; a UTF-8 BOM is not counted. Other encodings are not located (libyaml also reads
+ * UTF-16). */
+static size_t mark_offset(const reader *r, yaml_mark_t m, size_t *line_start) {
+    const unsigned char *t = (const unsigned char *)r->text;
+    size_t i = 0, n = r->len;
+    if (n >= 3 && t[0] == 0xEF && t[1] == 0xBB && t[2] == 0xBF) i = 3;
+    for (size_t line = 0; line < m.line && i < n; i++) {
+        if (t[i] == '\r' && i + 1 < n && t[i + 1] == '\n') i++;
+        if (t[i] == '\n' || t[i] == '\r') line++;
+    }
+    *line_start = i;
+    for (size_t col = 0; col < m.column && i < n; col++)
+        for (i++; i < n && (t[i] & 0xC0) == 0x80; i++) {} /* skip UTF-8 continuation bytes */
+    return i < n ? i : n;
+}
+
+/* libyaml reports a tab where YAML allows none as "found character that cannot start any
+ * token" (a tab in indentation) or "found a tab character that violates indentation", with
+ * the line but not the column; say "tab" and where it is. Returns PFGM_OK when the error
+ * is not about a tab. */
+static pfgm_status tab_error(const reader *r) {
+    const yaml_parser_t *p = &r->parser;
+    size_t line_start = 0, at = mark_offset(r, p->problem_mark, &line_start);
+    bool is_tab = at < r->len && r->text[at] == '\t';
+    if (!is_tab && !(p->problem && strstr(p->problem, "tab"))) return PFGM_OK;
+    int col = (int)p->problem_mark.column + 1;
+    if (!r->lines)
+        return pfgm_cfg_error(r->origin, 0, r->key,
+                              "YAML syntax error: tab character at column %d of the value (use "
+                              "spaces, not tabs)", col);
+    bool indent = is_tab; /* only blanks before it on its line */
+    for (size_t i = line_start; indent && i < at; i++)
+        indent = r->text[i] == ' ' || r->text[i] == '\t';
+    return pfgm_error(PFGM_ERR_CONFIG, "%s:%d: YAML syntax error: tab character at column %d (%s)",
+                      r->origin, (int)p->problem_mark.line + 1, col,
+                      indent ? "indent with spaces: YAML does not allow tabs in indentation"
+                             : "use spaces, not tabs");
+}
 
 static pfgm_status syntax_error(const reader *r) {
     const yaml_parser_t *p = &r->parser;
@@ -39,9 +83,11 @@ static pfgm_status syntax_error(const reader *r) {
     if (p->error == YAML_READER_ERROR)
         return pfgm_error(PFGM_ERR_CONFIG, "%s: YAML error: %s at byte %zu", r->origin, problem,
                           p->problem_offset);
+    pfgm_status st = tab_error(r);
+    if (st != PFGM_OK) return st;
     if (!r->lines)
-        return pfgm_error(PFGM_ERR_CONFIG, "%s: YAML syntax error: %s%s%s", r->origin,
-                          p->context ? p->context : "", p->context ? ", " : "", problem);
+        return pfgm_cfg_error(r->origin, 0, r->key, "YAML syntax error: %s%s%s",
+                              p->context ? p->context : "", p->context ? ", " : "", problem);
     if (p->context)
         return pfgm_error(PFGM_ERR_CONFIG, "%s:%d: YAML syntax error: %s (%s at line %d)", r->origin,
                           line, problem, p->context, (int)p->context_mark.line + 1);
@@ -58,13 +104,18 @@ static pfgm_status rd_next(reader *r) {
     return PFGM_OK;
 }
 
-static pfgm_status rd_open(reader *r, const char *text, size_t len, const char *origin, bool lines) {
+/* key: the --set key whose value `text` is (NULL for a file, whose messages carry lines). */
+static pfgm_status rd_open(reader *r, const char *text, size_t len, const char *origin,
+                           const char *key) {
     memset(r, 0, sizeof *r);
     if (!yaml_parser_initialize(&r->parser))
         return pfgm_error(PFGM_ERR_NOMEM, "%s: cannot initialise the YAML parser", origin);
     yaml_parser_set_input_string(&r->parser, (const unsigned char *)text, len);
+    r->text = text;
+    r->len = len;
     r->origin = origin;
-    r->lines = lines;
+    r->key = key;
+    r->lines = key == NULL;
     return PFGM_OK;
 }
 
@@ -162,7 +213,7 @@ static pfgm_status key_name(reader *r, const char *where, char *buf, size_t n) {
 
 static pfgm_status read_section(reader *r, const char *sec, pfgm_config *cfg,
                                 pfgm_cfg_origin *origins, int *seen) {
-    char name[96], full[256], hint[128];
+    char name[96], full[256], hint[192];
     for (;;) {
         PFGM_TRY(rd_next(r));
         if (r->ev.type == YAML_MAPPING_END_EVENT) return PFGM_OK;
@@ -188,7 +239,7 @@ static pfgm_status read_root(reader *r, pfgm_config *cfg, pfgm_cfg_origin *origi
     int seen_key[PFGM_CFG_MAX_KEYS] = {0};
     int seen_sec[16] = {0};
     const char *const *sections = pfgm_cfg_sections();
-    char name[96], hint[128];
+    char name[96], hint[192];
     for (;;) {
         PFGM_TRY(rd_next(r));
         if (r->ev.type == YAML_MAPPING_END_EVENT) return PFGM_OK;
@@ -248,7 +299,7 @@ static pfgm_status read_stream(reader *r, pfgm_config *cfg, pfgm_cfg_origin *ori
 pfgm_status pfgm_cfg_read_yaml(const char *text, size_t len, const char *origin, pfgm_config *cfg,
                                pfgm_cfg_origin *origins) {
     reader r;
-    PFGM_TRY(rd_open(&r, text, len, origin, true));
+    PFGM_TRY(rd_open(&r, text, len, origin, NULL));
     pfgm_status st = read_stream(&r, cfg, origins);
     rd_close(&r);
     return st;
@@ -263,7 +314,7 @@ pfgm_status pfgm_cfg_set_at(pfgm_config *cfg, const char *assignment, pfgm_cfg_o
     const char *b = assignment, *e = eq;
     while (b < e && (*b == ' ' || *b == '\t')) b++;
     while (e > b && (e[-1] == ' ' || e[-1] == '\t')) e--;
-    char full[160], sec[160], name[160], hint[128];
+    char full[160], sec[160], name[160], hint[192];
     snprintf(full, sizeof full, "%.*s", (int)(e - b), b);
     const char *dot = strchr(full, '.');
     const pfgm_cfg_key *k = NULL;
@@ -283,7 +334,7 @@ pfgm_status pfgm_cfg_set_at(pfgm_config *cfg, const char *assignment, pfgm_cfg_o
     }
     const char *value = eq + 1;
     reader r;
-    PFGM_TRY(rd_open(&r, value, strlen(value), "--set", false));
+    PFGM_TRY(rd_open(&r, value, strlen(value), "--set", k->full));
     pfgm_status st = PFGM_OK;
     PFGM_TRY_GOTO(rd_next(&r), done); /* stream start */
     PFGM_TRY_GOTO(rd_next(&r), done);

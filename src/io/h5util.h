@@ -1,6 +1,7 @@
 /* Private HDF5 helpers for the io/ files: silencing the HDF5 error printer while probing
- * files, turning the HDF5 error stack into one line, and scalar attribute access (string
- * and integer attributes, fixed- or variable-length strings). */
+ * files, turning the HDF5 error stack into one line (pfgm_h5_strerror, declared in
+ * util/check.h for PFGM_H5_CHECK) and naming the file in front of it, and scalar attribute
+ * access (string and integer attributes, fixed- or variable-length strings). */
 #ifndef PFGM_IO_H5UTIL_H
 #define PFGM_IO_H5UTIL_H
 
@@ -16,15 +17,20 @@ typedef struct pfgm_h5_quiet {
     void *data;
 } pfgm_h5_quiet;
 
-/* Turns the HDF5 error printer off for the calling thread (errors become pfgm messages). */
+/* Turns the HDF5 error printer off for the calling thread (errors become pfgm messages):
+ * until pfgm_h5_quiet_end, each HDF5 failure is recorded silently instead, for
+ * pfgm_h5_context. */
 void pfgm_h5_quiet_begin(pfgm_h5_quiet *q);
 /* Restores the printer saved by pfgm_h5_quiet_begin. */
 void pfgm_h5_quiet_end(const pfgm_h5_quiet *q);
 
-/* When st is PFGM_ERR_HDF5, rewrites the thread's message as
- * "<path>: <innermost HDF5 error description> (<original message>)". Must run before the
- * next HDF5 call (which clears the HDF5 error stack). Other statuses get "<path>: " only
- * when the message does not already start with the path. Returns st. */
+/* Puts "<path>: " in front of the thread's message unless it already starts with the path.
+ * A PFGM_ERR_HDF5 message that lacks what HDF5 reported (one recorded without PFGM_H5_CHECK,
+ * which reads the error stack itself) gets ": <outermost>: <innermost description>"
+ * appended, e.g. "x.h5: H5Fopen failed: unable to open file: truncated file: eof = 2048,
+ * ...", from the error stack or, when later HDF5 calls have cleared it, from the last
+ * failure recorded since pfgm_h5_quiet_begin. Messages stay one line and carry no source
+ * location. Returns st. */
 pfgm_status pfgm_h5_context(pfgm_status st, const char *path);
 
 /* Reads the scalar string attribute `name` of object `obj` into buf (NUL-terminated,

@@ -134,6 +134,59 @@ static void test_unknown_key_did_you_mean(void **state) {
     expect_error("lr: 0.001\n", 1, "lr", "did you mean optim.lr?");
 }
 
+/* Expects `--set assignment` to fail with exactly "--set: <want>". */
+static void expect_set_error(const char *assignment, const char *want) {
+    pfgm_config c;
+    pfgm_config_defaults(&c);
+    pfgm_status st = pfgm_config_set(&c, assignment);
+    char full[512];
+    snprintf(full, sizeof full, "--set: %s", want);
+    if (st != PFGM_ERR_CONFIG || strcmp(pfgm_error_message(), full) != 0)
+        print_error("--set %s: status %d, message '%s'\n  wanted '%s'\n", assignment, (int)st,
+                    pfgm_error_message(), full);
+    assert_int_equal(st, PFGM_ERR_CONFIG);
+    assert_string_equal(pfgm_error_message(), full);
+}
+
+/* A typo under a section that does not hold the key is matched against every key
+ * `section.key` (issue 11): the typo gets the same edit budget as in the key's own section.
+ * Before the fix a key from another section cost one extra edit, so a two-edit typo such as
+ * ema_rtae (a transposition) found model.ema_rate under model: but nothing under optim:. */
+static void test_unknown_key_in_another_section(void **state) {
+    (void)state;
+    expect_error("optim:\n  ema_rtae: 0.999\n", 2, "optim.ema_rtae",
+                 "unknown key (did you mean model.ema_rate?)");
+    expect_error("model:\n  warmpu: 10\n", 2, "model.warmpu",
+                 "unknown key (did you mean optim.warmup?)");
+    expect_error("optim:\n  dropuot: 0.1\n", 2, "optim.dropuot",
+                 "unknown key (did you mean model.dropout?)");
+    expect_set_error("model.warmpu=10", "model.warmpu: unknown key (did you mean optim.warmup?)");
+    expect_set_error("model.lr_=1e-4", "model.lr_: unknown key (did you mean optim.lr?)");
+    /* the unambiguous cases of the issue, in a file and with --set */
+    expect_error("training:\n  bach_size: 64\n", 2, "training.bach_size",
+                 "unknown key (did you mean training.batch_size?)");
+    expect_error("optim:\n  ema_rate: 0.999\n", 2, "optim.ema_rate",
+                 "unknown key (did you mean model.ema_rate?)");
+    expect_error("model:\n  lr: 1e-4\n", 2, "model.lr", "unknown key (did you mean optim.lr?)");
+    expect_set_error("training.bach_size=64",
+                     "training.bach_size: unknown key (did you mean training.batch_size?)");
+    expect_set_error("optim.ema_rate=0.999",
+                     "optim.ema_rate: unknown key (did you mean model.ema_rate?)");
+    expect_set_error("model.lr=1e-4", "model.lr: unknown key (did you mean optim.lr?)");
+    /* a misspelt section: its own key wins over the same name in other sections */
+    expect_set_error("trianing.bach_size=64",
+                     "trianing.bach_size: unknown key (did you mean training.batch_size?)");
+    /* an exact name in three other sections: all three, not the first in table order */
+    expect_error("model:\n  batch_size: 64\n", 2, "model.batch_size",
+                 "unknown key (did you mean training.batch_size, sampling.batch_size or "
+                 "eval.batch_size?)");
+    /* nothing within the budget: no hint (the nearest key to lerning_rate is model.ema_rate,
+     * six edits away; optim.lr is ten) */
+    expect_error("optim:\n  lerning_rate: 1e-4\n", 2, "optim.lerning_rate", "unknown key");
+    assert_null(strstr(pfgm_error_message(), "did you mean"));
+    expect_set_error("optim.lerning_rate=1e-4", "optim.lerning_rate: unknown key");
+}
+
 static void test_duplicate_keys(void **state) {
     (void)state;
     expect_error("optim:\n  lr: 0.001\n  warmup: 10\n  lr: 0.002\n", 4, "optim.lr",
@@ -359,6 +412,27 @@ static void test_structure_errors(void **state) {
     assert_int_equal(c.seed, 8);
 }
 
+/* A tab where YAML allows none gives "tab" with the line and the 1-based column, not
+ * libyaml's "found character that cannot start any token" (issue 11). */
+static void test_tab_errors(void **state) {
+    (void)state;
+    /* a tab indenting a key */
+    expect_error("training:\n\tbatch_size: 5\n", 2, "", "tab character at column 1");
+    expect_error("training:\n  \tbatch_size: 5\n", 2, "", "tab character at column 3");
+    /* a tab after a key, indenting its value on the next line */
+    expect_error("training:\n  n_iters:\n  \t500\n", 3, "", "tab character at column 3");
+    expect_error("seed: 1\ntraining:\n  n_iters:\n\t\t500\n", 4, "", "tab character at column 1");
+    /* a tab where the previous plain value could continue (libyaml: "found a tab character
+     * that violates indentation", which named no column) */
+    expect_error("training:\n  n_iters: 5\n \tlog_freq: 3\n", 3, "", "tab character at column 2");
+    /* --set: the column within the value */
+    expect_set_error("seed=\t5", "seed: YAML syntax error: tab character at column 1 of the value "
+                                 "(use spaces, not tabs)");
+    /* a tab that YAML allows (between a key and its value on one line) is whitespace */
+    pfgm_config c = load_ok("training:\n  n_iters:\t500\n");
+    assert_int_equal(c.training.n_iters, 500);
+}
+
 static void test_validate_catches_edited_struct(void **state) {
     (void)state;
     pfgm_config c;
@@ -385,6 +459,7 @@ int main(void) {
         cmocka_unit_test(test_defaults_are_cifar10_ddpmpp),
         cmocka_unit_test(test_file_applies_on_top_of_defaults),
         cmocka_unit_test(test_unknown_key_did_you_mean),
+        cmocka_unit_test(test_unknown_key_in_another_section),
         cmocka_unit_test(test_duplicate_keys),
         cmocka_unit_test(test_number_spellings),
         cmocka_unit_test(test_numeric_type_errors),
@@ -399,6 +474,7 @@ int main(void) {
         cmocka_unit_test(test_backend_from_config),
         cmocka_unit_test(test_empty_and_missing_files),
         cmocka_unit_test(test_structure_errors),
+        cmocka_unit_test(test_tab_errors),
         cmocka_unit_test(test_validate_catches_edited_struct),
     };
     return cmocka_run_group_tests(tests, make_dir, remove_dir);
