@@ -5,10 +5,73 @@ by pfgm-train) into a PNG: the loss of each logging interval (light) and a movin
 
 usage: python3 launch/plot_metrics.py RUN_DIR/metrics.jsonl OUT.png [--window 10] [--title T]
 Needs matplotlib (pip install matplotlib); launch/quickstart.sh installs it into a virtual
-environment under build/ when it draws the curve."""
+environment under build/ when it draws the curve. Reading the file (read_records) needs only
+the standard library.
+
+A run that was killed and resumed from the checkpoint of step S logs steps S+1.. again.
+pfgm-train trims the file to step S when it resumes and appends {"event": "resumed",
+"resumed_from": S, ...}; files written by an older pfgm have neither the trim nor the event
+(the steps just go back). The reader handles both: at a "resumed" event it cuts the records
+with step > S, and when a step goes back it keeps the later record of each step, so the
+curve has strictly increasing steps. Records without a "step" (events) are not plotted, and
+lines that are not JSON (a line cut by a crash) are skipped with a warning."""
 import argparse
 import json
 import sys
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def read_records(lines, name="metrics"):
+    """The step records of a metrics.jsonl, as the run that finished would have logged them.
+
+    lines: an iterable of text lines (an open file). Returns (records, warnings): the records
+    (dicts) that have an integer "step", in strictly increasing step order, and one warning
+    string per skipped line, "NAME:LINE: ...".
+    """
+    kept = []  # strictly increasing "step"
+    warnings = []
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except ValueError as e:  # json.JSONDecodeError, and UnicodeDecodeError from bytes
+            warnings.append(f"{name}:{n}: skipped, not a JSON object (a line cut by a crash?): {e}")
+            continue
+        if not isinstance(rec, dict):
+            warnings.append(f"{name}:{n}: skipped, not a JSON object")
+            continue
+        if rec.get("event") == "resumed" and _is_int(rec.get("resumed_from")):
+            # what the killed run logged past its checkpoint is not part of the final run
+            while kept and kept[-1]["step"] > rec["resumed_from"]:
+                kept.pop()
+            continue
+        step = rec.get("step")
+        if not _is_int(step):
+            continue  # events and other records without a step
+        # a step at or before the last one: a resume this file did not mark (an older pfgm);
+        # the later record of each step wins
+        while kept and kept[-1]["step"] >= step:
+            kept.pop()
+        kept.append(rec)
+    return kept, warnings
+
+
+def loss_points(records):
+    """(steps, losses) of the records with a finite loss: "loss_window" (the mean over the
+    steps since the previous line) or else "loss" (that step's); skipped (non-finite) steps
+    are logged as null and left out."""
+    steps, losses = [], []
+    for rec in records:
+        value = rec.get("loss_window", rec.get("loss"))
+        if value is None:
+            continue
+        steps.append(rec["step"])
+        losses.append(value)
+    return steps, losses
 
 
 def main() -> int:
@@ -18,24 +81,26 @@ def main() -> int:
     ap.add_argument("--window", type=int, default=10, help="moving-average window in logged steps")
     ap.add_argument("--title", default=None)
     a = ap.parse_args()
-    steps, losses = [], []
-    with open(a.metrics, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                print(f"{a.metrics}:{n}: not a JSON object: {e}", file=sys.stderr)
-                return 3
-            # loss_window: mean loss over the steps since the previous line; loss: that step's
-            value = rec.get("loss_window", rec.get("loss"))
-            if value is None:  # skipped (non-finite) steps are logged as null
-                continue
-            steps.append(rec["step"])
-            losses.append(value)
+    try:
+        # errors="replace": a crash can leave a zero-filled or torn tail; it fails as JSON
+        with open(a.metrics, encoding="utf-8", errors="replace") as f:
+            records, warnings = read_records(f, a.metrics)
+    except OSError as e:
+        print(f"{a.metrics}: cannot read: {e.strerror}", file=sys.stderr)
+        return 3
+    for w in warnings[:5]:
+        print(f"warning: {w}", file=sys.stderr)
+    if len(warnings) > 5:
+        print(f"warning: {a.metrics}: {len(warnings) - 5} more lines skipped", file=sys.stderr)
+    steps, losses = loss_points(records)
     if not steps:
         print(f"{a.metrics}: no finite loss values", file=sys.stderr)
         return 3
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:
+        print("plot_metrics.py needs matplotlib to draw: pip install matplotlib", file=sys.stderr)
+        return 1
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -1,4 +1,5 @@
-/* Rank-aware console logging and the metrics JSON-lines writer. */
+/* Rank-aware console logging, the metrics JSON-lines writer, and the metrics file's
+ * clean-up on resume. */
 #include "pfgm/log.h"
 
 #include <errno.h>
@@ -7,7 +8,11 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
+
+#include "util/atomic_file.h"
 
 void pfgm_logger_init(pfgm_logger *lg, int rank) {
     memset(lg, 0, sizeof *lg);
@@ -105,4 +110,100 @@ pfgm_status pfgm_metrics_end(pfgm_metrics *m) {
     if (rc != 0 || fputc('\n', m->f) == EOF || fflush(m->f) != 0)
         return pfgm_error(PFGM_ERR_IO, "%s: cannot write metrics line: %s", m->path, strerror(errno));
     return PFGM_OK;
+}
+
+/* --- resuming ------------------------------------------------------------------------- */
+
+/* One pass over the metrics file: classifies every line into ri, and copies the kept ones
+ * (verbatim, so numbers keep their digits) to out when out is not NULL. *final_nl says
+ * whether the last line ended with a newline (a crash between the record and its '\n'). */
+static pfgm_status resume_pass(FILE *in, const char *path, int64_t resumed_step, FILE *out,
+                               pfgm_metrics_resume_info *ri, int *final_nl) {
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    *final_nl = 1;
+    ri->kept = ri->dropped = ri->unparsable = 0;
+    errno = 0;
+    while ((n = getline(&line, &cap, in)) >= 0) {
+        *final_nl = n > 0 && line[n - 1] == '\n';
+        size_t len = (size_t)n - (*final_nl ? 1 : 0);
+        if (len == 0) continue;
+        /* json_loadb, not json_loads: a zero-filled tail (a crash on a delayed-allocation
+         * file system) holds NUL bytes and must be rejected, not read up to the first NUL */
+        json_t *rec = json_loadb(line, len, 0, NULL);
+        json_t *step = json_is_object(rec) ? json_object_get(rec, "step") : NULL;
+        int keep = 0;
+        if (!json_is_object(rec) || (step && !json_is_integer(step))) ++ri->unparsable;
+        else if (step && json_integer_value(step) > resumed_step) ++ri->dropped;
+        else keep = 1, ++ri->kept;
+        json_decref(rec);
+        if (keep && out && (fwrite(line, 1, len, out) != len || fputc('\n', out) == EOF)) break;
+    }
+    int err = errno;
+    free(line);
+    if (ferror(in))
+        return pfgm_error(PFGM_ERR_IO, "%s: cannot read the metrics file to resume it: %s", path, strerror(err));
+    return PFGM_OK;
+}
+
+pfgm_status pfgm_metrics_resume(const char *path, int64_t resumed_step, pfgm_metrics_resume_info *info) {
+    pfgm_metrics_resume_info ri = {.resumed_step = resumed_step};
+    if (info) *info = ri;
+    if (!path) return pfgm_error(PFGM_ERR_INVALID_ARG, "metrics resume: no file given");
+    FILE *in = fopen(path, "r");
+    if (!in) {
+        if (errno == ENOENT) return PFGM_OK; /* a first run, or metrics logging was off */
+        return pfgm_error(PFGM_ERR_IO, "%s: cannot open the metrics file to resume it: %s", path, strerror(errno));
+    }
+    ri.existed = 1;
+    int final_nl = 1;
+    pfgm_status st = resume_pass(in, path, resumed_step, NULL, &ri, &final_nl);
+    if (st != PFGM_OK || (ri.dropped == 0 && ri.unparsable == 0 && final_nl)) goto done;
+
+    /* second pass into a temporary, published by rename: a crash now leaves the old file */
+    char tmp[4096];
+    st = pfgm_atomic_tmp_name(path, tmp, sizeof tmp);
+    if (st != PFGM_OK) goto done;
+    FILE *out = fopen(tmp, "w");
+    if (!out) {
+        st = pfgm_error(PFGM_ERR_IO, "%s: cannot create %s to rewrite the metrics file: %s", path, tmp,
+                        strerror(errno));
+        goto done;
+    }
+    struct stat sb;
+    if (fstat(fileno(in), &sb) == 0) (void)fchmod(fileno(out), sb.st_mode & 07777);
+    rewind(in);
+    st = resume_pass(in, path, resumed_step, out, &ri, &final_nl);
+    int wr_err = ferror(out) ? EIO : 0;
+    if (fflush(out) != 0 && !wr_err) wr_err = errno;
+    if (fclose(out) != 0 && !wr_err) wr_err = errno;
+    if (st == PFGM_OK && wr_err)
+        st = pfgm_error(PFGM_ERR_IO, "%s: cannot write %s to rewrite the metrics file: %s", path, tmp,
+                        strerror(wr_err));
+    if (st != PFGM_OK) {
+        unlink(tmp);
+        goto done;
+    }
+    st = pfgm_atomic_publish(tmp, path);
+    if (st == PFGM_OK) ri.rewritten = 1;
+done:
+    fclose(in);
+    if (info) *info = ri;
+    return st;
+}
+
+pfgm_status pfgm_metrics_resumed_event(pfgm_metrics *m, const pfgm_metrics_resume_info *info) {
+    if (!m || !info) return pfgm_error(PFGM_ERR_INVALID_ARG, "metrics: resumed event without a writer or info");
+    char when[32] = "unknown";
+    time_t now = time(NULL);
+    struct tm tm;
+    if (gmtime_r(&now, &tm)) strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    pfgm_metrics_begin(m);
+    pfgm_metrics_str(m, "event", "resumed");
+    pfgm_metrics_int(m, "resumed_from", info->resumed_step);
+    pfgm_metrics_int(m, "dropped", info->dropped);
+    pfgm_metrics_int(m, "unparsable", info->unparsable);
+    pfgm_metrics_str(m, "time", when);
+    return pfgm_metrics_end(m);
 }
