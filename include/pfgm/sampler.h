@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "pfgm/backend.h"
+#include "pfgm/checkpoint.h"
 #include "pfgm/comm.h"
 #include "pfgm/config.h"
 #include "pfgm/log.h"
@@ -28,7 +29,8 @@ extern "C" {
 #endif
 
 typedef struct pfgm_sample_options {
-    const char *checkpoint; /* a checkpoint file (pfgm_sample_find_checkpoint resolves run dirs) */
+    pfgm_ckpt *checkpoint;  /* rank 0: the open checkpoint (pfgm_sample_open_checkpoint); other
+                             * ranks: ignored (NULL), they receive the weights from rank 0 */
     int64_t num_samples;    /* total samples, >= 1 */
     uint32_t seed;          /* keys the prior draws (see above) */
     int use_params;         /* 1: the raw parameters (/params) instead of the EMA (/ema) */
@@ -47,16 +49,17 @@ typedef struct pfgm_sample_result {
     int failed_rank;      /* on an error seen by every rank: the rank it came from; else -1 */
 } pfgm_sample_result;
 
-/* --checkpoint: `path` is a run directory (then the newest checkpoint in
- * <path>/checkpoints that passes pfgm_ckpt_verify; newer unusable ones are reported
- * through lg and skipped; temporaries "*.tmp.*" are never candidates) or a checkpoint
- * file (refused when its name is an unfinished write's temporary, "<name>.tmp.<pid>").
- * Writes the file into buf[cap] and its step (from the file's attributes) into *step.
- * Errors, each naming the path: PFGM_ERR_IO (missing, unreadable, a run directory with
- * no complete checkpoint), PFGM_ERR_FORMAT (not a pfgm checkpoint, a temporary file),
- * PFGM_ERR_INVALID_ARG (buf too small). */
-pfgm_status pfgm_sample_find_checkpoint(const char *path, const pfgm_logger *lg, char *buf, size_t cap,
-                                        int64_t *step);
+/* --checkpoint: `path` is a run directory (then the newest usable checkpoint in
+ * <path>/checkpoints, pfgm_ckpt_open_latest: a file that retention removed while it was being
+ * chosen is passed over for the next newest, a damaged one is reported through lg and
+ * skipped, never moved; temporaries "*.tmp.*" are never candidates) or a checkpoint file
+ * (refused when its name is an unfinished write's temporary, "<name>.tmp.<pid>"). *out is
+ * the open, validated checkpoint (its metadata, config and step: pfgm_ckpt_meta_of,
+ * pfgm_ckpt_config); the weights are read through it later, so the file may be unlinked
+ * meanwhile. Errors, each naming the path: PFGM_ERR_IO (missing, unreadable, a run
+ * directory with no complete checkpoint), PFGM_ERR_FORMAT (not a pfgm checkpoint, damaged,
+ * a temporary file, a run directory whose checkpoints are all unusable). */
+pfgm_status pfgm_sample_open_checkpoint(const char *path, const pfgm_logger *lg, pfgm_ckpt **out);
 
 /* The batches of rank `rank` of `world` (see above): num samples in global batches of
  * batch_size; rank gets batches [*first, *first + *count). *count may be 0. */
@@ -64,7 +67,9 @@ void pfgm_sample_partition(int64_t num, int64_t batch_size, int world, int rank,
 
 /* Draws o->num_samples samples with cfg (the model and sampling sections; normally the
  * checkpoint's config with the user's overrides) on backend be. Collective over comm
- * (NULL: one process): every rank loads the weights, solves its batches, and the batches
+ * (NULL: one process): rank 0 reads the weights through o->checkpoint and broadcasts them once
+ * every rank's set-up succeeded (else every rank returns the failing rank's status and
+ * message, res->failed_rank set), each rank solves its batches, and the batches
  * are all-gathered round by round (each rank sends one batch per round, padded to
  * sampling.batch_size; header with the batch index, size, NFE and status). x (host,
  * [num_samples, C, H, W] float32 in data scale [-1, 1], unclipped) receives every sample;

@@ -22,8 +22,11 @@ extern "C" {
 
 typedef struct pfgm_train_options {
     const char *run_dir;   /* run directory: config.yaml, metrics file, checkpoints/ */
-    const char *resume;    /* "auto" (newest complete checkpoint, else fresh), "never", or a path */
-    int allow_reshard;     /* accept a checkpoint written with another world size */
+    const char *resume;    /* "auto" (newest usable checkpoint; fresh when the run directory has
+                            * none; PFGM_ERR_FORMAT when it has checkpoints but none usable),
+                            * "never", "fresh" (start over when none is usable), or a path */
+    int allow_reshard;     /* accept a checkpoint written with another world size, per-rank
+                            * batch or dataset size (position mapped by images consumed) */
     int dry_run;           /* print the plan (config, parameters, memory, FLOPs) and return */
     int progress_tty;      /* rewrite the progress line in place (stdout is a terminal) */
     /* Communicator for the collectives on backend memory: the gradient all-reduce and the

@@ -184,20 +184,20 @@ typedef struct plan {
     int64_t step, seed;
 } plan;
 
-static pfgm_status make_plan(const args *a, const pfgm_logger *lg, plan *p) {
+/* Rank 0: opens the checkpoint once (*ck: the weights are read through it later, even if
+ * retention unlinks the file meanwhile) and makes the plan from it. */
+static pfgm_status make_plan(const args *a, const pfgm_logger *lg, plan *p, pfgm_ckpt **ck) {
     memset(p, 0, sizeof *p);
-    pfgm_status st = pfgm_sample_find_checkpoint(a->checkpoint, lg, p->checkpoint, sizeof p->checkpoint, &p->step);
+    pfgm_status st = pfgm_sample_open_checkpoint(a->checkpoint, lg, ck);
     if (st != PFGM_OK) return st;
+    snprintf(p->checkpoint, sizeof p->checkpoint, "%s", pfgm_ckpt_file(*ck));
+    p->step = pfgm_ckpt_meta_of(*ck)->step;
     if (a->config) {
         st = pfgm_config_resolve(a->config, a->sets, a->n_sets, &p->cfg);
     } else {
-        pfgm_ckpt_meta meta;
-        st = pfgm_ckpt_read_meta(p->checkpoint, &meta);
-        if (st != PFGM_OK) return st;
-        st = pfgm_config_load_string(meta.config_yaml, p->checkpoint, &p->cfg);
+        p->cfg = *pfgm_ckpt_config(*ck);
         for (size_t k = 0; st == PFGM_OK && k < a->n_sets; ++k) st = pfgm_config_set(&p->cfg, a->sets[k]);
         if (st == PFGM_OK) st = pfgm_config_validate(&p->cfg);
-        pfgm_ckpt_meta_free(&meta);
     }
     if (st != PFGM_OK) return st;
     p->seed = a->seed >= 0 ? a->seed : p->cfg.seed;
@@ -252,11 +252,13 @@ int main(int argc, char **argv) {
     pfgm_logger_init(&lg, comm->rank);
 
     plan *p = calloc(1, sizeof *p);
+    pfgm_ckpt *ck = NULL; /* rank 0's open checkpoint */
     if (!p) st = pfgm_error(PFGM_ERR_NOMEM, "out of memory");
-    else if (comm->rank == 0) st = make_plan(&a, &lg, p);
+    else if (comm->rank == 0) st = make_plan(&a, &lg, p, &ck);
     st = share_plan(comm, st, p); /* an agreed outcome: rank 0's */
     if (st != PFGM_OK) {
         free(p);
+        pfgm_ckpt_close(ck);
         int code = fail(comm, &lg, st, 1);
         pfgm_comm_destroy(comm);
         return code;
@@ -285,7 +287,7 @@ int main(int argc, char **argv) {
     int agreed = 0;
     if (st == PFGM_OK) {
         /* a device or memory failure above is this rank's alone; the draw itself agrees */
-        pfgm_sample_options o = {.checkpoint = p->checkpoint, .num_samples = a.num, .seed = (uint32_t)p->seed,
+        pfgm_sample_options o = {.checkpoint = ck, .num_samples = a.num, .seed = (uint32_t)p->seed,
                                  .use_params = a.no_ema};
         st = pfgm_sample_draw(cfg, &o, comm, be, &lg, x, &res);
         agreed = res.failed_rank >= 0;
@@ -316,6 +318,7 @@ int main(int argc, char **argv) {
         if (comm->world_size > 1) st = comm->barrier(comm); /* rank 0 has written when all leave */
     }
     free(x);
+    pfgm_ckpt_close(ck);
     int code = st == PFGM_OK ? 0 : fail(comm, &lg, st, agreed);
     pfgm_backend_destroy(be);
     free(p);

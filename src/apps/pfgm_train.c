@@ -1,6 +1,6 @@
 /* pfgm-train: argument parsing and wiring of the training loop (src/train/trainer.c).
  *   [mpirun -np W] pfgm-train --config FILE.yaml --run-dir DIR [--set key=value ...]
- *                             [--resume auto|never|PATH] [--allow-reshard] [--dry-run]
+ *                             [--resume auto|never|fresh|PATH] [--allow-reshard] [--dry-run]
  * Exit codes: docs/user-guide.md (0 done, 2 config, 3 data/checkpoint files, 75 stopped by
  * SIGTERM/SIGUSR1 after a checkpoint: requeue). A fatal error on any rank aborts the whole
  * job (MPI_Abort) with the rank, host and message, so no rank waits in a collective. */
@@ -22,9 +22,15 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: [mpirun -np W] pfgm-train --config FILE.yaml --run-dir DIR [options]\n"
             "  --set section.key=value   override a config key (repeatable)\n"
-            "  --resume auto|never|PATH  auto (default): newest complete checkpoint in DIR, else fresh;\n"
-            "                            never: refuse a DIR with checkpoints; PATH: that checkpoint\n"
-            "  --allow-reshard           resume a checkpoint written with another world size\n"
+            "  --resume auto|never|fresh|PATH\n"
+            "                            auto (default): newest usable checkpoint in DIR, fresh start when\n"
+            "                            there is none; a DIR whose checkpoints are all unusable is refused\n"
+            "                            (exit 3); never: refuse a DIR with checkpoints; fresh: start over\n"
+            "                            when none is usable (they move to checkpoints/damaged/);\n"
+            "                            PATH: that checkpoint\n"
+            "  --allow-reshard           resume a checkpoint written with another world size, per-rank\n"
+            "                            batch size or dataset size (the data position is mapped by the\n"
+            "                            number of images consumed)\n"
             "  --dry-run                 print the resolved config, parameters, memory and FLOPs, then exit\n"
             "  --help\n"
             "exit codes: 0 done, 2 usage/config, 3 data or checkpoint file, 4 out of memory, 5 numeric,\n"

@@ -1,14 +1,19 @@
-/* Checkpoint files (include/pfgm/checkpoint.h): HDF5 with Fletcher32 on every dataset,
- * written atomically; and the run directory's checkpoint list, retention and "latest". */
+/* Checkpoint files (include/pfgm/checkpoint.h): HDF5 with Fletcher32 on every dataset and a
+ * CRC-32 (zlib) over the root attributes, written atomically; read and validated through one
+ * open handle; and the run directory's checkpoint list, retention and "latest". */
 #include "pfgm/checkpoint.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <hdf5.h>
+#include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "io/h5util.h"
 #include "util/atomic_file.h"
@@ -49,19 +54,51 @@ done:
     return st;
 }
 
-static pfgm_status write_meta(hid_t f, const pfgm_ckpt_meta *m) {
+/* CRC-32 (zlib) of the attributes in a fixed text form: "name=value\n" for each attribute
+ * below in this order, the config text last. A flipped byte in any attribute changes it. */
+static uint32_t meta_crc(const pfgm_ckpt_meta *m) {
+    char head[1024];
+    int n = snprintf(head, sizeof head,
+                     "format=%s\nversion=%lld\nstep=%lld\nepoch=%lld\nepoch_index=%lld\nema_updates=%lld\nseed=%lld\n"
+                     "world_size=%lld\nbatch_size=%lld\nshard_size=%lld\ndataset_count=%lld\nsteps_per_epoch=%lld\n"
+                     "backend=%s\nlibrary_version=%s\nconfig=",
+                     PFGM_CKPT_FORMAT, (long long)m->version, (long long)m->step, (long long)m->epoch,
+                     (long long)m->epoch_index, (long long)m->ema_updates, (long long)m->seed,
+                     (long long)m->world_size, (long long)m->batch_size, (long long)m->shard_size,
+                     (long long)m->dataset_count, (long long)m->steps_per_epoch, m->backend, m->library_version);
+    uLong crc = crc32(0L, Z_NULL, 0);
+    crc = crc32(crc, (const Bytef *)head, (uInt)(n > 0 && (size_t)n < sizeof head ? n : 0));
+    const char *cfg = m->config_yaml ? m->config_yaml : "";
+    size_t len = strlen(cfg);
+    while (len > 0) { /* crc32 takes uInt lengths */
+        uInt chunk = len > (1u << 30) ? (1u << 30) : (uInt)len;
+        crc = crc32(crc, (const Bytef *)cfg, chunk);
+        cfg += chunk;
+        len -= chunk;
+    }
+    return (uint32_t)crc;
+}
+
+static pfgm_status write_meta(hid_t f, const pfgm_ckpt_meta *in) {
+    pfgm_ckpt_meta m = *in;
+    m.version = PFGM_CKPT_VERSION;
+    if (!m.library_version[0]) snprintf(m.library_version, sizeof m.library_version, "%s", PFGM_VERSION_STRING);
     PFGM_TRY(pfgm_h5_write_str_attr(f, "format", PFGM_CKPT_FORMAT));
-    PFGM_TRY(pfgm_h5_write_int_attr(f, "version", PFGM_CKPT_VERSION));
-    PFGM_TRY(pfgm_h5_write_int_attr(f, "step", m->step));
-    PFGM_TRY(pfgm_h5_write_int_attr(f, "epoch", m->epoch));
-    PFGM_TRY(pfgm_h5_write_int_attr(f, "epoch_index", m->epoch_index));
-    PFGM_TRY(pfgm_h5_write_int_attr(f, "ema_updates", m->ema_updates));
-    PFGM_TRY(pfgm_h5_write_int_attr(f, "seed", m->seed));
-    PFGM_TRY(pfgm_h5_write_int_attr(f, "world_size", m->world_size));
-    PFGM_TRY(pfgm_h5_write_str_attr(f, "backend", m->backend));
-    PFGM_TRY(pfgm_h5_write_str_attr(f, "library_version", m->library_version[0] ? m->library_version
-                                                                                 : PFGM_VERSION_STRING));
-    PFGM_TRY(pfgm_h5_write_str_attr(f, "config", m->config_yaml ? m->config_yaml : ""));
+    PFGM_TRY(pfgm_h5_write_int_attr(f, "version", m.version));
+    PFGM_TRY(pfgm_h5_write_int_attr(f, "step", m.step));
+    PFGM_TRY(pfgm_h5_write_int_attr(f, "epoch", m.epoch));
+    PFGM_TRY(pfgm_h5_write_int_attr(f, "epoch_index", m.epoch_index));
+    PFGM_TRY(pfgm_h5_write_int_attr(f, "ema_updates", m.ema_updates));
+    PFGM_TRY(pfgm_h5_write_int_attr(f, "seed", m.seed));
+    PFGM_TRY(pfgm_h5_write_int_attr(f, "world_size", m.world_size));
+    PFGM_TRY(pfgm_h5_write_int_attr(f, "batch_size", m.batch_size));
+    PFGM_TRY(pfgm_h5_write_int_attr(f, "shard_size", m.shard_size));
+    PFGM_TRY(pfgm_h5_write_int_attr(f, "dataset_count", m.dataset_count));
+    PFGM_TRY(pfgm_h5_write_int_attr(f, "steps_per_epoch", m.steps_per_epoch));
+    PFGM_TRY(pfgm_h5_write_str_attr(f, "backend", m.backend));
+    PFGM_TRY(pfgm_h5_write_str_attr(f, "library_version", m.library_version));
+    PFGM_TRY(pfgm_h5_write_str_attr(f, "config", m.config_yaml ? m.config_yaml : ""));
+    PFGM_TRY(pfgm_h5_write_int_attr(f, "meta_crc32", (int64_t)meta_crc(&m)));
     return PFGM_OK;
 }
 
@@ -112,70 +149,175 @@ fail:
 
 /* ---- reading ------------------------------------------------------------------------- */
 
-static pfgm_status open_checked(const char *path, hid_t *out) {
-    *out = -1;
-    if (access(path, R_OK) != 0)
-        return pfgm_error(PFGM_ERR_IO, "%s: cannot read checkpoint: %s", path, strerror(errno));
-    htri_t is = H5Fis_hdf5(path);
-    if (is <= 0) return pfgm_error(PFGM_ERR_FORMAT, "%s: not an HDF5 file (truncated or corrupt checkpoint)", path);
-    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (f < 0) return pfgm_error(PFGM_ERR_FORMAT, "%s: cannot open as HDF5 (truncated or corrupt checkpoint)", path);
-    char fmt[64];
-    pfgm_status st = pfgm_h5_read_str_attr(f, path, "format", fmt, sizeof fmt);
-    if (st == PFGM_OK && strcmp(fmt, PFGM_CKPT_FORMAT) != 0)
-        st = pfgm_error(PFGM_ERR_FORMAT, "%s: format is '%s', expected '%s'", path, fmt, PFGM_CKPT_FORMAT);
-    int64_t version = 0;
-    if (st == PFGM_OK) st = pfgm_h5_read_int_attr(f, path, "version", &version);
-    if (st == PFGM_OK && (version < 1 || version > PFGM_CKPT_VERSION))
-        st = pfgm_error(PFGM_ERR_FORMAT, "%s: checkpoint version %lld; this build reads up to %d", path,
-                        (long long)version, PFGM_CKPT_VERSION);
-    if (st != PFGM_OK) {
-        H5Fclose(f);
-        return st;
+struct pfgm_ckpt {
+    char path[4096];
+    hid_t file;
+    pfgm_ckpt_meta meta;
+    pfgm_config cfg;
+};
+
+void pfgm_ckpt_close(pfgm_ckpt *ck) {
+    if (!ck) return;
+    if (ck->file >= 0) H5Fclose(ck->file);
+    free(ck->meta.config_yaml);
+    free(ck);
+}
+
+const pfgm_ckpt_meta *pfgm_ckpt_meta_of(const pfgm_ckpt *ck) { return &ck->meta; }
+const pfgm_config *pfgm_ckpt_config(const pfgm_ckpt *ck) { return &ck->cfg; }
+const char *pfgm_ckpt_file(const pfgm_ckpt *ck) { return ck->path; }
+
+/* "<path>: damaged checkpoint metadata: <what>" */
+static pfgm_status damaged(const char *path, const char *fmt, ...) {
+    char what[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    return pfgm_error(PFGM_ERR_FORMAT, "%s: damaged checkpoint metadata: %s", path, what);
+}
+
+/* Step of a complete checkpoint name "ckpt_<digits>.h5", or -1. */
+static int64_t parse_name(const char *name) {
+    if (strncmp(name, "ckpt_", 5) != 0) return -1;
+    const char *p = name + 5;
+    int64_t step = 0;
+    int digits = 0;
+    while (*p >= '0' && *p <= '9' && digits < 18) {
+        step = step * 10 + (*p++ - '0');
+        ++digits;
     }
-    *out = f;
+    return digits > 0 && strcmp(p, ".h5") == 0 ? step : -1;
+}
+
+/* The attributes, then every rule of "usable" (checkpoint.h, pfgm_ckpt_open). */
+static pfgm_status read_and_validate(pfgm_ckpt *ck) {
+    const char *path = ck->path;
+    hid_t f = ck->file;
+    pfgm_ckpt_meta *m = &ck->meta;
+    char fmt[64];
+    PFGM_TRY(pfgm_h5_read_str_attr(f, path, "format", fmt, sizeof fmt));
+    if (strcmp(fmt, PFGM_CKPT_FORMAT) != 0)
+        return pfgm_error(PFGM_ERR_FORMAT, "%s: format is '%s', expected '%s'", path, fmt, PFGM_CKPT_FORMAT);
+    PFGM_TRY(pfgm_h5_read_int_attr(f, path, "version", &m->version));
+    if (m->version < 1 || m->version > PFGM_CKPT_VERSION)
+        return pfgm_error(PFGM_ERR_FORMAT, "%s: checkpoint version %lld; this build reads 1 to %d", path,
+                          (long long)m->version, PFGM_CKPT_VERSION);
+    struct { const char *name; int64_t *v; int since; } ints[] = {
+        {"step", &m->step, 1}, {"epoch", &m->epoch, 1}, {"epoch_index", &m->epoch_index, 1},
+        {"ema_updates", &m->ema_updates, 1}, {"seed", &m->seed, 1}, {"world_size", &m->world_size, 1},
+        {"batch_size", &m->batch_size, 2}, {"shard_size", &m->shard_size, 2},
+        {"dataset_count", &m->dataset_count, 2}, {"steps_per_epoch", &m->steps_per_epoch, 2}};
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; ++i)
+        if (m->version >= ints[i].since) PFGM_TRY(pfgm_h5_read_int_attr(f, path, ints[i].name, ints[i].v));
+    PFGM_TRY(pfgm_h5_read_str_attr(f, path, "backend", m->backend, sizeof m->backend));
+    PFGM_TRY(pfgm_h5_read_str_attr(f, path, "library_version", m->library_version, sizeof m->library_version));
+    /* the config text: size it from the attribute's type */
+    hid_t a = H5Aexists(f, "config") > 0 ? H5Aopen(f, "config", H5P_DEFAULT) : -1;
+    if (a < 0) return pfgm_error(PFGM_ERR_FORMAT, "%s: attribute 'config' missing", path);
+    hid_t t = H5Aget_type(a);
+    size_t cap = t >= 0 && H5Tis_variable_str(t) > 0 ? (size_t)1 << 20 : (t >= 0 ? H5Tget_size(t) + 1 : 1);
+    if (t >= 0) H5Tclose(t);
+    H5Aclose(a);
+    m->config_yaml = malloc(cap);
+    if (!m->config_yaml) return pfgm_error(PFGM_ERR_NOMEM, "%s: out of memory for the config attribute", path);
+    PFGM_TRY(pfgm_h5_read_str_attr(f, path, "config", m->config_yaml, cap));
+    if (m->version >= 2) {
+        int64_t stored = -1;
+        PFGM_TRY(pfgm_h5_read_int_attr(f, path, "meta_crc32", &stored));
+        uint32_t crc = meta_crc(m);
+        if (stored != (int64_t)crc)
+            return damaged(path, "the attributes' CRC-32 is %08llx, the stored one %08llx (an attribute was altered)",
+                           (unsigned long long)crc, (unsigned long long)(uint32_t)stored);
+    }
+
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    const int64_t named = parse_name(base);
+    if (m->step < 0) return damaged(path, "step is %lld", (long long)m->step);
+    if (named >= 0 && named != m->step)
+        return damaged(path, "attribute step is %lld but the file name says %lld", (long long)m->step, (long long)named);
+    if (m->ema_updates < 0 || m->ema_updates > m->step)
+        return damaged(path, "ema_updates is %lld, outside [0, step %lld]", (long long)m->ema_updates, (long long)m->step);
+    if (m->seed < 0 || m->seed > (int64_t)UINT32_MAX) return damaged(path, "seed is %lld", (long long)m->seed);
+    if (m->world_size < 1 || m->world_size > INT_MAX) return damaged(path, "world_size is %lld", (long long)m->world_size);
+    if (strcmp(m->backend, "cpu") != 0 && strcmp(m->backend, "cuda") != 0)
+        return damaged(path, "backend is '%s' (known: cpu, cuda)", m->backend);
+    if (m->epoch < 0 || m->epoch_index < 0)
+        return damaged(path, "data position (epoch %lld, index %lld) is negative", (long long)m->epoch,
+                       (long long)m->epoch_index);
+    if (m->version >= 2) {
+        if (m->batch_size < 1 || m->shard_size < m->batch_size || m->steps_per_epoch != m->shard_size / m->batch_size ||
+            m->dataset_count / m->world_size < m->shard_size)
+            return damaged(path, "data shape W=%lld, batch_size=%lld, shard_size=%lld, steps_per_epoch=%lld, "
+                                 "dataset_count=%lld does not add up",
+                           (long long)m->world_size, (long long)m->batch_size, (long long)m->shard_size,
+                           (long long)m->steps_per_epoch, (long long)m->dataset_count);
+        if (m->epoch_index >= m->steps_per_epoch)
+            return damaged(path, "data position index %lld is outside [0, %lld) (steps_per_epoch)",
+                           (long long)m->epoch_index, (long long)m->steps_per_epoch);
+    }
+    pfgm_status st = pfgm_config_load_string(m->config_yaml, path, &ck->cfg);
+    if (st != PFGM_OK) {
+        char why[1024];
+        const char *msg = pfgm_error_message();
+        size_t plen = strlen(path);
+        if (strncmp(msg, path, plen) == 0 && msg[plen] == ':') msg += plen + 1; /* "<path>:<line>: ..." */
+        snprintf(why, sizeof why, "%s", msg);
+        return damaged(path, "the config attribute does not load: %s%s", why[0] >= '0' && why[0] <= '9' ? "line " : "", why);
+    }
+    if (ck->cfg.seed != m->seed)
+        return damaged(path, "seed is %lld but the config attribute says %lld", (long long)m->seed, (long long)ck->cfg.seed);
+    if (m->version >= 2 && ck->cfg.training.batch_size != m->batch_size)
+        return damaged(path, "batch_size is %lld but the config attribute says %lld", (long long)m->batch_size,
+                       (long long)ck->cfg.training.batch_size);
     return PFGM_OK;
 }
 
-pfgm_status pfgm_ckpt_read_meta(const char *path, pfgm_ckpt_meta *m) {
-    memset(m, 0, sizeof *m);
+/* Opens and validates; *vanished = 1 when the file does not exist (any more). */
+static pfgm_status open_file(const char *path, pfgm_ckpt **out, int *vanished) {
+    *out = NULL;
+    *vanished = 0;
+    pfgm_ckpt *ck = calloc(1, sizeof *ck);
+    if (!ck) return pfgm_error(PFGM_ERR_NOMEM, "%s: out of memory", path);
+    ck->file = -1;
+    if ((size_t)snprintf(ck->path, sizeof ck->path, "%s", path) >= sizeof ck->path) {
+        free(ck);
+        return pfgm_error(PFGM_ERR_INVALID_ARG, "%s: path too long", path);
+    }
     pfgm_h5_quiet q;
     pfgm_h5_quiet_begin(&q);
-    hid_t f = -1;
-    pfgm_status st = open_checked(path, &f);
-    if (st == PFGM_OK) {
-        struct { const char *name; int64_t *v; } ints[] = {
-            {"step", &m->step}, {"epoch", &m->epoch}, {"epoch_index", &m->epoch_index},
-            {"ema_updates", &m->ema_updates}, {"seed", &m->seed}, {"world_size", &m->world_size}};
-        for (size_t i = 0; i < sizeof ints / sizeof ints[0] && st == PFGM_OK; ++i)
-            st = pfgm_h5_read_int_attr(f, path, ints[i].name, ints[i].v);
-        if (st == PFGM_OK) st = pfgm_h5_read_str_attr(f, path, "backend", m->backend, sizeof m->backend);
-        if (st == PFGM_OK)
-            st = pfgm_h5_read_str_attr(f, path, "library_version", m->library_version, sizeof m->library_version);
-        if (st == PFGM_OK) {
-            /* the config text: size it first from the attribute's type */
-            hid_t a = H5Aopen(f, "config", H5P_DEFAULT);
-            size_t cap = 1;
-            if (a >= 0) {
-                hid_t t = H5Aget_type(a);
-                cap = H5Tis_variable_str(t) > 0 ? (size_t)1 << 20 : H5Tget_size(t) + 1;
-                H5Tclose(t);
-                H5Aclose(a);
-            }
-            m->config_yaml = malloc(cap);
-            if (!m->config_yaml) st = pfgm_error(PFGM_ERR_NOMEM, "%s: out of memory", path);
-            else st = pfgm_h5_read_str_attr(f, path, "config", m->config_yaml, cap);
+    pfgm_status st = PFGM_OK;
+    ck->file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (ck->file < 0) {
+        /* one open attempt: what failed is decided afterwards, so a file removed in between
+         * is "gone", never "corrupt" */
+        struct stat sb;
+        if (stat(path, &sb) != 0) {
+            *vanished = errno == ENOENT;
+            st = pfgm_error(PFGM_ERR_IO, "%s: cannot read checkpoint: %s", path, strerror(errno));
+        } else if (S_ISDIR(sb.st_mode)) {
+            st = pfgm_error(PFGM_ERR_IO, "%s: is a directory, not a checkpoint file", path);
+        } else if (access(path, R_OK) != 0) {
+            st = pfgm_error(PFGM_ERR_IO, "%s: cannot read checkpoint: %s", path, strerror(errno));
+        } else {
+            st = pfgm_error(PFGM_ERR_FORMAT, "%s: not an HDF5 file (truncated or corrupt checkpoint)", path);
         }
-        H5Fclose(f);
     }
+    if (st == PFGM_OK) st = read_and_validate(ck);
     pfgm_h5_quiet_end(&q);
-    if (st != PFGM_OK) pfgm_ckpt_meta_free(m);
-    return st;
+    if (st != PFGM_OK) {
+        pfgm_ckpt_close(ck);
+        return st;
+    }
+    *out = ck;
+    return PFGM_OK;
 }
 
-void pfgm_ckpt_meta_free(pfgm_ckpt_meta *m) {
-    free(m->config_yaml);
-    m->config_yaml = NULL;
+pfgm_status pfgm_ckpt_open(const char *path, pfgm_ckpt **out) {
+    int vanished = 0;
+    if (!path || !out) return pfgm_error(PFGM_ERR_INVALID_ARG, "checkpoint: NULL path or handle");
+    return open_file(path, out, &vanished);
 }
 
 static pfgm_status read_tensor(hid_t grp, const char *path, const char *group, const pfgm_ckpt_tensor *t) {
@@ -215,16 +357,13 @@ done:
     return st;
 }
 
-pfgm_status pfgm_ckpt_read_section(const char *path, const char *group, const pfgm_ckpt_tensor *tensors,
-                                   size_t count) {
+pfgm_status pfgm_ckpt_read(pfgm_ckpt *ck, const char *group, const pfgm_ckpt_tensor *tensors, size_t count) {
+    const char *path = ck->path;
     pfgm_h5_quiet q;
     pfgm_h5_quiet_begin(&q);
-    hid_t f = -1, g = -1;
-    pfgm_status st = open_checked(path, &f);
-    if (st == PFGM_OK) {
-        g = H5Lexists(f, group, H5P_DEFAULT) > 0 ? H5Gopen2(f, group, H5P_DEFAULT) : -1;
-        if (g < 0) st = pfgm_error(PFGM_ERR_FORMAT, "%s: group /%s missing", path, group);
-    }
+    pfgm_status st = PFGM_OK;
+    hid_t g = H5Lexists(ck->file, group, H5P_DEFAULT) > 0 ? H5Gopen2(ck->file, group, H5P_DEFAULT) : -1;
+    if (g < 0) st = pfgm_error(PFGM_ERR_FORMAT, "%s: group /%s missing", path, group);
     if (st == PFGM_OK) {
         H5G_info_t info;
         if (H5Gget_info(g, &info) < 0) st = pfgm_error(PFGM_ERR_FORMAT, "%s: cannot list /%s", path, group);
@@ -234,7 +373,6 @@ pfgm_status pfgm_ckpt_read_section(const char *path, const char *group, const pf
     }
     for (size_t i = 0; i < count && st == PFGM_OK; ++i) st = read_tensor(g, path, group, &tensors[i]);
     if (g >= 0) H5Gclose(g);
-    if (f >= 0) H5Fclose(f);
     pfgm_h5_quiet_end(&q);
     return st;
 }
@@ -282,21 +420,15 @@ static herr_t verify_cb(hid_t obj, const char *name, const verify_info *info, vo
     return 0;
 }
 
-pfgm_status pfgm_ckpt_verify(const char *path) {
+pfgm_status pfgm_ckpt_verify(pfgm_ckpt *ck) {
     pfgm_h5_quiet q;
     pfgm_h5_quiet_begin(&q);
-    hid_t f = -1;
-    pfgm_status st = open_checked(path, &f);
-    if (st == PFGM_OK) {
-        verify_ctx v = {.path = path, .st = PFGM_OK};
-        if (VERIFY_VISIT(f, verify_cb, &v) < 0 && v.st == PFGM_OK)
-            v.st = pfgm_error(PFGM_ERR_FORMAT, "%s: cannot walk the file (corrupt checkpoint)", path);
-        st = v.st;
-        free(v.buf);
-        H5Fclose(f);
-    }
+    verify_ctx v = {.path = ck->path, .st = PFGM_OK};
+    if (VERIFY_VISIT(ck->file, verify_cb, &v) < 0 && v.st == PFGM_OK)
+        v.st = pfgm_error(PFGM_ERR_FORMAT, "%s: cannot walk the file (corrupt checkpoint)", ck->path);
+    free(v.buf);
     pfgm_h5_quiet_end(&q);
-    return st;
+    return v.st;
 }
 
 /* ---- run directories --------------------------------------------------------------- */
@@ -305,19 +437,6 @@ pfgm_status pfgm_ckpt_path(const char *run_dir, int64_t step, char *buf, size_t 
     int n = snprintf(buf, cap, "%s/checkpoints/ckpt_%08lld.h5", run_dir, (long long)step);
     if (n < 0 || (size_t)n >= cap) return pfgm_error(PFGM_ERR_INVALID_ARG, "%s: run directory path too long", run_dir);
     return PFGM_OK;
-}
-
-/* Step of a complete checkpoint name "ckpt_<digits>.h5", or -1. */
-static int64_t parse_name(const char *name) {
-    if (strncmp(name, "ckpt_", 5) != 0) return -1;
-    const char *p = name + 5;
-    int64_t step = 0;
-    int digits = 0;
-    while (*p >= '0' && *p <= '9' && digits < 18) {
-        step = step * 10 + (*p++ - '0');
-        ++digits;
-    }
-    return digits > 0 && strcmp(p, ".h5") == 0 ? step : -1;
 }
 
 static int cmp_i64(const void *a, const void *b) {
@@ -395,25 +514,94 @@ pfgm_status pfgm_ckpt_prune(const char *run_dir, int64_t keep_last, int64_t keep
     return st;
 }
 
-pfgm_status pfgm_ckpt_find_latest(const char *run_dir, const pfgm_logger *lg, char *buf, size_t cap,
-                                  int64_t *step) {
-    buf[0] = '\0';
-    *step = -1;
+/* Renames <run_dir>/checkpoints/<name> into <run_dir>/checkpoints/damaged/ (created when
+ * missing; an existing name there gets ".<n>"), and says so through lg. */
+static pfgm_status move_aside(const char *run_dir, int64_t step, const pfgm_logger *lg, const char *why) {
+    char from[4096], dir[4096], to[4200];
+    PFGM_TRY(pfgm_ckpt_path(run_dir, step, from, sizeof from));
+    if ((size_t)snprintf(dir, sizeof dir, "%s/checkpoints/damaged", run_dir) >= sizeof dir)
+        return pfgm_error(PFGM_ERR_INVALID_ARG, "%s: run directory path too long", run_dir);
+    PFGM_TRY(pfgm_mkdirs(dir));
+    const char *base = strrchr(from, '/') + 1;
+    snprintf(to, sizeof to, "%s/%s", dir, base);
+    for (int n = 1; access(to, F_OK) == 0 && n < 1000; ++n) snprintf(to, sizeof to, "%s/%s.%d", dir, base, n);
+    if (rename(from, to) != 0) {
+        if (errno == ENOENT) return PFGM_OK; /* gone meanwhile: nothing to keep */
+        return pfgm_error(PFGM_ERR_IO, "%s: cannot move the damaged checkpoint to %s: %s", from, to, strerror(errno));
+    }
+    PFGM_TRY(pfgm_fsync_path(dir, 1));
+    if (lg) pfgm_log_warn(lg, "moved the damaged checkpoint %s to %s (%s)", from, to, why);
+    return PFGM_OK;
+}
+
+pfgm_status pfgm_ckpt_open_latest(const char *run_dir, int move_damaged, const pfgm_logger *lg, pfgm_ckpt **out,
+                                  pfgm_ckpt_scan *scan) {
+    *out = NULL;
+    memset(scan, 0, sizeof *scan);
+    int64_t *steps = NULL, *bad = NULL;
+    size_t n = 0, nbad = 0;
+    PFGM_TRY(pfgm_ckpt_list(run_dir, &steps, &n));
+    scan->found = n;
+    bad = n ? malloc(n * sizeof *bad) : NULL;
+    if (n && !bad) {
+        free(steps);
+        return pfgm_error(PFGM_ERR_NOMEM, "%s: out of memory scanning checkpoints", run_dir);
+    }
+    pfgm_status st = PFGM_OK;
+    for (size_t i = n; i-- > 0 && st == PFGM_OK;) {
+        char path[4096];
+        st = pfgm_ckpt_path(run_dir, steps[i], path, sizeof path);
+        if (st != PFGM_OK) break;
+        pfgm_ckpt *ck = NULL;
+        int vanished = 0;
+        pfgm_status s = open_file(path, &ck, &vanished);
+        if (s == PFGM_OK) {
+            s = pfgm_ckpt_verify(ck);
+            if (s != PFGM_OK) {
+                pfgm_ckpt_close(ck);
+                ck = NULL;
+            }
+        }
+        if (s == PFGM_OK) {
+            *out = ck;
+            break;
+        }
+        if (vanished) { /* retention removed it after the listing: try the next newest */
+            scan->vanished++;
+            continue;
+        }
+        if (s == PFGM_ERR_NOMEM) {
+            st = s;
+            break;
+        }
+        if (!scan->damaged++) snprintf(scan->newest_problem, sizeof scan->newest_problem, "%s", pfgm_error_message());
+        if (lg) pfgm_log_warn(lg, "skipping unusable checkpoint: %s", pfgm_error_message());
+        bad[nbad++] = steps[i];
+    }
+    /* damaged files newer than the usable one are moved aside: the resumed run would write
+     * its own checkpoints of those steps over them, or retention would delete them */
+    for (size_t k = 0; st == PFGM_OK && move_damaged && *out && k < nbad; ++k) {
+        st = move_aside(run_dir, bad[k], lg, "it failed validation; resuming from an older checkpoint");
+        if (st == PFGM_OK) scan->moved++;
+    }
+    if (st != PFGM_OK) {
+        pfgm_ckpt_close(*out);
+        *out = NULL;
+    }
+    free(steps);
+    free(bad);
+    return st;
+}
+
+pfgm_status pfgm_ckpt_move_all_damaged(const char *run_dir, const pfgm_logger *lg, size_t *moved) {
+    *moved = 0;
     int64_t *steps = NULL;
     size_t n = 0;
     PFGM_TRY(pfgm_ckpt_list(run_dir, &steps, &n));
     pfgm_status st = PFGM_OK;
-    for (size_t i = n; i-- > 0;) {
-        st = pfgm_ckpt_path(run_dir, steps[i], buf, cap);
-        if (st != PFGM_OK) break;
-        st = pfgm_ckpt_verify(buf);
-        if (st == PFGM_OK) {
-            *step = steps[i];
-            break;
-        }
-        if (lg) pfgm_log_warn(lg, "skipping unusable checkpoint: %s", pfgm_error_message());
-        buf[0] = '\0';
-        st = PFGM_OK;
+    for (size_t i = 0; i < n && st == PFGM_OK; ++i) {
+        st = move_aside(run_dir, steps[i], lg, "no checkpoint of the run directory was usable; starting over");
+        if (st == PFGM_OK) ++*moved;
     }
     free(steps);
     return st;

@@ -41,36 +41,25 @@ static int is_temporary_name(const char *path) {
     return 1;
 }
 
-pfgm_status pfgm_sample_find_checkpoint(const char *path, const pfgm_logger *lg, char *buf, size_t cap,
-                                        int64_t *step) {
-    if (!path || !buf || cap == 0 || !step) return pfgm_error(PFGM_ERR_INVALID_ARG, "checkpoint: NULL argument");
-    buf[0] = '\0';
-    *step = -1;
+pfgm_status pfgm_sample_open_checkpoint(const char *path, const pfgm_logger *lg, pfgm_ckpt **out) {
+    if (!path || !out) return pfgm_error(PFGM_ERR_INVALID_ARG, "checkpoint: NULL argument");
+    *out = NULL;
     struct stat sb;
     if (stat(path, &sb) != 0)
         return pfgm_error(PFGM_ERR_IO, "%s: cannot open checkpoint: %s", path, strerror(errno));
     if (S_ISDIR(sb.st_mode)) {
-        PFGM_TRY(pfgm_ckpt_find_latest(path, lg, buf, cap, step));
-        if (*step < 0)
+        pfgm_ckpt_scan scan;
+        PFGM_TRY(pfgm_ckpt_open_latest(path, 0, lg, out, &scan));
+        if (*out) return PFGM_OK;
+        if (scan.found == scan.vanished)
             return pfgm_error(PFGM_ERR_IO, "%s: no complete checkpoint in %s/checkpoints", path, path);
-        return PFGM_OK;
+        return pfgm_error(PFGM_ERR_FORMAT, "%s: none of the %zu checkpoints in %s/checkpoints is usable (newest problem: %s)",
+                          path, scan.found - scan.vanished, path, scan.newest_problem);
     }
     if (is_temporary_name(path))
         return pfgm_error(PFGM_ERR_FORMAT, "%s: a temporary file of an unfinished checkpoint write, not a checkpoint",
                           path);
-    if ((size_t)snprintf(buf, cap, "%s", path) >= cap) {
-        buf[0] = '\0';
-        return pfgm_error(PFGM_ERR_INVALID_ARG, "%s: path too long", path);
-    }
-    pfgm_ckpt_meta meta;
-    pfgm_status st = pfgm_ckpt_read_meta(path, &meta);
-    if (st != PFGM_OK) {
-        buf[0] = '\0';
-        return st;
-    }
-    *step = meta.step;
-    pfgm_ckpt_meta_free(&meta);
-    return PFGM_OK;
+    return pfgm_ckpt_open(path, out);
 }
 
 void pfgm_sample_partition(int64_t num, int64_t batch_size, int world, int rank, int64_t *first, int64_t *count) {
@@ -95,21 +84,21 @@ static pfgm_status network_field(void *user, int64_t B, const float *x, const fl
     return PFGM_OK;
 }
 
-/* Loads the checkpoint's EMA (or raw parameters) into the model by the authors' names. */
-static pfgm_status load_weights(pfgm_ddpmpp *m, const char *path, int use_params) {
+/* Rank 0: the checkpoint's EMA (or raw parameters), by the authors' names, into host[]
+ * (laid out like the model's parameter buffer), through its open checkpoint. The other ranks
+ * never open the file (retention may have removed it since rank 0 opened it): they receive
+ * the weights from rank 0 (distribute_weights). */
+static pfgm_status read_weights(pfgm_ddpmpp *m, pfgm_ckpt *ck, int use_params, float *host) {
     pfgm_nn_params *p = pfgm_ddpmpp_params(m);
-    float *host = calloc((size_t)p->floats, sizeof(float));
+    if (!ck) return pfgm_error(PFGM_ERR_INVALID_ARG, "sampler: rank 0 has no open checkpoint");
     pfgm_ckpt_tensor *t = calloc((size_t)p->n, sizeof *t);
-    pfgm_status st = PFGM_OK;
-    if (!host || !t) st = pfgm_error(PFGM_ERR_NOMEM, "%s: out of memory loading weights", path);
-    for (int i = 0; st == PFGM_OK && i < p->n; ++i) {
+    if (!t) return pfgm_error(PFGM_ERR_NOMEM, "out of memory loading weights");
+    for (int i = 0; i < p->n; ++i) {
         const pfgm_nn_param *it = &p->items[i];
         t[i] = (pfgm_ckpt_tensor){.name = it->name, .ndim = it->ndim, .data = host + it->offset};
         for (int k = 0; k < it->ndim; ++k) t[i].shape[k] = it->shape[k];
     }
-    if (st == PFGM_OK) st = pfgm_ckpt_read_section(path, use_params ? "params" : "ema", t, (size_t)p->n);
-    if (st == PFGM_OK) st = pfgm_backend_upload(p->be, p->value, host, p->floats);
-    free(host);
+    pfgm_status st = pfgm_ckpt_read(ck, use_params ? "params" : "ema", t, (size_t)p->n);
     free(t);
     return st;
 }
@@ -139,15 +128,19 @@ typedef struct sampler {
     pfgm_ode_options oo;
     int64_t Bs, N;
     float *x_dev;            /* [Bs, N] backend */
+    float *host_weights;     /* the model's parameters on the host (rank 0 reads, all receive) */
 } sampler;
 
 static void sampler_free(sampler *s) {
     if (s->x_dev) s->be->free(s->be, s->x_dev);
+    free(s->host_weights);
     pfgm_ode_destroy(s->solver);
     pfgm_ddpmpp_destroy(s->model);
 }
 
-static pfgm_status sampler_init(sampler *s, const pfgm_config *cfg, const pfgm_sample_options *o, pfgm_backend *be) {
+/* One rank's set-up, without collectives (a failure is agreed on afterwards). */
+static pfgm_status sampler_init(sampler *s, const pfgm_config *cfg, const pfgm_sample_options *o, pfgm_backend *be,
+                                pfgm_comm *comm) {
     memset(s, 0, sizeof *s);
     s->cfg = cfg;
     s->be = be;
@@ -157,7 +150,11 @@ static pfgm_status sampler_init(sampler *s, const pfgm_config *cfg, const pfgm_s
     pfgm_ddpmpp_desc desc;
     PFGM_TRY(pfgm_ddpmpp_desc_from_config(cfg, &desc));
     PFGM_TRY(pfgm_ddpmpp_create(be, &desc, s->Bs, PFGM_DDPMPP_INFER, &s->model));
-    PFGM_TRY(load_weights(s->model, o->checkpoint, o->use_params));
+    const pfgm_nn_params *p = pfgm_ddpmpp_params(s->model);
+    s->host_weights = calloc((size_t)p->floats, sizeof(float));
+    if (!s->host_weights)
+        return pfgm_error(PFGM_ERR_NOMEM, "sampler: cannot allocate %lld floats of weights", (long long)p->floats);
+    if (!comm || comm->rank == 0) PFGM_TRY(read_weights(s->model, o->checkpoint, o->use_params, s->host_weights));
     PFGM_TRY(pfgm_ode_create(be, s->Bs, s->N, &s->oo, &s->solver));
     PFGM_TRY(be->alloc(be, sizeof(float) * (size_t)(s->Bs * s->N), (void **)&s->x_dev));
     return PFGM_OK;
@@ -214,6 +211,38 @@ static pfgm_status share_failure(pfgm_comm *comm, pfgm_status failed, int failed
     return st;
 }
 
+/* Every rank's set-up status (one int32 each, all-gathered): the first failing rank and its
+ * status, or *failed_rank = -1. One process: its own status. */
+static pfgm_status agree_setup(pfgm_comm *comm, pfgm_status mine, int *failed_rank, pfgm_status *failed) {
+    *failed_rank = -1;
+    *failed = PFGM_OK;
+    if (!comm || comm->world_size == 1) {
+        if (mine != PFGM_OK) {
+            *failed_rank = 0;
+            *failed = mine;
+        }
+        return PFGM_OK;
+    }
+    int32_t *all = malloc(sizeof(int32_t) * (size_t)comm->world_size), me = (int32_t)mine;
+    if (!all) return pfgm_error(PFGM_ERR_NOMEM, "sampler: out of memory agreeing on the set-up");
+    pfgm_status st = comm->allgather(comm, &me, all, 1, PFGM_I32);
+    for (int r = 0; st == PFGM_OK && r < comm->world_size && *failed_rank < 0; ++r)
+        if (all[r] != PFGM_OK) {
+            *failed_rank = r;
+            *failed = (pfgm_status)all[r];
+        }
+    free(all);
+    return st;
+}
+
+/* Rank 0's host weights to every rank, then into each rank's model. */
+static pfgm_status distribute_weights(sampler *s, pfgm_comm *comm) {
+    pfgm_nn_params *p = pfgm_ddpmpp_params(s->model);
+    if (comm && comm->world_size > 1)
+        PFGM_TRY(comm->broadcast(comm, s->host_weights, (size_t)p->floats, PFGM_F32, 0));
+    return pfgm_backend_upload(p->be, p->value, s->host_weights, p->floats);
+}
+
 pfgm_status pfgm_sample_draw(const pfgm_config *cfg, const pfgm_sample_options *o, pfgm_comm *comm, pfgm_backend *be,
                              const pfgm_logger *lg, float *x, pfgm_sample_result *res) {
     memset(res, 0, sizeof *res);
@@ -228,7 +257,7 @@ pfgm_status pfgm_sample_draw(const pfgm_config *cfg, const pfgm_sample_options *
                           (long long)cfg->sampling.batch_size);
 
     sampler s;
-    pfgm_status st = sampler_init(&s, cfg, o, be);
+    pfgm_status st = sampler_init(&s, cfg, o, be, comm);
     const int64_t Bs = s.Bs, N = s.N, num = o->num_samples;
     const int64_t nb = (num + Bs - 1) / Bs, rounds = (nb + world - 1) / world;
     int64_t first, mine;
@@ -244,6 +273,21 @@ pfgm_status pfgm_sample_draw(const pfgm_config *cfg, const pfgm_sample_options *
     pfgm_status my_status = st;
     if (st != PFGM_OK) snprintf(my_error, sizeof my_error, "%s", pfgm_error_message());
     res->nfe_min = INT64_MAX;
+    /* The set-up's outcome on every rank is agreed before the weights travel: a failure is
+     * every rank's result, with the failing rank's message. */
+    if (send && recv && hdr_all) {
+        int failed_rank = -1;
+        pfgm_status failed = PFGM_OK;
+        st = agree_setup(comm, my_status, &failed_rank, &failed);
+        if (st == PFGM_OK && failed_rank >= 0) {
+            st = share_failure(comm, failed, failed_rank, my_error);
+            res->failed_rank = failed_rank;
+            my_status = PFGM_OK; /* st carries it */
+            goto done;
+        }
+        if (st == PFGM_OK) st = distribute_weights(&s, comm);
+        if (st != PFGM_OK) goto done;
+    }
     const double t0 = now_s();
     /* Round 0 also carries a failure of the set-up, so every rank learns of it. A rank that
      * could not allocate the gather buffers cannot take part and returns at once: its

@@ -86,7 +86,10 @@ pfgm_status train_save_checkpoint(trainer *t) {
         if (st == PFGM_OK) {
             pfgm_ckpt_meta meta = {.step = t->step, .epoch = pos.epoch, .epoch_index = pos.index,
                                    .ema_updates = updates, .seed = t->cfg->seed,
-                                   .world_size = t->comm->world_size, .config_yaml = yaml};
+                                   .world_size = t->comm->world_size, .batch_size = t->L,
+                                   .shard_size = pfgm_dataset_per_rank(t->data),
+                                   .dataset_count = pfgm_dataset_count(t->data),
+                                   .steps_per_epoch = pfgm_dataset_steps_per_epoch(t->data), .config_yaml = yaml};
             snprintf(meta.backend, sizeof meta.backend, "%s", t->be->kind == PFGM_BACKEND_CUDA ? "cuda" : "cpu");
             pfgm_ckpt_section sec[4] = {{"params", s.params, s.n_all},
                                         {"ema", s.ema, s.n_all},
@@ -137,42 +140,108 @@ static pfgm_status check_shape(const trainer *t, const char *path, const pfgm_co
     return PFGM_OK;
 }
 
-/* Rank 0: chooses the checkpoint (or none) under the resume policy. */
-static pfgm_status choose(const trainer *t, char *path, size_t cap) {
+/* Rank 0: chooses and opens the checkpoint (or none) under the resume policy:
+ *   never  a fresh start; refused when the run directory holds checkpoints;
+ *   auto   the newest usable checkpoint (damaged newer ones moved to checkpoints/damaged/);
+ *          a run directory with checkpoints of which none is usable is an error: a fresh
+ *          start there would throw the run away;
+ *   fresh  auto, except that when no checkpoint is usable they are all moved to
+ *          checkpoints/damaged/ and the run starts from step 0 (refused while a usable one
+ *          exists);
+ *   PATH   that file, opened and verified. */
+static pfgm_status choose(const trainer *t, pfgm_ckpt **ck) {
     const char *mode = t->opt->resume ? t->opt->resume : "auto";
-    path[0] = '\0';
+    const char *run = t->opt->run_dir;
+    *ck = NULL;
     if (strcmp(mode, "never") == 0) {
         int64_t *steps = NULL;
         size_t n = 0;
-        PFGM_TRY(pfgm_ckpt_list(t->opt->run_dir, &steps, &n));
+        PFGM_TRY(pfgm_ckpt_list(run, &steps, &n));
         free(steps);
         if (n > 0)
             return pfgm_error(PFGM_ERR_CONFIG, "%s: holds %zu checkpoint(s) and --resume never was given (use another --run-dir, or --resume auto)",
-                              t->opt->run_dir, n);
+                              run, n);
         return PFGM_OK;
     }
-    if (strcmp(mode, "auto") == 0) {
-        int64_t step = -1;
-        return pfgm_ckpt_find_latest(t->opt->run_dir, t->lg, path, cap, &step);
+    if (strcmp(mode, "auto") == 0 || strcmp(mode, "fresh") == 0) {
+        pfgm_ckpt_scan scan;
+        PFGM_TRY(pfgm_ckpt_open_latest(run, 1, t->lg, ck, &scan));
+        if (*ck && strcmp(mode, "fresh") == 0) {
+            char found[4096];
+            snprintf(found, sizeof found, "%s", pfgm_ckpt_file(*ck));
+            pfgm_ckpt_close(*ck);
+            *ck = NULL;
+            return pfgm_error(PFGM_ERR_CONFIG, "%s: --resume fresh starts over only when no checkpoint is usable, and %s is (resume with --resume auto, or use another --run-dir)",
+                              run, found);
+        }
+        if (*ck || scan.found == scan.vanished) return PFGM_OK;
+        if (strcmp(mode, "fresh") == 0) {
+            size_t moved = 0;
+            PFGM_TRY(pfgm_ckpt_move_all_damaged(run, t->lg, &moved));
+            pfgm_log_warn(t->lg, "--resume fresh: none of the %zu checkpoints was usable; moved %zu to %s/checkpoints/damaged/ and starting from step 0",
+                          scan.found, moved, run);
+            return PFGM_OK;
+        }
+        return pfgm_error(PFGM_ERR_FORMAT, "%s: holds %zu checkpoint(s) and none is usable (newest problem: %s); nothing was changed. Inspect them, or pass --resume fresh to move them to checkpoints/damaged/ and start over from step 0",
+                          run, scan.found - scan.vanished, scan.newest_problem);
     }
-    if ((size_t)snprintf(path, cap, "%s", mode) >= cap) return pfgm_error(PFGM_ERR_INVALID_ARG, "--resume: path too long");
-    return pfgm_ckpt_verify(path);
+    PFGM_TRY(pfgm_ckpt_open(mode, ck));
+    pfgm_status st = pfgm_ckpt_verify(*ck);
+    if (st != PFGM_OK) {
+        pfgm_ckpt_close(*ck);
+        *ck = NULL;
+    }
+    return st;
 }
 
-/* Rank 0: reads the chosen checkpoint into host staging and checks it fits this run. */
-static pfgm_status load_rank0(trainer *t, const char *path, int64_t ints[5]) {
-    pfgm_ckpt_meta meta;
-    PFGM_TRY(pfgm_ckpt_read_meta(path, &meta));
-    pfgm_status st = PFGM_OK;
-    pfgm_config old;
-    st = pfgm_config_load_string(meta.config_yaml, path, &old);
-    if (st == PFGM_OK) st = check_shape(t, path, &old);
-    if (st == PFGM_OK && meta.seed != t->cfg->seed)
+/* What the data position depends on: (world size, per-rank batch, images in the file). The
+ * position of a checkpoint is exact for a run with the same three; otherwise it is mapped by
+ * the number of images the whole job consumed in the interrupted epoch,
+ *   index_new = floor(index_old * W_old * L_old / (W_new * L_new)),
+ * (the next epoch's start when that is past the new epoch's end), and only when the user
+ * allows it with --allow-reshard. A version-1 checkpoint records neither L nor the file's
+ * size: L comes from its config, the size is taken as unchanged. */
+static pfgm_status map_position(const trainer *t, const pfgm_ckpt *ck, pfgm_dataset_position *pos) {
+    const pfgm_ckpt_meta *m = pfgm_ckpt_meta_of(ck);
+    const char *path = pfgm_ckpt_file(ck);
+    const int64_t W0 = m->world_size, L0 = m->batch_size > 0 ? m->batch_size : pfgm_ckpt_config(ck)->training.batch_size;
+    const int64_t C1 = pfgm_dataset_count(t->data), C0 = m->dataset_count > 0 ? m->dataset_count : C1;
+    const int64_t W1 = t->comm->world_size, L1 = t->L, spe1 = pfgm_dataset_steps_per_epoch(t->data);
+    pos->epoch = m->epoch;
+    pos->index = m->epoch_index;
+    if (W0 == W1 && L0 == L1 && C0 == C1) {
+        if (pos->index >= spe1)
+            return pfgm_error(PFGM_ERR_FORMAT, "%s: data position (epoch %lld, index %lld) is outside this run's epoch of %lld batches",
+                              path, (long long)pos->epoch, (long long)pos->index, (long long)spe1);
+        return PFGM_OK;
+    }
+    if (!t->opt->allow_reshard)
+        return pfgm_error(PFGM_ERR_CONFIG, "%s: the data position was saved with world size %lld, training.batch_size %lld and %lld images; this run has world size %lld, training.batch_size %lld and %lld images (pass --allow-reshard to map the position by the number of images consumed)",
+                          path, (long long)W0, (long long)L0, (long long)C0, (long long)W1, (long long)L1, (long long)C1);
+    const int64_t consumed = pos->index * W0 * L0; /* images of the epoch, all ranks */
+    pfgm_dataset_position np = {.epoch = pos->epoch, .index = consumed / (W1 * L1)};
+    if (np.index >= spe1) {
+        np.epoch += 1;
+        np.index = 0;
+    }
+    pfgm_log_info(t->lg, "re-sharded the data position of %s: world size %lld -> %lld, batch %lld -> %lld, %lld -> %lld images: epoch %lld batch %lld (%lld images consumed) -> epoch %lld batch %lld",
+                  path, (long long)W0, (long long)W1, (long long)L0, (long long)L1, (long long)C0, (long long)C1,
+                  (long long)pos->epoch, (long long)pos->index, (long long)consumed, (long long)np.epoch,
+                  (long long)np.index);
+    *pos = np;
+    return PFGM_OK;
+}
+
+/* Rank 0: checks the open checkpoint fits this run and reads it into host staging. */
+static pfgm_status load_rank0(trainer *t, pfgm_ckpt *ck, int64_t ints[5]) {
+    const pfgm_ckpt_meta *meta = pfgm_ckpt_meta_of(ck);
+    const char *path = pfgm_ckpt_file(ck);
+    pfgm_status st = check_shape(t, path, pfgm_ckpt_config(ck));
+    if (st == PFGM_OK && meta->seed != t->cfg->seed)
         st = pfgm_error(PFGM_ERR_CONFIG, "%s: seed is %lld in the checkpoint but %lld in this run's config (resume would not continue the same run)",
-                        path, (long long)meta.seed, (long long)t->cfg->seed);
-    if (st == PFGM_OK && meta.world_size != t->comm->world_size && !t->opt->allow_reshard)
-        st = pfgm_error(PFGM_ERR_CONFIG, "%s: written by a run of world size %lld, this run has world size %d (pass --allow-reshard to re-shard the data position)",
-                        path, (long long)meta.world_size, t->comm->world_size);
+                        path, (long long)meta->seed, (long long)t->cfg->seed);
+    pfgm_dataset_position pos = {0, 0};
+    if (st == PFGM_OK) st = map_position(t, ck, &pos);
     sections s;
     if (st == PFGM_OK) st = sections_make(t, &s);
     if (st == PFGM_OK) {
@@ -180,31 +249,35 @@ static pfgm_status load_rank0(trainer *t, const char *path, int64_t ints[5]) {
         memset(t->h_ema, 0, sizeof(float) * (size_t)t->params->floats);
         memset(t->h_m, 0, sizeof(float) * (size_t)t->params->floats);
         memset(t->h_v, 0, sizeof(float) * (size_t)t->params->floats);
-        st = pfgm_ckpt_read_section(path, "params", s.params, s.n_all);
-        if (st == PFGM_OK) st = pfgm_ckpt_read_section(path, "ema", s.ema, s.n_all);
-        if (st == PFGM_OK) st = pfgm_ckpt_read_section(path, "adam/m", s.m, s.n_trainable);
-        if (st == PFGM_OK) st = pfgm_ckpt_read_section(path, "adam/v", s.v, s.n_trainable);
+        st = pfgm_ckpt_read(ck, "params", s.params, s.n_all);
+        if (st == PFGM_OK) st = pfgm_ckpt_read(ck, "ema", s.ema, s.n_all);
+        if (st == PFGM_OK) st = pfgm_ckpt_read(ck, "adam/m", s.m, s.n_trainable);
+        if (st == PFGM_OK) st = pfgm_ckpt_read(ck, "adam/v", s.v, s.n_trainable);
         sections_free(&s);
     }
-    ints[0] = meta.step;
-    ints[1] = meta.epoch;
-    ints[2] = meta.epoch_index;
-    ints[3] = meta.ema_updates;
-    ints[4] = meta.world_size;
-    pfgm_ckpt_meta_free(&meta);
+    ints[0] = meta->step;
+    ints[1] = pos.epoch;
+    ints[2] = pos.index;
+    ints[3] = meta->ema_updates;
+    ints[4] = meta->world_size;
     return st;
 }
 
 pfgm_status train_resume(trainer *t) {
     pfgm_comm *c = t->comm;
     char path[4096] = "";
-    /* ints: step, epoch, index, ema_updates, old world size, status of rank 0 */
+    /* ints: step, epoch, index (mapped to this run), ema_updates, old world size, status of rank 0 */
     int64_t ints[6] = {-1, 0, 0, 0, 0, PFGM_OK};
     if (c->rank == 0) {
-        pfgm_status st = choose(t, path, sizeof path);
-        if (st == PFGM_OK && path[0]) st = load_rank0(t, path, ints);
+        pfgm_ckpt *ck = NULL;
+        pfgm_status st = choose(t, &ck);
+        if (st == PFGM_OK && ck) {
+            snprintf(path, sizeof path, "%s", pfgm_ckpt_file(ck));
+            st = load_rank0(t, ck, ints);
+        }
+        pfgm_ckpt_close(ck);
         ints[5] = st;
-        if (st != PFGM_OK) ints[0] = -1;
+        if (st != PFGM_OK || !ck) ints[0] = -1;
     }
     /* Every rank learns rank 0's verdict, so a bad checkpoint stops all ranks cleanly. */
     PFGM_TRY(c->broadcast(c, ints, 6, PFGM_I64, 0));
@@ -221,14 +294,6 @@ pfgm_status train_resume(trainer *t) {
     PFGM_TRY(pfgm_backend_upload(t->be, t->params->value, t->h_params, t->params->floats));
     PFGM_TRY(pfgm_optim_import(t->optim, t->h_m, t->h_v, t->h_ema, ints[3]));
     pfgm_dataset_position pos = {.epoch = ints[1], .index = ints[2]};
-    if (ints[4] != c->world_size) {
-        /* documented re-sharding: keep the epoch and the fraction of it consumed */
-        int64_t count = pfgm_dataset_count(t->data);
-        int64_t old_steps = (count / ints[4]) / t->L;
-        pos = pfgm_dataset_position_reshard(pos, old_steps > 0 ? old_steps : 1, pfgm_dataset_steps_per_epoch(t->data));
-        pfgm_log_info(t->lg, "re-sharded the data position from world size %lld to %d: epoch %lld, batch %lld",
-                      (long long)ints[4], c->world_size, (long long)pos.epoch, (long long)pos.index);
-    }
     PFGM_TRY(pfgm_dataset_set_position(t->data, &pos));
     t->step = ints[0];
     t->resumed_from = ints[0];

@@ -337,7 +337,7 @@ static pfgm_status open_data(trainer *t) {
     pfgm_dataset_options o = {.path = c->data.path, .rank = t->comm->rank, .world_size = t->comm->world_size,
                               .channels = c->data.channels, .image_size = c->data.image_size,
                               .batch_size = c->training.batch_size, .seed = (uint32_t)c->seed,
-                              .random_flip = c->data.random_flip};
+                              .random_flip = c->data.random_flip, .log = t->lg};
     return pfgm_dataset_open(&o, &t->data);
 }
 

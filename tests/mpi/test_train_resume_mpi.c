@@ -49,11 +49,11 @@ static void check_mode(const char *reference) {
            differ ? ", first: " : "", differ ? first : "");
     assert_int_equal(differ, 0);
     assert_true(datasets > 80);
-    pfgm_ckpt_meta m;
-    assert_int_equal(pfgm_ckpt_read_meta(ca, &m), PFGM_OK);
-    assert_int_equal(m.world_size, 2);
-    assert_int_equal(m.epoch, 3);
-    pfgm_ckpt_meta_free(&m);
+    pfgm_ckpt *k = NULL;
+    assert_int_equal(pfgm_ckpt_open(ca, &k), PFGM_OK);
+    assert_int_equal(pfgm_ckpt_meta_of(k)->world_size, 2);
+    assert_int_equal(pfgm_ckpt_meta_of(k)->epoch, 3);
+    pfgm_ckpt_close(k);
     snprintf(ma, sizeof ma, "%s/metrics.jsonl", a);
     snprintf(mb, sizeof mb, "%s/metrics.jsonl", b);
     double la[16], lb[16];

@@ -19,6 +19,7 @@
 #include "pfgm/samples.h"
 #include "pfgm/trainer.h"
 #include "train_testutil.h"
+#include "util/atomic_file.h"
 
 static char dir_[512], data_[600], run_[600], ckpt2_[700], ckpt4_[700];
 static pfgm_backend *be_;
@@ -58,10 +59,10 @@ static int teardown(void **state) {
 
 /* The checkpoint's embedded config with the given assignments. */
 static void ckpt_config(const char *ckpt, pfgm_config *cfg, const char *const *sets, size_t n) {
-    pfgm_ckpt_meta meta;
-    assert_int_equal(pfgm_ckpt_read_meta(ckpt, &meta), PFGM_OK);
-    assert_int_equal(pfgm_config_load_string(meta.config_yaml, ckpt, cfg), PFGM_OK);
-    pfgm_ckpt_meta_free(&meta);
+    pfgm_ckpt *ck = NULL;
+    assert_int_equal(pfgm_ckpt_open(ckpt, &ck), PFGM_OK);
+    *cfg = *pfgm_ckpt_config(ck);
+    pfgm_ckpt_close(ck);
     for (size_t i = 0; i < n; ++i) assert_int_equal(pfgm_config_set(cfg, sets[i]), PFGM_OK);
     assert_int_equal(pfgm_config_validate(cfg), PFGM_OK);
 }
@@ -73,8 +74,11 @@ static float *draw(const char *ckpt, const char *const *sets, size_t n, int64_t 
     ckpt_config(ckpt, &cfg, sets, n);
     float *x = malloc(sizeof(float) * (size_t)(num * 64));
     assert_non_null(x);
-    pfgm_sample_options o = {.checkpoint = ckpt, .num_samples = num, .seed = seed, .use_params = use_params};
+    pfgm_ckpt *ck = NULL;
+    assert_int_equal(pfgm_ckpt_open(ckpt, &ck), PFGM_OK);
+    pfgm_sample_options o = {.checkpoint = ck, .num_samples = num, .seed = seed, .use_params = use_params};
     pfgm_status st = pfgm_sample_draw(&cfg, &o, NULL, be_, &lg_, x, res);
+    pfgm_ckpt_close(ck);
     if (st != PFGM_OK) fprintf(stderr, "pfgm_sample_draw: %s\n", pfgm_error_message());
     assert_int_equal(st, PFGM_OK);
     for (int64_t i = 0; i < num * 64; ++i) assert_true(isfinite(x[i]));
@@ -92,15 +96,31 @@ static void copy_file(const char *from, const char *to) {
     fclose(g);
 }
 
+/* pfgm_sample_open_checkpoint of path: OK and the handle's file and step, or the status. */
+static pfgm_status open_ckpt(const char *path, const pfgm_logger *lg, char *got, size_t cap, int64_t *step) {
+    pfgm_ckpt *ck = NULL;
+    got[0] = '\0';
+    *step = -1;
+    pfgm_status st = pfgm_sample_open_checkpoint(path, lg, &ck);
+    if (st == PFGM_OK) {
+        snprintf(got, cap, "%s", pfgm_ckpt_file(ck));
+        *step = pfgm_ckpt_meta_of(ck)->step;
+    } else {
+        assert_null(ck);
+    }
+    pfgm_ckpt_close(ck);
+    return st;
+}
+
 static void test_find_checkpoint(void **state) {
     (void)state;
     char got[4096], path[800], tmp[800], bad[800];
     int64_t step;
-    assert_int_equal(pfgm_sample_find_checkpoint(run_, &lg_, got, sizeof got, &step), PFGM_OK);
+    assert_int_equal(open_ckpt(run_, &lg_, got, sizeof got, &step), PFGM_OK);
     assert_string_equal(got, ckpt4_);
     assert_int_equal(step, 4);
     /* a newer unfinished write (a full copy, but under a temporary name) is never chosen,
-     * and a newer complete-looking but truncated checkpoint is skipped */
+     * and a newer complete-looking but truncated checkpoint is skipped, and left in place */
     snprintf(tmp, sizeof tmp, "%s/checkpoints/ckpt_00000009.h5.tmp.4242", run_);
     copy_file(ckpt4_, tmp);
     snprintf(bad, sizeof bad, "%s/checkpoints/ckpt_00000006.h5", run_);
@@ -108,31 +128,43 @@ static void test_find_checkpoint(void **state) {
     fx_truncate(bad, 4000);
     pfgm_logger quiet = lg_;
     quiet.level = PFGM_LOG_ERROR; /* the skip warning */
-    assert_int_equal(pfgm_sample_find_checkpoint(run_, &quiet, got, sizeof got, &step), PFGM_OK);
+    assert_int_equal(open_ckpt(run_, &quiet, got, sizeof got, &step), PFGM_OK);
     assert_string_equal(got, ckpt4_);
     assert_int_equal(step, 4);
+    assert_true(fx_exists(bad));
     /* a temporary named directly is refused */
-    assert_int_equal(pfgm_sample_find_checkpoint(tmp, &lg_, got, sizeof got, &step), PFGM_ERR_FORMAT);
+    assert_int_equal(open_ckpt(tmp, &lg_, got, sizeof got, &step), PFGM_ERR_FORMAT);
     assert_non_null(strstr(pfgm_error_message(), "ckpt_00000009.h5.tmp.4242"));
-    assert_int_equal(pfgm_sample_find_checkpoint(bad, &lg_, got, sizeof got, &step), PFGM_ERR_FORMAT);
+    assert_int_equal(open_ckpt(bad, &lg_, got, sizeof got, &step), PFGM_ERR_FORMAT);
     assert_non_null(strstr(pfgm_error_message(), "ckpt_00000006.h5"));
     unlink(tmp);
     unlink(bad);
     /* a file: its own step */
-    assert_int_equal(pfgm_sample_find_checkpoint(ckpt2_, &lg_, got, sizeof got, &step), PFGM_OK);
+    assert_int_equal(open_ckpt(ckpt2_, &lg_, got, sizeof got, &step), PFGM_OK);
     assert_string_equal(got, ckpt2_);
     assert_int_equal(step, 2);
     /* missing file, empty run directory, not a checkpoint */
     fx_join(path, sizeof path, dir_, "missing.h5");
-    assert_int_equal(pfgm_sample_find_checkpoint(path, &lg_, got, sizeof got, &step), PFGM_ERR_IO);
+    assert_int_equal(open_ckpt(path, &lg_, got, sizeof got, &step), PFGM_ERR_IO);
     assert_non_null(strstr(pfgm_error_message(), "missing.h5"));
     fx_join(path, sizeof path, dir_, "empty_run");
     assert_int_equal(mkdir(path, 0755), 0);
-    assert_int_equal(pfgm_sample_find_checkpoint(path, &lg_, got, sizeof got, &step), PFGM_ERR_IO);
+    assert_int_equal(open_ckpt(path, &lg_, got, sizeof got, &step), PFGM_ERR_IO);
     assert_non_null(strstr(pfgm_error_message(), "no complete checkpoint"));
     assert_int_equal(step, -1);
-    assert_int_not_equal(pfgm_sample_find_checkpoint(data_, &lg_, got, sizeof got, &step), PFGM_OK);
+    assert_int_not_equal(open_ckpt(data_, &lg_, got, sizeof got, &step), PFGM_OK);
     assert_non_null(strstr(pfgm_error_message(), "data.h5"));
+    /* a run directory whose only checkpoint is damaged: FORMAT, naming the problem */
+    char run2[800], dst[900];
+    fx_join(run2, sizeof run2, dir_, "damaged_run");
+    snprintf(dst, sizeof dst, "%s/checkpoints", run2);
+    assert_int_equal(pfgm_mkdirs(dst), PFGM_OK);
+    snprintf(dst, sizeof dst, "%s/checkpoints/ckpt_00000004.h5", run2);
+    copy_file(ckpt4_, dst);
+    fx_truncate(dst, 4000);
+    assert_int_equal(open_ckpt(run2, &quiet, got, sizeof got, &step), PFGM_ERR_FORMAT);
+    assert_non_null(strstr(pfgm_error_message(), "none of the 1 checkpoints"));
+    assert_true(fx_exists(dst)); /* a reader never moves files */
 }
 
 static void test_euler_heun_rk45_nfe(void **state) {
@@ -311,20 +343,24 @@ static void test_errors(void **state) {
     pfgm_sample_result r;
     char path[700];
     fx_join(path, sizeof path, dir_, "missing.h5");
-    pfgm_sample_options o = {.checkpoint = path, .num_samples = 1, .seed = 1};
-    assert_int_equal(pfgm_sample_draw(&cfg, &o, NULL, be_, &lg_, x, &r), PFGM_ERR_IO);
-    assert_non_null(strstr(pfgm_error_message(), "missing.h5"));
+    (void)path;
+    pfgm_sample_options o = {.checkpoint = NULL, .num_samples = 1, .seed = 1};
+    assert_int_equal(pfgm_sample_draw(&cfg, &o, NULL, be_, &lg_, x, &r), PFGM_ERR_INVALID_ARG);
+    assert_non_null(strstr(pfgm_error_message(), "no open checkpoint"));
     /* a model config that does not match the checkpoint's tensors */
     pfgm_config wide;
     const char *nf[] = {"model.nf=32"};
     ckpt_config(ckpt4_, &wide, nf, 1);
-    o.checkpoint = ckpt4_;
+    pfgm_ckpt *ck = NULL;
+    assert_int_equal(pfgm_ckpt_open(ckpt4_, &ck), PFGM_OK);
+    o.checkpoint = ck;
     assert_int_equal(pfgm_sample_draw(&wide, &o, NULL, be_, &lg_, x, &r), PFGM_ERR_FORMAT);
     assert_non_null(strstr(pfgm_error_message(), "ckpt_00000004.h5"));
     o.num_samples = 0;
     assert_int_equal(pfgm_sample_draw(&cfg, &o, NULL, be_, &lg_, x, &r), PFGM_ERR_INVALID_ARG);
     o.num_samples = 1;
     assert_int_equal(pfgm_sample_draw(&cfg, &o, NULL, be_, &lg_, NULL, &r), PFGM_ERR_INVALID_ARG);
+    pfgm_ckpt_close(ck);
 }
 
 int main(void) {

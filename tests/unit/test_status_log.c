@@ -53,8 +53,7 @@ static void test_checked_calls(void **state) {
     assert_int_equal(checked(1), PFGM_ERR_HDF5);
     const char *msg = pfgm_error_message();
     assert_non_null(strstr(msg, "fails_negative()")); /* the statement */
-    assert_non_null(strstr(msg, "test_status_log.c")); /* the file */
-    assert_non_null(strstr(msg, ":"));
+    assert_null(strstr(msg, ".c:")); /* HDF5 messages name no source file (test_h5_messages) */
     int cleaned = 0;
     assert_int_equal(checked_goto(&cleaned), PFGM_ERR_HDF5);
     assert_int_equal(cleaned, 1);

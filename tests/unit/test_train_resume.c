@@ -46,7 +46,10 @@ static pfgm_status train(const char *run, int64_t n_iters, const char *resume, i
     if (st != PFGM_OK) return st;
     pfgm_train_options o = {.run_dir = run, .resume = resume, .allow_reshard = reshard};
     pfgm_train_result r;
-    return pfgm_train(&cfg, &o, comm_, be_, &lg_, &r);
+    st = pfgm_train(&cfg, &o, comm_, be_, &lg_, &r);
+    if (st != PFGM_OK) printf("pfgm_train (%s, n_iters %lld, --resume %s): %s\n", run, (long long)n_iters, resume,
+                              pfgm_error_message());
+    return st;
 }
 
 /* 64 images, 16 charges per step: 4 steps per epoch; K = 3 puts the restart inside epoch 0
@@ -68,16 +71,17 @@ static void test_exact_resume(void **state) {
            differ ? ", first: " : "", differ ? first : "");
     assert_int_equal(differ, 0);
     assert_true(datasets > 4 * 20);
-    pfgm_ckpt_meta m1, m2;
-    assert_int_equal(pfgm_ckpt_read_meta(ca, &m1), PFGM_OK);
-    assert_int_equal(pfgm_ckpt_read_meta(cb, &m2), PFGM_OK);
-    assert_int_equal(m1.epoch, 1);
-    assert_int_equal(m1.epoch, m2.epoch);
-    assert_int_equal(m1.epoch_index, m2.epoch_index);
-    assert_int_equal(m1.ema_updates, 6);
-    assert_int_equal(m2.ema_updates, 6);
-    pfgm_ckpt_meta_free(&m1);
-    pfgm_ckpt_meta_free(&m2);
+    pfgm_ckpt *k1 = NULL, *k2 = NULL;
+    assert_int_equal(pfgm_ckpt_open(ca, &k1), PFGM_OK);
+    assert_int_equal(pfgm_ckpt_open(cb, &k2), PFGM_OK);
+    const pfgm_ckpt_meta *m1 = pfgm_ckpt_meta_of(k1), *m2 = pfgm_ckpt_meta_of(k2);
+    assert_int_equal(m1->epoch, 1);
+    assert_int_equal(m1->epoch, m2->epoch);
+    assert_int_equal(m1->epoch_index, m2->epoch_index);
+    assert_int_equal(m1->ema_updates, 6);
+    assert_int_equal(m2->ema_updates, 6);
+    pfgm_ckpt_close(k1);
+    pfgm_ckpt_close(k2);
     fx_join(ma, sizeof ma, a, "metrics.jsonl");
     fx_join(mb, sizeof mb, b, "metrics.jsonl");
     double la[16], lb[16];
@@ -93,41 +97,115 @@ static void test_exact_resume(void **state) {
 }
 
 /* A changed checkpoint attribute, written with HDF5 directly. */
-static void set_world_size(const char *path, int64_t w) {
+/* Rewrites the int64 attribute `name` of a checkpoint in place (a damaged attribute). */
+static void set_int_attr(const char *path, const char *name, int64_t v) {
     hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
     assert_true(f >= 0);
-    hid_t a = H5Aopen(f, "world_size", H5P_DEFAULT);
-    assert_true(H5Awrite(a, H5T_NATIVE_INT64, &w) >= 0);
+    hid_t a = H5Aopen(f, name, H5P_DEFAULT);
+    assert_true(H5Awrite(a, H5T_NATIVE_INT64, &v) >= 0);
     H5Aclose(a);
     H5Fclose(f);
 }
 
+static pfgm_ckpt *open_step(const char *run, int64_t step) {
+    char ck[700];
+    assert_int_equal(pfgm_ckpt_path(run, step, ck, sizeof ck), PFGM_OK);
+    pfgm_ckpt *k = NULL;
+    if (pfgm_ckpt_open(ck, &k) != PFGM_OK) fail_msg("%s", pfgm_error_message());
+    return k;
+}
+
+static void expect_msg(const char *needle) {
+    if (!strstr(pfgm_error_message(), needle)) fail_msg("'%s' lacks '%s'", pfgm_error_message(), needle);
+}
+
+/* 64 images; training.batch_size 16 (4 batches per epoch) unless changed. */
 static void test_refusals(void **state) {
     (void)state;
-    char run[600], ck[700];
+    char run[600], ck[700], moved[800];
     fx_join(run, sizeof run, dir_, "refuse");
     assert_int_equal(train(run, 2, "auto", 0, NULL, 0), PFGM_OK);
     /* --resume never on a directory with checkpoints */
     assert_int_equal(train(run, 4, "never", 0, NULL, 0), PFGM_ERR_CONFIG);
-    assert_non_null(strstr(pfgm_error_message(), "--resume never"));
+    expect_msg("--resume never");
     /* another model shape */
     const char *wider[] = {"model.nf=32"};
     assert_int_equal(train(run, 4, "auto", 0, wider, 1), PFGM_ERR_CONFIG);
-    assert_non_null(strstr(pfgm_error_message(), "model.nf is 16 in the checkpoint but 32"));
-    /* another world size, unless --allow-reshard */
-    assert_int_equal(pfgm_ckpt_path(run, 2, ck, sizeof ck), PFGM_OK);
-    set_world_size(ck, 2);
-    assert_int_equal(train(run, 4, ck, 0, NULL, 0), PFGM_ERR_CONFIG);
-    assert_non_null(strstr(pfgm_error_message(), "world size 2"));
-    assert_non_null(strstr(pfgm_error_message(), "world size 1"));
-    assert_int_equal(train(run, 4, ck, 1, NULL, 0), PFGM_OK);
-    /* a corrupt newest checkpoint: auto falls back to the previous one (step 2, which
-     * still says world size 2: refused without --allow-reshard, which proves the fallback) */
+    expect_msg("model.nf is 16 in the checkpoint but 32");
+    /* another per-rank batch size: the position depends on it, so it is refused naming the
+     * checkpoint, both values and the flag (it used to resume at a silently wrong index) */
+    const char *b8[] = {"training.batch_size=8"}, *b16[] = {"training.batch_size=16"};
+    assert_int_equal(train(run, 3, "auto", 0, b8, 1), PFGM_ERR_CONFIG);
+    expect_msg("ckpt_00000002.h5");
+    expect_msg("training.batch_size 16");
+    expect_msg("training.batch_size 8");
+    expect_msg("--allow-reshard");
+    /* with --allow-reshard the images consumed are kept: 2 batches of 16 = 4 batches of 8;
+     * one more step leaves epoch 0, batch 5 (the documented formula; it used to give 2 + 1) */
+    assert_int_equal(train(run, 3, "auto", 1, b8, 1), PFGM_OK);
+    pfgm_ckpt *k = open_step(run, 3);
+    assert_int_equal(pfgm_ckpt_meta_of(k)->batch_size, 8);
+    assert_int_equal(pfgm_ckpt_meta_of(k)->steps_per_epoch, 8);
+    assert_int_equal(pfgm_ckpt_meta_of(k)->epoch, 0);
+    assert_int_equal(pfgm_ckpt_meta_of(k)->epoch_index, 5);
+    pfgm_ckpt_close(k);
+    /* back to 16: 5 x 8 = 40 images = 2.5 batches of 16 -> batch 2, then one step -> 3 */
+    assert_int_equal(train(run, 4, "auto", 1, b16, 1), PFGM_OK);
+    k = open_step(run, 4);
+    assert_int_equal(pfgm_ckpt_meta_of(k)->epoch_index, 3);
+    pfgm_ckpt_close(k);
+    /* a corrupt newest checkpoint: auto falls back to the previous one (step 3, batch size 8:
+     * refused without --allow-reshard, which proves the fallback) and moves the damaged
+     * file to checkpoints/damaged/ (retention would otherwise delete it) */
     assert_int_equal(pfgm_ckpt_path(run, 4, ck, sizeof ck), PFGM_OK);
     fx_truncate(ck, 200);
     assert_int_equal(train(run, 5, "auto", 0, NULL, 0), PFGM_ERR_CONFIG);
-    assert_non_null(strstr(pfgm_error_message(), "ckpt_00000002.h5"));
-    assert_int_equal(train(run, 5, "auto", 1, NULL, 0), PFGM_OK);
+    expect_msg("ckpt_00000003.h5");
+    snprintf(moved, sizeof moved, "%s/checkpoints/damaged/ckpt_00000004.h5", run);
+    assert_true(fx_exists(moved));
+    assert_false(fx_exists(ck));
+    /* a damaged attribute falls back exactly like a damaged dataset: step 3's "step" says 999 */
+    assert_int_equal(train(run, 5, "auto", 1, NULL, 0), PFGM_OK); /* writes 4 and 5 */
+    assert_int_equal(pfgm_ckpt_path(run, 5, ck, sizeof ck), PFGM_OK);
+    set_int_attr(ck, "step", 999);
+    assert_int_equal(train(run, 6, "auto", 0, NULL, 0), PFGM_OK); /* from 4, not "at step 999" */
+    k = open_step(run, 6);
+    assert_int_equal(pfgm_ckpt_meta_of(k)->step, 6);
+    pfgm_ckpt_close(k);
+    snprintf(moved, sizeof moved, "%s/checkpoints/damaged/ckpt_00000005.h5", run);
+    assert_true(fx_exists(moved));
+    /* every checkpoint unusable: an error (exit 3), nothing trained, nothing moved or deleted */
+    int64_t *steps = NULL;
+    size_t n = 0;
+    assert_int_equal(pfgm_ckpt_list(run, &steps, &n), PFGM_OK);
+    assert_true(n >= 2);
+    for (size_t i = 0; i < n; ++i) {
+        assert_int_equal(pfgm_ckpt_path(run, steps[i], ck, sizeof ck), PFGM_OK);
+        set_int_attr(ck, "world_size", 77);
+    }
+    assert_int_equal(train(run, 8, "auto", 0, NULL, 0), PFGM_ERR_FORMAT);
+    assert_int_equal(pfgm_status_exit_code(PFGM_ERR_FORMAT), 3);
+    expect_msg("none is usable");
+    expect_msg("--resume fresh");
+    size_t n2 = 0;
+    int64_t *steps2 = NULL;
+    assert_int_equal(pfgm_ckpt_list(run, &steps2, &n2), PFGM_OK);
+    assert_int_equal(n2, n);
+    for (size_t i = 0; i < n; ++i) assert_int_equal(steps2[i], steps[i]);
+    free(steps2);
+    /* --resume fresh: they go to checkpoints/damaged/ and training starts from step 0 */
+    assert_int_equal(train(run, 2, "fresh", 0, NULL, 0), PFGM_OK);
+    for (size_t i = 0; i < n; ++i) {
+        snprintf(moved, sizeof moved, "%s/checkpoints/damaged/ckpt_%08lld.h5", run, (long long)steps[i]);
+        assert_true(fx_exists(moved));
+    }
+    free(steps);
+    k = open_step(run, 2);
+    assert_int_equal(pfgm_ckpt_meta_of(k)->step, 2);
+    pfgm_ckpt_close(k);
+    /* --resume fresh while a usable checkpoint exists is refused */
+    assert_int_equal(train(run, 2, "fresh", 0, NULL, 0), PFGM_ERR_CONFIG);
+    expect_msg("--resume fresh starts over only when no checkpoint is usable");
 }
 
 int main(void) {
