@@ -43,7 +43,8 @@ static inline void tr_shared_dataset(pfgm_comm *c, char *dir, size_t dcap, char 
     }
 }
 
-/* The "loss" of every line of a metrics file, in order; returns the count (max cap). */
+/* The "loss" of every step record of a metrics file (records without "step", such as the
+ * "resumed" event, are passed over), in order; returns the count (max cap). */
 static inline int tr_losses(const char *path, double *loss, int64_t *step, int cap) {
     FILE *f = fopen(path, "r");
     if (!f) return -1;
@@ -53,6 +54,10 @@ static inline int tr_losses(const char *path, double *loss, int64_t *step, int c
         json_error_t err;
         json_t *o = json_loads(line, 0, &err);
         if (!o) break;
+        if (!json_object_get(o, "step")) {
+            json_decref(o);
+            continue;
+        }
         loss[n] = json_number_value(json_object_get(o, "loss"));
         step[n] = (int64_t)json_integer_value(json_object_get(o, "step"));
         json_decref(o);

@@ -104,15 +104,18 @@ void pfgm_dataset_get_position(const pfgm_dataset *ds, pfgm_dataset_position *po
  * when epoch < 0 or index is outside [0, steps_per_epoch). */
 pfgm_status pfgm_dataset_set_position(pfgm_dataset *ds, const pfgm_dataset_position *pos);
 
-/* Maps a position saved with old_steps_per_epoch batches per epoch (another world size or
- * batch size) onto a reader with new_steps_per_epoch: the epoch is kept and the fraction
- * of the epoch already consumed is kept, rounded down:
- *   index_new = floor(index_old * new_steps_per_epoch / old_steps_per_epoch).
- * Resume across world sizes is therefore exact in epochs, approximate within one (a few
- * images of the interrupted epoch may be seen twice or not at all). */
-pfgm_dataset_position pfgm_dataset_position_reshard(pfgm_dataset_position pos,
-                                                    int64_t old_steps_per_epoch,
-                                                    int64_t new_steps_per_epoch);
+/* Maps a position saved by a job that consumed old_images_per_step images per step (W_old *
+ * L_old: another world size or per-rank batch size) onto a reader whose job consumes
+ * new_images_per_step (W_new * L_new) in batches of new_steps_per_epoch per epoch: the epoch
+ * is kept and so is the number of images the whole job consumed in it, rounded down to whole
+ * new steps:
+ *   index_new = floor(index_old * old_images_per_step / new_images_per_step),
+ * and when that is past the new epoch's last batch, the next epoch's start (epoch + 1, 0).
+ * Shards and permutations change with W and L, so within the interrupted epoch a few
+ * images may be seen twice or not at all; from the next epoch on the sequence is exact. A
+ * non-positive argument leaves the epoch's start (epoch, 0). */
+pfgm_dataset_position pfgm_dataset_position_map(pfgm_dataset_position pos, int64_t old_images_per_step,
+                                                int64_t new_images_per_step, int64_t new_steps_per_epoch);
 
 /* The Fisher-Yates permutation of 0..n-1 drawn from Philox stream `stream` keyed (seed,
  * rank) at `step` (the prep shuffle: PFGM_STREAM_PREP, rank 0, step 0; the epoch shuffle:

@@ -44,6 +44,8 @@ typedef struct pfgm_train_result {
     int64_t end_step;     /* steps completed when it returned */
     double last_loss;     /* mean loss over ranks of the last step */
     int stopped_signal;   /* the signal that stopped it, 0 when it ran to n_iters */
+    uint64_t weights_checksum; /* FNV-1a of this rank's final parameters (checked equal on
+                                * every rank when training ended without an error) */
 } pfgm_train_result;
 
 /* Runs training as configured. Collective: every rank of comm calls it with the same

@@ -520,16 +520,18 @@ pfgm_status pfgm_dataset_set_position(pfgm_dataset *ds, const pfgm_dataset_posit
     return PFGM_OK;
 }
 
-pfgm_dataset_position pfgm_dataset_position_reshard(pfgm_dataset_position pos,
-                                                    int64_t old_steps_per_epoch,
-                                                    int64_t new_steps_per_epoch) {
+pfgm_dataset_position pfgm_dataset_position_map(pfgm_dataset_position pos, int64_t old_images_per_step,
+                                                int64_t new_images_per_step, int64_t new_steps_per_epoch) {
     pfgm_dataset_position p = {pos.epoch, 0};
-    if (old_steps_per_epoch > 0 && new_steps_per_epoch > 0 && pos.index > 0) {
-        /* Shards hold < 2^32 images (checked at open), so both factors are < 2^32 and the
-         * product fits in 64 bits; clamp to the last batch of the epoch. */
-        p.index = (int64_t)((uint64_t)pos.index * (uint64_t)new_steps_per_epoch /
-                            (uint64_t)old_steps_per_epoch);
-        if (p.index >= new_steps_per_epoch) p.index = new_steps_per_epoch - 1;
+    if (old_images_per_step > 0 && new_images_per_step > 0 && new_steps_per_epoch > 0 && pos.index > 0) {
+        /* images of the epoch consumed: index < 2^32 steps of < 2^31 images (a checked
+         * checkpoint and config), so the product fits in 64 bits */
+        const uint64_t consumed = (uint64_t)pos.index * (uint64_t)old_images_per_step;
+        p.index = (int64_t)(consumed / (uint64_t)new_images_per_step);
+        if (p.index >= new_steps_per_epoch) {
+            p.epoch += 1;
+            p.index = 0;
+        }
     }
     return p;
 }

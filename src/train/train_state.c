@@ -196,10 +196,8 @@ static pfgm_status choose(const trainer *t, pfgm_ckpt **ck) {
 
 /* What the data position depends on: (world size, per-rank batch, images in the file). The
  * position of a checkpoint is exact for a run with the same three; otherwise it is mapped by
- * the number of images the whole job consumed in the interrupted epoch,
- *   index_new = floor(index_old * W_old * L_old / (W_new * L_new)),
- * (the next epoch's start when that is past the new epoch's end), and only when the user
- * allows it with --allow-reshard. A version-1 checkpoint records neither L nor the file's
+ * the number of images the whole job consumed in the interrupted epoch
+ * (pfgm_dataset_position_map), and only when the user allows it with --allow-reshard. A version-1 checkpoint records neither L nor the file's
  * size: L comes from its config, the size is taken as unchanged. */
 static pfgm_status map_position(const trainer *t, const pfgm_ckpt *ck, pfgm_dataset_position *pos) {
     const pfgm_ckpt_meta *m = pfgm_ckpt_meta_of(ck);
@@ -218,15 +216,10 @@ static pfgm_status map_position(const trainer *t, const pfgm_ckpt *ck, pfgm_data
     if (!t->opt->allow_reshard)
         return pfgm_error(PFGM_ERR_CONFIG, "%s: the data position was saved with world size %lld, training.batch_size %lld and %lld images; this run has world size %lld, training.batch_size %lld and %lld images (pass --allow-reshard to map the position by the number of images consumed)",
                           path, (long long)W0, (long long)L0, (long long)C0, (long long)W1, (long long)L1, (long long)C1);
-    const int64_t consumed = pos->index * W0 * L0; /* images of the epoch, all ranks */
-    pfgm_dataset_position np = {.epoch = pos->epoch, .index = consumed / (W1 * L1)};
-    if (np.index >= spe1) {
-        np.epoch += 1;
-        np.index = 0;
-    }
+    pfgm_dataset_position np = pfgm_dataset_position_map(*pos, W0 * L0, W1 * L1, spe1);
     pfgm_log_info(t->lg, "re-sharded the data position of %s: world size %lld -> %lld, batch %lld -> %lld, %lld -> %lld images: epoch %lld batch %lld (%lld images consumed) -> epoch %lld batch %lld",
                   path, (long long)W0, (long long)W1, (long long)L0, (long long)L1, (long long)C0, (long long)C1,
-                  (long long)pos->epoch, (long long)pos->index, (long long)consumed, (long long)np.epoch,
+                  (long long)pos->epoch, (long long)pos->index, (long long)(pos->index * W0 * L0), (long long)np.epoch,
                   (long long)np.index);
     *pos = np;
     return PFGM_OK;

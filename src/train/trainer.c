@@ -20,6 +20,7 @@
 #include "pfgm/perturb.h"
 #include "pfgm/preempt.h"
 #include "pfgm/progress.h"
+#include "pfgm/run_lock.h"
 #include "train/train_internal.h"
 #include "util/atomic_file.h"
 #include "util/check.h"
@@ -110,36 +111,73 @@ static uint64_t fnv1a(const float *v, int64_t n) {
     return h;
 }
 
-static pfgm_status check_identical_weights(trainer *t) {
+/* The ranks' weights must be the same bits (at the start, and when training ends: a skipped
+ * or averaged step must leave them so); `when` says which. *sum: this rank's checksum. */
+static pfgm_status check_identical_weights(trainer *t, const char *when, uint64_t *sum) {
     PFGM_TRY(pfgm_backend_download(t->be, t->h_params, t->params->value, t->params->floats));
     uint64_t h = fnv1a(t->h_params, t->params->floats), hmin = h, hmax = h;
+    if (sum) *sum = h;
     PFGM_TRY(t->comm->allreduce(t->comm, &hmin, 1, PFGM_U64, PFGM_REDUCE_MIN));
     PFGM_TRY(t->comm->allreduce(t->comm, &hmax, 1, PFGM_U64, PFGM_REDUCE_MAX));
     if (hmin != hmax)
-        return pfgm_error(PFGM_ERR_INTERNAL, "ranks start from different weights (checksum %016llx on rank %d)",
+        return pfgm_error(PFGM_ERR_INTERNAL, "ranks hold different weights %s (checksum %016llx on rank %d)", when,
                           (unsigned long long)h, t->comm->rank);
-    if (t->comm->rank == 0) pfgm_log_info(t->lg, "initial weights identical on all %d ranks (checksum %016llx)",
-                                          t->comm->world_size, (unsigned long long)h);
+    if (t->comm->rank == 0) pfgm_log_info(t->lg, "weights identical on all %d ranks %s (checksum %016llx)",
+                                          t->comm->world_size, when, (unsigned long long)h);
     return PFGM_OK;
 }
 
 /* Whether this rank's loss and gradients are finite, agreed over ranks: returns the number of
- * ranks with non-finite values; a rank with them says so (warning tagged with its rank). */
-static pfgm_status agree_finite(trainer *t, double loss, int have_grads, int *bad_ranks) {
+ * ranks with non-finite values. Each such rank warns (tagged with its rank); rank 0 names
+ * them all in one line and in *who ("1 (gradient), 3 (loss)"; "" when none). */
+static pfgm_status agree_finite(trainer *t, double loss, int have_grads, int *bad_ranks, char *who, size_t cap) {
     double gsq = NAN;
     if (have_grads) PFGM_TRY(t->be->sumsq(t->be, t->params->trainable_floats, t->params->grad, &gsq));
-    int32_t bad = !isfinite(loss) || !isfinite(gsq);
+    int32_t bad = !isfinite(loss) ? 1 : !isfinite(gsq) ? 2 : 0;
     if (bad)
-        pfgm_log_warn(t->lg, "step %lld: non-finite %s (loss %g, squared gradient norm %g); the update is skipped on every rank",
-                      (long long)(t->step + 1), isfinite(loss) ? "gradient" : "loss", loss, gsq);
-    if (t->comm->world_size > 1) PFGM_TRY(t->comm->allreduce(t->comm, &bad, 1, PFGM_I32, PFGM_REDUCE_SUM));
-    *bad_ranks = (int)bad;
+        pfgm_log_warn(t->lg, "step %lld: non-finite %s on this rank (loss %g, squared gradient norm %g); the update is skipped on every rank",
+                      (long long)(t->step + 1), bad == 1 ? "loss" : "gradient", loss, gsq);
+    const int W = t->comm->world_size;
+    if (W > 1) PFGM_TRY(t->comm->allgather(t->comm, &bad, t->bad_flags, 1, PFGM_I32));
+    else t->bad_flags[0] = bad;
+    size_t o = 0;
+    who[0] = '\0';
+    *bad_ranks = 0;
+    for (int r = 0; r < W; ++r) {
+        if (!t->bad_flags[r]) continue;
+        ++*bad_ranks;
+        int n = snprintf(who + o, cap - o, "%s%d (%s)", o ? ", " : "", r, t->bad_flags[r] == 1 ? "loss" : "gradient");
+        if (n > 0 && (size_t)n < cap - o) o += (size_t)n;
+    }
+    if (*bad_ranks && t->comm->rank == 0 && W > 1)
+        pfgm_log_warn(t->lg, "step %lld: non-finite values on rank%s %s; the update is skipped on all %d ranks",
+                      (long long)(t->step + 1), *bad_ranks > 1 ? "s" : "", who, W);
+    return PFGM_OK;
+}
+
+/* The test-only fault of PFGM_TEST_FAULT, read once (see pfgm_train_fault). Errors:
+ * PFGM_ERR_CONFIG naming the variable and what is wrong. */
+static pfgm_status read_fault(pfgm_train_fault *f) {
+    memset(f, 0, sizeof *f);
+    const char *s = getenv("PFGM_TEST_FAULT");
+    if (!s || !*s) return PFGM_OK;
+    int rank = -1, used = 0;
+    long long step = 0;
+    char what[8] = "";
+    if (sscanf(s, "%d:%lld:%7[a-z]%n", &rank, &step, what, &used) != 3 || s[used] != '\0' || rank < 0 || step < 1 ||
+        (strcmp(what, "loss") != 0 && strcmp(what, "grad") != 0))
+        return pfgm_error(PFGM_ERR_CONFIG, "PFGM_TEST_FAULT='%s': expected RANK:STEP:loss or RANK:STEP:grad (a test hook; STEP >= 1)", s);
+    f->rank = rank;
+    f->step = step;
+    f->grad = strcmp(what, "grad") == 0;
     return PFGM_OK;
 }
 
 /* One training step (see the file comment). Writes the rank's loss to *loss and sets
- * *skipped when a non-finite loss or gradient on some rank made every rank skip the update. */
-static pfgm_status train_step(trainer *t, step_buffers *b, pfgm_optim_stats *stats, double *loss, int *skipped) {
+ * *skipped when a non-finite loss or gradient on some rank made every rank skip the update
+ * (who: those ranks, see agree_finite). */
+static pfgm_status train_step(trainer *t, step_buffers *b, pfgm_optim_stats *stats, double *loss, int *skipped,
+                              char *who, size_t who_cap) {
     const pfgm_config *cfg = t->cfg;
     pfgm_backend *be = t->be;
     const int64_t N = t->N, L = t->L, B = t->B;
@@ -171,15 +209,18 @@ static pfgm_status train_step(trainer *t, step_buffers *b, pfgm_optim_stats *sta
      * gradients, and every rank learns it below and skips the update */
     pfgm_status ls = pfgm_loss(be, B, N, b->pred, b->targets, cfg->training.reduce_mean, b->dpred, loss);
     if (ls != PFGM_OK && ls != PFGM_ERR_NUMERIC) return ls;
+    const int faulty = t->fault.step == t->step + 1 && t->fault.rank == t->comm->rank; /* tests only */
+    if (faulty && !t->fault.grad) ls = PFGM_ERR_NUMERIC;
     if (ls == PFGM_OK) {
         PFGM_TRY(unpack_augmented(be, B, N, b->dpred, b->dnet_x, b->dnet_z));
         PFGM_TRY(pfgm_nn_params_zero_grad(t->params));
         PFGM_TRY(pfgm_ddpmpp_backward(t->model, b->dnet_x, b->dnet_z, NULL));
+        if (faulty && t->fault.grad) PFGM_TRY(be->fill(be, 1, NAN, t->params->grad));
     } else {
         *loss = NAN;
     }
     int bad_ranks = 0;
-    PFGM_TRY(agree_finite(t, *loss, ls == PFGM_OK, &bad_ranks));
+    PFGM_TRY(agree_finite(t, *loss, ls == PFGM_OK, &bad_ranks, who, who_cap));
     *skipped = bad_ranks > 0;
     if (*skipped) return PFGM_OK;
 
@@ -264,9 +305,12 @@ static pfgm_status run_loop(trainer *t, step_buffers *b, pfgm_metrics *metrics, 
         pfgm_optim_stats stats = {0};
         double loss = 0.0;
         int skipped = 0;
-        PFGM_TRY(train_step(t, b, &stats, &loss, &skipped));
+        char who[256] = "";
+        PFGM_TRY(train_step(t, b, &stats, &loss, &skipped, who, sizeof who));
         t->step++;
         if (skipped) {
+            stats.grad_norm = NAN; /* no update: logged as null, not 0 */
+            stats.lr = NAN;
             skipped_total++;
             if (++skipped_in_row > c->training.max_skipped)
                 return pfgm_error(PFGM_ERR_NUMERIC, "step %lld: %lld steps in a row had non-finite loss or gradients (training.max_skipped = %lld); stopping without a checkpoint of this state",
@@ -309,6 +353,7 @@ static pfgm_status run_loop(trainer *t, step_buffers *b, pfgm_metrics *metrics, 
                 pfgm_metrics_int(metrics, "epoch", pos.epoch);
                 pfgm_metrics_int(metrics, "world_size", W);
                 pfgm_metrics_int(metrics, "skipped", skipped);
+                if (skipped) pfgm_metrics_str(metrics, "nonfinite_ranks", who);
                 pfgm_metrics_int(metrics, "skipped_total", skipped_total);
                 PFGM_TRY(pfgm_metrics_end(metrics));
             }
@@ -382,10 +427,23 @@ static pfgm_status setup_and_run(trainer *t, step_buffers *b, pfgm_train_result 
         return PFGM_OK;
     }
     PFGM_TRY(check_device_comm(t));
+    PFGM_TRY(read_fault(&t->fault));
+    t->bad_flags = calloc((size_t)t->comm->world_size, sizeof *t->bad_flags);
+    if (!t->bad_flags) return pfgm_error(PFGM_ERR_NOMEM, "trainer: out of memory");
+    /* Rank 0 owns the run directory: it creates it and takes its lock (one trainer per run
+     * directory, pfgm/run_lock.h); every rank learns the outcome before any returns. */
+    int64_t shared[1] = {PFGM_OK};
     if (t->comm->rank == 0) {
-        PFGM_TRY(pfgm_mkdirs(t->opt->run_dir));
+        pfgm_status st = pfgm_mkdirs(t->opt->run_dir);
+        if (st == PFGM_OK) st = pfgm_run_lock_acquire(t->opt->run_dir, &t->lock);
+        if (st == PFGM_OK && !pfgm_run_lock_held(t->lock)) pfgm_log_warn(t->lg, "%s", pfgm_run_lock_note(t->lock));
+        shared[0] = st;
     }
-    PFGM_TRY(t->comm->barrier(t->comm));
+    PFGM_TRY(t->comm->broadcast(t->comm, shared, 1, PFGM_I64, 0));
+    if (shared[0] != PFGM_OK) {
+        if (t->comm->rank == 0) return (pfgm_status)shared[0];
+        return pfgm_error((pfgm_status)shared[0], "rank 0 could not prepare the run directory (see its message)");
+    }
     PFGM_TRY(open_data(t));
     PFGM_TRY(pfgm_ddpmpp_create(t->be, &desc, t->B, PFGM_DDPMPP_TRAIN, &t->model));
     t->params = pfgm_ddpmpp_params(t->model);
@@ -403,7 +461,7 @@ static pfgm_status setup_and_run(trainer *t, step_buffers *b, pfgm_train_result 
     pfgm_optim_range trainable = {.offset = 0, .count = t->params->trainable_floats};
     PFGM_TRY(pfgm_optim_create(t->be, &hp, t->params->floats, t->params->value, &trainable, 1, &t->optim));
     PFGM_TRY(buffers_create(t, b));
-    PFGM_TRY(check_identical_weights(t));
+    PFGM_TRY(check_identical_weights(t, "at initialisation", NULL));
     PFGM_TRY(train_resume(t));
     res->start_step = t->step;
     pfgm_ddpmpp_info info;
@@ -416,10 +474,28 @@ static pfgm_status setup_and_run(trainer *t, step_buffers *b, pfgm_train_result 
         snprintf(path, sizeof path, "%s/config.yaml", t->opt->run_dir);
         PFGM_TRY(pfgm_config_write_yaml(c, path));
         snprintf(path, sizeof path, "%s/%s", t->opt->run_dir, c->logging.metrics);
+        /* records of steps past the resumed one (logged again below) and a line cut by a
+         * crash are dropped, so "step" stays strictly increasing */
+        pfgm_metrics_resume_info mi;
+        PFGM_TRY(pfgm_metrics_resume(path, t->step, &mi));
+        if (mi.dropped + mi.unparsable > 0)
+            pfgm_log_info(t->lg, "%s: dropped %lld records past step %lld and %lld unreadable lines", path,
+                          (long long)mi.dropped, (long long)t->step, (long long)mi.unparsable);
         PFGM_TRY(pfgm_metrics_open(path, &metrics));
+        if (t->resumed_from >= 0 || mi.dropped + mi.unparsable > 0) {
+            pfgm_status st = pfgm_metrics_resumed_event(metrics, &mi);
+            if (st != PFGM_OK) {
+                pfgm_metrics_close(metrics);
+                return st;
+            }
+        }
     }
     pfgm_status st = run_loop(t, b, metrics, res);
     pfgm_metrics_close(metrics);
+    if (st == PFGM_OK || st == PFGM_STOPPED) {
+        pfgm_status cs = check_identical_weights(t, "at the end", &res->weights_checksum);
+        if (cs != PFGM_OK) return cs;
+    }
     return st;
 }
 
@@ -436,6 +512,8 @@ pfgm_status pfgm_train(const pfgm_config *cfg, const pfgm_train_options *opt, pf
     pfgm_optim_destroy(t.optim);
     pfgm_ddpmpp_destroy(t.model);
     pfgm_dataset_close(t.data);
+    pfgm_run_lock_release(t.lock);
+    free(t.bad_flags);
     free(t.h_params);
     free(t.h_m);
     free(t.h_v);

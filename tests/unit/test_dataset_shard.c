@@ -259,22 +259,28 @@ static void t_permutation(void **state) {
     assert_int_equal(q[0], 0);
 }
 
-/* Re-sharding keeps the epoch and the consumed fraction of it, rounded down. */
+/* A position moved to another world size or batch size keeps the epoch and the images the
+ * job consumed in it, rounded down to whole new steps; past the new epoch's end it is the
+ * next epoch's start. The issue's cases: index 10 at W=1, L=64 -> L=32 is 20 (it used to
+ * resume at 10); W=2 -> 1 with 64 -> 32 is 40; 64 -> 128 is 5 (it used to be refused). */
 static void t_reshard_position(void **state) {
     (void)state;
     pfgm_dataset_position p = {3, 10}, q;
-    q = pfgm_dataset_position_reshard(p, 20, 10); /* W doubled: half as many steps */
+    q = pfgm_dataset_position_map(p, 64, 32, 100);
     assert_int_equal(q.epoch, 3);
-    assert_int_equal(q.index, 5);
-    q = pfgm_dataset_position_reshard(p, 20, 40);
     assert_int_equal(q.index, 20);
-    q = pfgm_dataset_position_reshard(p, 20, 3);
-    assert_int_equal(q.index, 1);
-    p.index = 19;
-    q = pfgm_dataset_position_reshard(p, 20, 20);
-    assert_int_equal(q.index, 19);
+    q = pfgm_dataset_position_map(p, 2 * 64, 1 * 32, 100);
+    assert_int_equal(q.index, 40);
+    q = pfgm_dataset_position_map(p, 64, 128, 100);
+    assert_int_equal(q.index, 5);
+    q = pfgm_dataset_position_map(p, 64, 48, 100); /* 640 images = 13.3 steps of 48 */
+    assert_int_equal(q.index, 13);
+    q = pfgm_dataset_position_map(p, 64, 32, 20); /* 20 is past a 20-batch epoch */
+    assert_int_equal(q.epoch, 4);
+    assert_int_equal(q.index, 0);
     p.index = 0;
-    q = pfgm_dataset_position_reshard(p, 20, 7);
+    q = pfgm_dataset_position_map(p, 64, 32, 7);
+    assert_int_equal(q.epoch, 3);
     assert_int_equal(q.index, 0);
 }
 

@@ -208,7 +208,51 @@ static void test_refusals(void **state) {
     expect_msg("--resume fresh starts over only when no checkpoint is usable");
 }
 
+/* metrics.jsonl after a crash: the run died after logging steps 4 and 5 (and half a line of
+ * step 6) but before their checkpoint; the resume from step 3 logs 4..6 again. What a reader
+ * gets: steps 1..6 strictly increasing, once each, and one "resumed" record. */
+static void test_metrics_after_crash(void **state) {
+    (void)state;
+    char run[600], path[700];
+    fx_join(run, sizeof run, dir_, "crashed");
+    const char *every3[] = {"training.snapshot_freq=3"};
+    assert_int_equal(train(run, 3, "auto", 0, every3, 1), PFGM_OK);
+    fx_join(path, sizeof path, run, "metrics.jsonl");
+    FILE *f = fopen(path, "a");
+    assert_non_null(f);
+    fputs("{\"step\": 4, \"loss\": 1.0}\n{\"step\": 5, \"loss\": 1.0}\n{\"step\": 6, \"lo", f);
+    fclose(f);
+    assert_int_equal(train(run, 6, "auto", 0, every3, 1), PFGM_OK);
+    f = fopen(path, "r");
+    assert_non_null(f);
+    char line[4096];
+    int64_t last = 0, resumed = 0, records = 0;
+    while (fgets(line, sizeof line, f)) {
+        json_error_t err;
+        json_t *o = json_loads(line, 0, &err);
+        if (!o) fail_msg("unreadable line in %s: %s", path, line);
+        json_t *step = json_object_get(o, "step");
+        if (step) {
+            if (json_integer_value(step) != last + 1) fail_msg("step %lld after %lld", (long long)json_integer_value(step), (long long)last);
+            last = json_integer_value(step);
+            ++records;
+        } else {
+            assert_string_equal(json_string_value(json_object_get(o, "event")), "resumed");
+            assert_int_equal(json_integer_value(json_object_get(o, "resumed_from")), 3);
+            assert_int_equal(json_integer_value(json_object_get(o, "dropped")), 2);
+            assert_int_equal(json_integer_value(json_object_get(o, "unparsable")), 1);
+            ++resumed;
+        }
+        json_decref(o);
+    }
+    fclose(f);
+    assert_int_equal(last, 6);
+    assert_int_equal(records, 6);
+    assert_int_equal(resumed, 1);
+}
+
 int main(void) {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_exact_resume), cmocka_unit_test(test_refusals)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_exact_resume), cmocka_unit_test(test_refusals),
+                                       cmocka_unit_test(test_metrics_after_crash)};
     return cmocka_run_group_tests(tests, setup, teardown);
 }
