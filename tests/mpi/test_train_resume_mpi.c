@@ -63,6 +63,39 @@ static void check_mode(const char *reference) {
     for (int i = 0; i < 6; ++i) assert_memory_equal(&la[i], &lb[i], sizeof(double));
 }
 
+/* A W = 2 checkpoint resumed by one process with another batch size: refused without
+ * --allow-reshard (naming both world sizes and batch sizes); with it the images consumed are
+ * kept: batch 1 of an epoch at W = 2, L = 16 is 32 images = batch 4 at W = 1, L = 8 (the
+ * issue's 2 -> 1 and 64 -> 32 case in small); one more step leaves batch 5. */
+static void test_world_and_batch_change(void **state) {
+    (void)state;
+    char run[700];
+    snprintf(run, sizeof run, "%s/reshard", dir_);
+    assert_int_equal(train(run, 3, "local"), PFGM_OK); /* 2 batches per epoch: (1, 1) */
+    if (comm_->rank != 0) return;
+    pfgm_comm *one = NULL;
+    assert_int_equal(pfgm_comm_single_create(&one), PFGM_OK);
+    pfgm_config cfg;
+    const char *b8[] = {"training.batch_size=8"};
+    assert_int_equal(tr_config(&cfg, data_, 4, b8, 1), PFGM_OK);
+    pfgm_train_options o = {.run_dir = run, .resume = "auto"};
+    pfgm_train_result r;
+    assert_int_equal(pfgm_train(&cfg, &o, one, be_, &lg_, &r), PFGM_ERR_CONFIG);
+    assert_non_null(strstr(pfgm_error_message(), "saved with world size 2, training.batch_size 16"));
+    assert_non_null(strstr(pfgm_error_message(), "this run has world size 1, training.batch_size 8"));
+    o.allow_reshard = 1;
+    assert_int_equal(pfgm_train(&cfg, &o, one, be_, &lg_, &r), PFGM_OK);
+    char ck[800];
+    assert_int_equal(pfgm_ckpt_path(run, 4, ck, sizeof ck), PFGM_OK);
+    pfgm_ckpt *k = NULL;
+    assert_int_equal(pfgm_ckpt_open(ck, &k), PFGM_OK);
+    assert_int_equal(pfgm_ckpt_meta_of(k)->world_size, 1);
+    assert_int_equal(pfgm_ckpt_meta_of(k)->epoch, 1);
+    assert_int_equal(pfgm_ckpt_meta_of(k)->epoch_index, 5);
+    pfgm_ckpt_close(k);
+    pfgm_comm_destroy(one);
+}
+
 static void test_local(void **state) { (void)state; check_mode("local"); }
 static void test_global(void **state) { (void)state; check_mode("global"); }
 
@@ -74,7 +107,8 @@ int main(int argc, char **argv) {
     pfgm_logger_init(&lg_, comm_->rank);
     lg_.level = PFGM_LOG_WARN;
     tr_shared_dataset(comm_, dir_, sizeof dir_, data_, sizeof data_, "test_train_resume_mpi");
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_local), cmocka_unit_test(test_global)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_local), cmocka_unit_test(test_global),
+                                       cmocka_unit_test(test_world_and_batch_change)};
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     int any = failed != 0;
     MPI_Allreduce(MPI_IN_PLACE, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
