@@ -132,6 +132,42 @@ static inline void fx_write_idx(const char *path, uint32_t magic, int ndim, cons
 }
 
 /* Truncates a file to n bytes. */
+/* Copies the file `from` to `to` (created or replaced); 0 on success, -1 on any failure. */
+static inline int fx_copy_file(const char *from, const char *to) {
+    FILE *in = fopen(from, "rb"), *out = in ? fopen(to, "wb") : NULL;
+    char buf[65536];
+    size_t n;
+    int ok = in && out;
+    while (ok && (n = fread(buf, 1, sizeof buf, in)) > 0) ok = fwrite(buf, 1, n, out) == n;
+    if (in) fclose(in);
+    if (out && fclose(out) != 0) ok = 0;
+    return ok ? 0 : -1;
+}
+
+/* A CMocka group state: a scratch folder holding one fixture dataset "good.h5" of n images
+ * [C, S, S] with labels (fx_write_dataset). Set up with fx_dataset_dir_setup, removed with
+ * fx_dataset_dir_teardown. */
+typedef struct fx_dataset_dir {
+    char dir[256];
+    char good[320];
+} fx_dataset_dir;
+
+static inline int fx_dataset_dir_setup(void **state, int64_t n, int64_t C, int64_t S) {
+    fx_dataset_dir *f = calloc(1, sizeof *f);
+    if (!f) return -1;
+    fx_mkdtemp(f->dir, sizeof f->dir);
+    fx_join(f->good, sizeof f->good, f->dir, "good.h5");
+    *state = f;
+    return fx_write_dataset(f->good, n, C, S, 1) == PFGM_OK ? 0 : -1;
+}
+
+static inline int fx_dataset_dir_teardown(void **state) {
+    fx_dataset_dir *f = *state;
+    if (f) fx_rm_rf(f->dir);
+    free(f);
+    return 0;
+}
+
 static inline void fx_truncate(const char *path, off_t n) {
     if (truncate(path, n) != 0) abort();
 }

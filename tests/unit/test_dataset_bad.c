@@ -13,26 +13,10 @@
 #include "data_fixtures.h"
 #include "pfgm/dataset.h"
 
-typedef struct fixture {
-    char dir[256];
-    char good[320];
-} fixture;
+typedef fx_dataset_dir fixture;
 
-static int setup(void **state) {
-    fixture *f = calloc(1, sizeof *f);
-    fx_mkdtemp(f->dir, sizeof f->dir);
-    fx_join(f->good, sizeof f->good, f->dir, "good.h5");
-    if (fx_write_dataset(f->good, 30, 1, 8, 1) != PFGM_OK) return -1;
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state) {
-    fixture *f = *state;
-    fx_rm_rf(f->dir);
-    free(f);
-    return 0;
-}
+static int setup(void **state) { return fx_dataset_dir_setup(state, 30, 1, 8); }
+static int teardown(void **state) { return fx_dataset_dir_teardown(state); }
 
 /* Opens path as rank 0 of 1 with the given request; returns the status and checks that a
  * failure left no reader and a one-line message naming the file that contains `needle`. */

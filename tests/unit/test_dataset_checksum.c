@@ -23,39 +23,10 @@
 #define N_IMAGES 300
 #define SIDE 8
 
-typedef struct fixture {
-    char dir[256];
-    char good[320];
-} fixture;
+typedef fx_dataset_dir fixture;
 
-static int setup(void **state) {
-    fixture *f = calloc(1, sizeof *f);
-    fx_mkdtemp(f->dir, sizeof f->dir);
-    fx_join(f->good, sizeof f->good, f->dir, "good.h5");
-    if (fx_write_dataset(f->good, N_IMAGES, 1, SIDE, 1) != PFGM_OK) return -1;
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state) {
-    fixture *f = *state;
-    fx_rm_rf(f->dir);
-    free(f);
-    return 0;
-}
-
-static void copy_file(const char *from, const char *to) {
-    FILE *in = fopen(from, "rb");
-    assert_non_null(in);
-    fseek(in, 0, SEEK_END);
-    long n = ftell(in);
-    rewind(in);
-    char *buf = malloc((size_t)n);
-    assert_int_equal(fread(buf, 1, (size_t)n, in), (size_t)n);
-    fclose(in);
-    fx_write_bytes(to, buf, (size_t)n);
-    free(buf);
-}
+static int setup(void **state) { return fx_dataset_dir_setup(state, N_IMAGES, 1, SIDE); }
+static int teardown(void **state) { return fx_dataset_dir_teardown(state); }
 
 /* File offset and stored size (data + 4-byte Fletcher32 sum when filtered) of the chunk of
  * dataset `name` that holds row `row`. */
@@ -105,7 +76,7 @@ static pfgm_status open_as(const char *path, int rank, int world, const pfgm_log
 static void check_flip(fixture *f, const char *name, hsize_t row, const char *range) {
     char p[320];
     fx_join(p, sizeof p, f->dir, "flipped.h5");
-    copy_file(f->good, p);
+    assert_int_equal(fx_copy_file(f->good, p), 0);
     haddr_t addr;
     hsize_t size;
     chunk_location(p, name, row, &addr, &size);
@@ -221,7 +192,7 @@ static void t_flip_outside_shard(void **state) {
     fixture *f = *state;
     char p[320];
     fx_join(p, sizeof p, f->dir, "shard.h5");
-    copy_file(f->good, p);
+    assert_int_equal(fx_copy_file(f->good, p), 0);
     haddr_t addr;
     hsize_t size;
     chunk_location(p, "images", 256, &addr, &size);

@@ -15,27 +15,11 @@
 #include "pfgm/dataset.h"
 #include "util/check.h"
 
-typedef struct fixture {
-    char dir[256];
-    char good[320];
-} fixture;
+typedef fx_dataset_dir fixture;
 
-static int setup(void **state) {
-    fixture *f = calloc(1, sizeof *f);
-    fx_mkdtemp(f->dir, sizeof f->dir);
-    fx_join(f->good, sizeof f->good, f->dir, "good.h5");
-    /* 64 images of [1, 16, 16]: big enough that /images has several chunks */
-    if (fx_write_dataset(f->good, 64, 1, 16, 1) != PFGM_OK) return -1;
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state) {
-    fixture *f = *state;
-    fx_rm_rf(f->dir);
-    free(f);
-    return 0;
-}
+/* 64 images of [1, 16, 16]: big enough that /images has several chunks */
+static int setup(void **state) { return fx_dataset_dir_setup(state, 64, 1, 16); }
+static int teardown(void **state) { return fx_dataset_dir_teardown(state); }
 
 /* The rules every HDF5-related message follows; `needle` (may be NULL) is HDF5's text. */
 static void check_message(const char *msg, const char *path, const char *needle) {
@@ -56,19 +40,6 @@ static void open_fails(const char *path, pfgm_status want, const char *needle) {
     check_message(pfgm_error_message(), path, needle);
 }
 
-static void copy_file(const char *from, const char *to) {
-    FILE *in = fopen(from, "rb");
-    assert_non_null(in);
-    fseek(in, 0, SEEK_END);
-    long n = ftell(in);
-    rewind(in);
-    char *b = malloc((size_t)n);
-    assert_int_equal(fread(b, 1, (size_t)n, in), (size_t)n);
-    fclose(in);
-    fx_write_bytes(to, b, (size_t)n);
-    free(b);
-}
-
 static void test_not_hdf5(void **state) {
     fixture *f = *state;
     char p[320];
@@ -81,7 +52,7 @@ static void test_truncated(void **state) {
     fixture *f = *state;
     char p[320];
     fx_join(p, sizeof p, f->dir, "truncated.h5");
-    copy_file(f->good, p);
+    assert_int_equal(fx_copy_file(f->good, p), 0);
     fx_truncate(p, 2048); /* the superblock survives; HDF5 sees the end of file is missing */
     open_fails(p, PFGM_ERR_HDF5, "truncated file");
 }
@@ -93,7 +64,7 @@ static void test_damaged_chunk_index(void **state) {
     fixture *f = *state;
     char p[320];
     fx_join(p, sizeof p, f->dir, "damaged.h5");
-    copy_file(f->good, p);
+    assert_int_equal(fx_copy_file(f->good, p), 0);
     FILE *io = fopen(p, "r+b");
     assert_non_null(io);
     fseek(io, 0, SEEK_END);

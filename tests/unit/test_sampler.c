@@ -85,17 +85,6 @@ static float *draw(const char *ckpt, const char *const *sets, size_t n, int64_t 
     return x;
 }
 
-static void copy_file(const char *from, const char *to) {
-    FILE *f = fopen(from, "rb"), *g = fopen(to, "wb");
-    assert_non_null(f);
-    assert_non_null(g);
-    char buf[65536];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, f)) > 0) assert_int_equal(fwrite(buf, 1, n, g), n);
-    fclose(f);
-    fclose(g);
-}
-
 /* pfgm_sample_open_checkpoint of path: OK and the handle's file and step, or the status. */
 static pfgm_status open_ckpt(const char *path, const pfgm_logger *lg, char *got, size_t cap, int64_t *step) {
     pfgm_ckpt *ck = NULL;
@@ -122,9 +111,9 @@ static void test_find_checkpoint(void **state) {
     /* a newer unfinished write (a full copy, but under a temporary name) is never chosen,
      * and a newer complete-looking but truncated checkpoint is skipped, and left in place */
     snprintf(tmp, sizeof tmp, "%s/checkpoints/ckpt_00000009.h5.tmp.4242", run_);
-    copy_file(ckpt4_, tmp);
+    assert_int_equal(fx_copy_file(ckpt4_, tmp), 0);
     snprintf(bad, sizeof bad, "%s/checkpoints/ckpt_00000006.h5", run_);
-    copy_file(ckpt4_, bad);
+    assert_int_equal(fx_copy_file(ckpt4_, bad), 0);
     fx_truncate(bad, 4000);
     pfgm_logger quiet = lg_;
     quiet.level = PFGM_LOG_ERROR; /* the skip warning */
@@ -160,7 +149,7 @@ static void test_find_checkpoint(void **state) {
     snprintf(dst, sizeof dst, "%s/checkpoints", run2);
     assert_int_equal(pfgm_mkdirs(dst), PFGM_OK);
     snprintf(dst, sizeof dst, "%s/checkpoints/ckpt_00000004.h5", run2);
-    copy_file(ckpt4_, dst);
+    assert_int_equal(fx_copy_file(ckpt4_, dst), 0);
     fx_truncate(dst, 4000);
     assert_int_equal(open_ckpt(run2, &quiet, got, sizeof got, &step), PFGM_ERR_FORMAT);
     assert_non_null(strstr(pfgm_error_message(), "none of the 1 checkpoints"));
