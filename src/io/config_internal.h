@@ -82,7 +82,8 @@ const pfgm_cfg_key *pfgm_cfg_find(const char *section, const char *name);
 bool pfgm_cfg_is_section(const char *name);
 size_t pfgm_cfg_index(const pfgm_cfg_key *k);
 /* " (did you mean X?)" for an unknown key written as `section.name` (section NULL at top
- * level), or "" when nothing is close. */
+ * level): the nearest known keys of any section by edit distance (up to three named when
+ * equally near, the typed section preferred on a tie), or "" when nothing is close. */
 void pfgm_cfg_suggest(const char *section, const char *name, char *buf, size_t n);
 /* "an integer", "a list of integers", ... for type errors. */
 const char *pfgm_cfg_type_phrase(const pfgm_cfg_key *k);
