@@ -111,10 +111,13 @@ struct pfgm_backend {
      * E_x = C.Y - csum*x, E_z = -csum*z; a row with |E| + gamma = 0 becomes 0. */
     pfgm_status (*field_finish)(pfgm_backend *be, int64_t B, int64_t N, double gamma, const float *csum,
                                 const float *perturbed, float *e);
-    /* Loss (spec §1.5): *loss (host) = mean_b s * sum_d (pred - target)^2 over D columns,
-     * s = 0.5 (reduce_mean 0) or 1/D (reduce_mean 1); grad[B, D] = dloss/dpred (NULL: skip). */
-    pfgm_status (*loss_mse)(pfgm_backend *be, int64_t B, int64_t D, const float *pred, const float *target,
-                            int reduce_mean, float *grad, double *loss);
+    /* Loss (spec §1.5) of the network's two outputs against the augmented target: the
+     * prediction of row b is [pred_x[b, 0..N-1], pred_z[b]] (pred_x [B, N], pred_z [B]),
+     * target [B, N+1]; *loss (host) = mean_b s * sum_d (pred - target)^2 over the D = N+1
+     * columns in column order, s = 0.5 (reduce_mean 0) or 1/D (reduce_mean 1);
+     * grad_x [B, N] and grad_z [B] = dloss/dpred (each NULL: skip). */
+    pfgm_status (*loss_mse)(pfgm_backend *be, int64_t B, int64_t N, const float *pred_x, const float *pred_z,
+                            const float *target, int reduce_mean, float *grad_x, float *grad_z, double *loss);
     /* Points on spheres (prior directions, spec §1.7): x[k, j] = radii[k] * g_j / |g| with
      * g_j = normal element offset + k*stride + j of r, j < N; |g| and the product in double.
      * radii[B] double, x row stride ldx. */

@@ -123,9 +123,9 @@ pfgm_status pfgm_ckpt_prune(const char *run_dir, int64_t keep_last, int64_t keep
 
 /* What pfgm_ckpt_open_latest saw. */
 typedef struct pfgm_ckpt_scan {
-    size_t found;          /* checkpoint files listed in <run_dir>/checkpoints */
-    size_t damaged;        /* files that failed pfgm_ckpt_open or pfgm_ckpt_verify */
-    size_t vanished;       /* files removed between the listing and their opening */
+    size_t found;          /* checkpoint files in the last listing of <run_dir>/checkpoints */
+    size_t damaged;        /* of them, files that failed pfgm_ckpt_open or pfgm_ckpt_verify */
+    size_t vanished;       /* files removed between a listing and their opening (all passes) */
     size_t moved;          /* damaged files moved to <run_dir>/checkpoints/damaged/ */
     char newest_problem[512]; /* the newest damaged file's message ("" when none) */
 } pfgm_ckpt_scan;
@@ -133,7 +133,8 @@ typedef struct pfgm_ckpt_scan {
 /* The newest usable checkpoint of <run_dir>: newest first, each file is opened and
  * verified (pfgm_ckpt_open, pfgm_ckpt_verify); a file that vanished before it was opened
  * (retention of a trainer writing the same run directory) is passed over silently and the
- * next newest is tried; a damaged one is reported through lg (warning naming the file and
+ * next newest is tried, and when every listed file vanished the directory is listed again
+ * (up to 100 times); a damaged one is reported through lg (warning naming the file and
  * the problem) and skipped, and with move_damaged (the trainer, the run directory's owner)
  * renamed into <run_dir>/checkpoints/damaged/ (never deleted; a name already there gets a
  * ".<n>" suffix), only when a usable checkpoint older than it was found. *out is the open

@@ -16,7 +16,6 @@
 #include <stdint.h>
 
 #include "pfgm/backend.h"
-#include "pfgm/comm.h"
 #include "pfgm/status.h"
 
 #ifdef __cplusplus
@@ -39,20 +38,6 @@ size_t pfgm_field_workspace_bytes(int64_t B, int64_t L);
 pfgm_status pfgm_field_targets(pfgm_backend *be, int64_t B, int64_t L, int64_t N, const float *perturbed,
                                const float *charges, double gamma, void *workspace, size_t workspace_bytes,
                                float *targets);
-
-/* `field.reference: global` (DESIGN.md): all-gather every rank's L charges through the
- * communicator into charges_all [W*L, N] (rank order), W = comm->world_size. Buffers must
- * be in the memory the communicator uses (host for single/mpi, device for nccl).
- * Errors: PFGM_ERR_INVALID_ARG for L or N <= 0 or NULL buffers; the communicator's. */
-pfgm_status pfgm_field_gather_charges(pfgm_comm *comm, int64_t L, int64_t N, const float *charges,
-                                      float *charges_all);
-
-/* Targets against all ranks' charges: pfgm_field_gather_charges into charges_all
- * [W*L, N], then pfgm_field_targets with W*L charges (workspace sized for B and W*L).
- * A collective: every rank calls it with the same B, L and N. Errors: as the two calls. */
-pfgm_status pfgm_field_targets_global(pfgm_comm *comm, pfgm_backend *be, int64_t B, int64_t L, int64_t N,
-                                      const float *perturbed, const float *charges, float *charges_all,
-                                      double gamma, void *workspace, size_t workspace_bytes, float *targets);
 
 /* The authors' formula, literally (spec §1.2-1.3, losses.py), in double precision on host
  * memory: d = |x~ - y|, w = (min_j d_j / (d + 1e-7))^(N+1), c = w / (sum w + 1e-7),

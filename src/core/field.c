@@ -61,25 +61,6 @@ pfgm_status pfgm_field_targets(pfgm_backend *be, int64_t B, int64_t L, int64_t N
     return PFGM_OK;
 }
 
-pfgm_status pfgm_field_gather_charges(pfgm_comm *comm, int64_t L, int64_t N, const float *charges,
-                                      float *charges_all) {
-    if (!comm || !charges || !charges_all || L <= 0 || N <= 0)
-        return pfgm_error(PFGM_ERR_INVALID_ARG, "field.reference global: bad arguments (L=%lld N=%lld)",
-                          (long long)L, (long long)N);
-    pfgm_status st = comm->allgather(comm, charges, charges_all, (size_t)L * (size_t)N, PFGM_F32);
-    if (st != PFGM_OK) return pfgm_error_prefix(st, "field.reference global: all-gather of the charges");
-    return PFGM_OK;
-}
-
-pfgm_status pfgm_field_targets_global(pfgm_comm *comm, pfgm_backend *be, int64_t B, int64_t L, int64_t N,
-                                      const float *perturbed, const float *charges, float *charges_all,
-                                      double gamma, void *workspace, size_t workspace_bytes, float *targets) {
-    PFGM_TRY(check_args(B, L, N, gamma));
-    PFGM_TRY(pfgm_field_gather_charges(comm, L, N, charges, charges_all));
-    return pfgm_field_targets(be, B, (int64_t)comm->world_size * L, N, perturbed, charges_all, gamma, workspace,
-                              workspace_bytes, targets);
-}
-
 pfgm_status pfgm_field_targets_direct_f64(int64_t B, int64_t L, int64_t N, const float *perturbed,
                                           const float *charges, double gamma, double *targets) {
     PFGM_TRY(check_args(B, L, N, gamma));

@@ -534,14 +534,17 @@ static pfgm_status move_aside(const char *run_dir, int64_t step, const pfgm_logg
     return PFGM_OK;
 }
 
-pfgm_status pfgm_ckpt_open_latest(const char *run_dir, int move_damaged, const pfgm_logger *lg, pfgm_ckpt **out,
-                                  pfgm_ckpt_scan *scan) {
-    *out = NULL;
-    memset(scan, 0, sizeof *scan);
+/* One pass over the listing, newest first (see pfgm_ckpt_open_latest); *retry = 1 when no
+ * file was usable but some vanished: the directory changed under the listing. */
+static pfgm_status scan_once(const char *run_dir, int move_damaged, const pfgm_logger *lg, pfgm_ckpt **out,
+                             pfgm_ckpt_scan *scan, int *retry) {
+    *retry = 0;
     int64_t *steps = NULL, *bad = NULL;
-    size_t n = 0, nbad = 0;
+    size_t n = 0, nbad = 0, vanished = 0;
     PFGM_TRY(pfgm_ckpt_list(run_dir, &steps, &n));
     scan->found = n;
+    scan->damaged = 0;
+    scan->newest_problem[0] = '\0';
     bad = n ? malloc(n * sizeof *bad) : NULL;
     if (n && !bad) {
         free(steps);
@@ -553,8 +556,8 @@ pfgm_status pfgm_ckpt_open_latest(const char *run_dir, int move_damaged, const p
         st = pfgm_ckpt_path(run_dir, steps[i], path, sizeof path);
         if (st != PFGM_OK) break;
         pfgm_ckpt *ck = NULL;
-        int vanished = 0;
-        pfgm_status s = open_file(path, &ck, &vanished);
+        int gone = 0;
+        pfgm_status s = open_file(path, &ck, &gone);
         if (s == PFGM_OK) {
             s = pfgm_ckpt_verify(ck);
             if (s != PFGM_OK) {
@@ -566,8 +569,8 @@ pfgm_status pfgm_ckpt_open_latest(const char *run_dir, int move_damaged, const p
             *out = ck;
             break;
         }
-        if (vanished) { /* retention removed it after the listing: try the next newest */
-            scan->vanished++;
+        if (gone) { /* retention removed it after the listing: try the next newest */
+            vanished++;
             continue;
         }
         if (s == PFGM_ERR_NOMEM) {
@@ -578,6 +581,7 @@ pfgm_status pfgm_ckpt_open_latest(const char *run_dir, int move_damaged, const p
         if (lg) pfgm_log_warn(lg, "skipping unusable checkpoint: %s", pfgm_error_message());
         bad[nbad++] = steps[i];
     }
+    scan->vanished += vanished;
     /* damaged files newer than the usable one are moved aside: the resumed run would write
      * its own checkpoints of those steps over them, or retention would delete them */
     for (size_t k = 0; st == PFGM_OK && move_damaged && *out && k < nbad; ++k) {
@@ -588,9 +592,24 @@ pfgm_status pfgm_ckpt_open_latest(const char *run_dir, int move_damaged, const p
         pfgm_ckpt_close(*out);
         *out = NULL;
     }
+    if (st == PFGM_OK && !*out && vanished > 0) *retry = 1;
     free(steps);
     free(bad);
     return st;
+}
+
+pfgm_status pfgm_ckpt_open_latest(const char *run_dir, int move_damaged, const pfgm_logger *lg, pfgm_ckpt **out,
+                                  pfgm_ckpt_scan *scan) {
+    *out = NULL;
+    memset(scan, 0, sizeof *scan);
+    /* A trainer keeping one checkpoint replaces it every step: everything listed may be gone
+     * by the time it is opened, and a new listing then holds the newer file. */
+    for (int pass = 0; pass < 100; ++pass) {
+        int retry = 0;
+        PFGM_TRY(scan_once(run_dir, move_damaged, lg, out, scan, &retry));
+        if (!retry) break;
+    }
+    return PFGM_OK;
 }
 
 pfgm_status pfgm_ckpt_move_all_damaged(const char *run_dir, const pfgm_logger *lg, size_t *moved) {

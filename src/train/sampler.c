@@ -51,10 +51,10 @@ pfgm_status pfgm_sample_open_checkpoint(const char *path, const pfgm_logger *lg,
         pfgm_ckpt_scan scan;
         PFGM_TRY(pfgm_ckpt_open_latest(path, 0, lg, out, &scan));
         if (*out) return PFGM_OK;
-        if (scan.found == scan.vanished)
+        if (scan.damaged == 0)
             return pfgm_error(PFGM_ERR_IO, "%s: no complete checkpoint in %s/checkpoints", path, path);
         return pfgm_error(PFGM_ERR_FORMAT, "%s: none of the %zu checkpoints in %s/checkpoints is usable (newest problem: %s)",
-                          path, scan.found - scan.vanished, path, scan.newest_problem);
+                          path, scan.damaged, path, scan.newest_problem);
     }
     if (is_temporary_name(path))
         return pfgm_error(PFGM_ERR_FORMAT, "%s: a temporary file of an unfinished checkpoint write, not a checkpoint",

@@ -13,16 +13,8 @@
 #include "pfgm/log.h"
 #include "pfgm/optim.h"
 #include "pfgm/run_lock.h"
+#include "pfgm/step.h"
 #include "pfgm/trainer.h"
-
-/* The test-only fault injection of PFGM_TEST_FAULT="RANK:STEP:loss|grad" (read once at the
- * start of pfgm_train): on rank RANK, step STEP (1-based) gets a non-finite loss, or a NaN in
- * its first gradient element after backward. */
-typedef struct pfgm_train_fault {
-    int rank;
-    int64_t step; /* 0: no fault */
-    int grad;     /* 1: gradient, 0: loss */
-} pfgm_train_fault;
 
 typedef struct trainer {
     const pfgm_config *cfg;
@@ -40,8 +32,8 @@ typedef struct trainer {
     float *h_params, *h_m, *h_v, *h_ema;
     int64_t step;             /* steps completed */
     int64_t resumed_from;     /* step of the checkpoint resumed from, or -1 */
-    int32_t *bad_flags;       /* [W] non-finite verdicts of the ranks, one step (0 ok, 1 loss, 2 gradient) */
-    pfgm_train_fault fault;   /* PFGM_TEST_FAULT (tests only): rank, step, what; step 0 = none */
+    pfgm_step *stepper;       /* THE training step (src/train/step.c) with its buffers */
+    float *host_batch;        /* [L, N] host staging of this rank's batch */
     pfgm_run_lock *lock;      /* rank 0: the run directory's lock (NULL elsewhere) */
 } trainer;
 

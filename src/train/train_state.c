@@ -174,7 +174,7 @@ static pfgm_status choose(const trainer *t, pfgm_ckpt **ck) {
             return pfgm_error(PFGM_ERR_CONFIG, "%s: --resume fresh starts over only when no checkpoint is usable, and %s is (resume with --resume auto, or use another --run-dir)",
                               run, found);
         }
-        if (*ck || scan.found == scan.vanished) return PFGM_OK;
+        if (*ck || scan.damaged == 0) return PFGM_OK;
         if (strcmp(mode, "fresh") == 0) {
             size_t moved = 0;
             PFGM_TRY(pfgm_ckpt_move_all_damaged(run, t->lg, &moved));
@@ -183,7 +183,7 @@ static pfgm_status choose(const trainer *t, pfgm_ckpt **ck) {
             return PFGM_OK;
         }
         return pfgm_error(PFGM_ERR_FORMAT, "%s: holds %zu checkpoint(s) and none is usable (newest problem: %s); nothing was changed. Inspect them, or pass --resume fresh to move them to checkpoints/damaged/ and start over from step 0",
-                          run, scan.found - scan.vanished, scan.newest_problem);
+                          run, scan.damaged, scan.newest_problem);
     }
     PFGM_TRY(pfgm_ckpt_open(mode, ck));
     pfgm_status st = pfgm_ckpt_verify(*ck);

@@ -1,13 +1,9 @@
-/* THE training loop (include/pfgm/trainer.h). One step on every rank r of W:
- *   1. the next large batch of L images of this rank's shard = the charges       (io/dataset)
- *   2. perturb its first B images into the augmented space (x', z)         (core/perturb, §1.4)
- *   3. normalized field targets of the B perturbed points against the charges
- *      (this rank's L, or all W*L with field.reference: global)           (core/field, §1.2-1.3)
- *   4. DDPM++ forward on (x', max(z, 1e-10)), loss against the targets, backward  (nn, §1.5)
- *   5. average the gradients over ranks: one all-reduce after backward  (comm: NCCL on GPUs)
- *   6. clip by global norm, Adam with warmup, EMA                         (nn/optim, §1.13)
- *   7. agree on loss and stop requests; log; every snapshot, rank 0 checkpoints   (train_state.c)
- * Nothing is allocated inside a step: every buffer is sized at start. */
+/* The training loop (include/pfgm/trainer.h): on every rank, each iteration takes the next
+ * large batch of this rank's shard (io/dataset), runs THE training step on it
+ * (src/train/step.c: perturbation, field targets, DDPM++ forward/backward, the finite
+ * agreement, the gradient all-reduce, clip/Adam/EMA), then agrees on the loss and stop
+ * requests, logs, and every snapshot has rank 0 checkpoint (train_state.c). Nothing is
+ * allocated inside the loop: every buffer is sized at start. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,88 +12,18 @@
 
 #include "pfgm/checkpoint.h"
 #include "pfgm/field.h"
-#include "pfgm/loss.h"
-#include "pfgm/perturb.h"
 #include "pfgm/preempt.h"
 #include "pfgm/progress.h"
 #include "pfgm/run_lock.h"
+#include "pfgm/step.h"
 #include "train/train_internal.h"
 #include "util/atomic_file.h"
 #include "util/check.h"
-
-/* Step buffers in backend memory. */
-typedef struct step_buffers {
-    float *charges;     /* [L, N] this rank's large batch */
-    float *charges_all; /* [W*L, N] all ranks' charges (field.reference: global), else NULL */
-    float *perturbed;   /* [B, N+1] perturbed points, z unclamped */
-    float *targets;     /* [B, N+1] normalized field targets */
-    float *x_net;       /* [B, N] network input x' */
-    float *z_net;       /* [B] network input z, clamped at 1e-10 */
-    float *pred;        /* [B, N+1] network output, x then z */
-    float *dpred;       /* [B, N+1] dLoss/dpred */
-    float *dnet_x;      /* [B, N] */
-    float *dnet_z;      /* [B] */
-    void *field_ws;
-    size_t field_ws_bytes;
-    float *host_batch;  /* [L, N] host staging of the batch */
-} step_buffers;
 
 static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static pfgm_status balloc(pfgm_backend *be, int64_t floats, float **p) {
-    return be->alloc(be, (size_t)floats * sizeof(float), (void **)p);
-}
-
-static pfgm_status buffers_create(trainer *t, step_buffers *b) {
-    pfgm_backend *be = t->be;
-    int64_t N = t->N, L = t->L, B = t->B, W = t->comm->world_size;
-    memset(b, 0, sizeof *b);
-    PFGM_TRY(balloc(be, L * N, &b->charges));
-    int global = t->cfg->field.reference == PFGM_FIELD_GLOBAL;
-    if (global) PFGM_TRY(balloc(be, W * L * N, &b->charges_all));
-    PFGM_TRY(balloc(be, B * (N + 1), &b->perturbed));
-    PFGM_TRY(balloc(be, B * (N + 1), &b->targets));
-    PFGM_TRY(balloc(be, B * N, &b->x_net));
-    PFGM_TRY(balloc(be, B, &b->z_net));
-    PFGM_TRY(balloc(be, B * (N + 1), &b->pred));
-    PFGM_TRY(balloc(be, B * (N + 1), &b->dpred));
-    PFGM_TRY(balloc(be, B * N, &b->dnet_x));
-    PFGM_TRY(balloc(be, B, &b->dnet_z));
-    b->field_ws_bytes = pfgm_field_workspace_bytes(B, global ? W * L : L);
-    PFGM_TRY(be->alloc(be, b->field_ws_bytes, &b->field_ws));
-    b->host_batch = malloc(sizeof(float) * (size_t)(L * N));
-    if (!b->host_batch) return pfgm_error(PFGM_ERR_NOMEM, "trainer: cannot allocate the batch staging buffer");
-    return PFGM_OK;
-}
-
-static void buffers_destroy(pfgm_backend *be, step_buffers *b) {
-    float *dev[] = {b->charges, b->charges_all, b->perturbed, b->targets, b->x_net, b->z_net,
-                    b->pred, b->dpred, b->dnet_x, b->dnet_z};
-    for (size_t i = 0; i < sizeof dev / sizeof dev[0]; ++i)
-        if (dev[i]) be->free(be, dev[i]);
-    if (b->field_ws) be->free(be, b->field_ws);
-    free(b->host_batch);
-}
-
-/* [B, N] + [B] <-> [B, N+1] (the augmented layout of targets and loss, spec §1.5). */
-static pfgm_status pack_augmented(pfgm_backend *be, int64_t B, int64_t N, const float *x, const float *z, float *out) {
-    for (int64_t k = 0; k < B; ++k) {
-        PFGM_TRY(be->copy(be, out + k * (N + 1), x + k * N, sizeof(float) * (size_t)N, PFGM_COPY_D2D));
-        PFGM_TRY(be->copy(be, out + k * (N + 1) + N, z + k, sizeof(float), PFGM_COPY_D2D));
-    }
-    return PFGM_OK;
-}
-
-static pfgm_status unpack_augmented(pfgm_backend *be, int64_t B, int64_t N, const float *in, float *x, float *z) {
-    for (int64_t k = 0; k < B; ++k) {
-        PFGM_TRY(be->copy(be, x + k * N, in + k * (N + 1), sizeof(float) * (size_t)N, PFGM_COPY_D2D));
-        PFGM_TRY(be->copy(be, z + k, in + k * (N + 1) + N, sizeof(float), PFGM_COPY_D2D));
-    }
-    return PFGM_OK;
 }
 
 /* FNV-1a over the parameter bytes: ranks compare it to prove identical starting weights. */
@@ -127,37 +53,9 @@ static pfgm_status check_identical_weights(trainer *t, const char *when, uint64_
     return PFGM_OK;
 }
 
-/* Whether this rank's loss and gradients are finite, agreed over ranks: returns the number of
- * ranks with non-finite values. Each such rank warns (tagged with its rank); rank 0 names
- * them all in one line and in *who ("1 (gradient), 3 (loss)"; "" when none). */
-static pfgm_status agree_finite(trainer *t, double loss, int have_grads, int *bad_ranks, char *who, size_t cap) {
-    double gsq = NAN;
-    if (have_grads) PFGM_TRY(t->be->sumsq(t->be, t->params->trainable_floats, t->params->grad, &gsq));
-    int32_t bad = !isfinite(loss) ? 1 : !isfinite(gsq) ? 2 : 0;
-    if (bad)
-        pfgm_log_warn(t->lg, "step %lld: non-finite %s on this rank (loss %g, squared gradient norm %g); the update is skipped on every rank",
-                      (long long)(t->step + 1), bad == 1 ? "loss" : "gradient", loss, gsq);
-    const int W = t->comm->world_size;
-    if (W > 1) PFGM_TRY(t->comm->allgather(t->comm, &bad, t->bad_flags, 1, PFGM_I32));
-    else t->bad_flags[0] = bad;
-    size_t o = 0;
-    who[0] = '\0';
-    *bad_ranks = 0;
-    for (int r = 0; r < W; ++r) {
-        if (!t->bad_flags[r]) continue;
-        ++*bad_ranks;
-        int n = snprintf(who + o, cap - o, "%s%d (%s)", o ? ", " : "", r, t->bad_flags[r] == 1 ? "loss" : "gradient");
-        if (n > 0 && (size_t)n < cap - o) o += (size_t)n;
-    }
-    if (*bad_ranks && t->comm->rank == 0 && W > 1)
-        pfgm_log_warn(t->lg, "step %lld: non-finite values on rank%s %s; the update is skipped on all %d ranks",
-                      (long long)(t->step + 1), *bad_ranks > 1 ? "s" : "", who, W);
-    return PFGM_OK;
-}
-
-/* The test-only fault of PFGM_TEST_FAULT, read once (see pfgm_train_fault). Errors:
- * PFGM_ERR_CONFIG naming the variable and what is wrong. */
-static pfgm_status read_fault(pfgm_train_fault *f) {
+/* The test-only fault of PFGM_TEST_FAULT="RANK:STEP:loss|grad", read once at the start of
+ * pfgm_train (pfgm_step_fault). Errors: PFGM_ERR_CONFIG naming the variable and what is wrong. */
+static pfgm_status read_fault(pfgm_step_fault *f) {
     memset(f, 0, sizeof *f);
     const char *s = getenv("PFGM_TEST_FAULT");
     if (!s || !*s) return PFGM_OK;
@@ -171,67 +69,6 @@ static pfgm_status read_fault(pfgm_train_fault *f) {
     f->step = step;
     f->grad = strcmp(what, "grad") == 0;
     return PFGM_OK;
-}
-
-/* One training step (see the file comment). Writes the rank's loss to *loss and sets
- * *skipped when a non-finite loss or gradient on some rank made every rank skip the update
- * (who: those ranks, see agree_finite). */
-static pfgm_status train_step(trainer *t, step_buffers *b, pfgm_optim_stats *stats, double *loss, int *skipped,
-                              char *who, size_t who_cap) {
-    const pfgm_config *cfg = t->cfg;
-    pfgm_backend *be = t->be;
-    const int64_t N = t->N, L = t->L, B = t->B;
-    const uint32_t seed = (uint32_t)cfg->seed, rank = (uint32_t)t->comm->rank;
-
-    PFGM_TRY(pfgm_dataset_next_batch(t->data, b->host_batch, NULL));
-    PFGM_TRY(pfgm_backend_upload(be, b->charges, b->host_batch, L * N));
-
-    pfgm_rng prng = {.seed = seed, .rank = rank, .stream = PFGM_STREAM_PERTURB, .step = (uint64_t)t->step};
-    pfgm_perturb_params pp = {.M = cfg->training.M, .tau = cfg->training.tau, .sigma_end = cfg->model.sigma_end,
-                              .restrict_M = cfg->training.restrict_M};
-    PFGM_TRY(pfgm_perturb(be, &prng, &pp, B, N, b->charges, b->perturbed, b->x_net, b->z_net));
-
-    /* One rank's global reference is its local one: no gather (the single-process
-     * communicator's copy works on host memory only). */
-    if (cfg->field.reference == PFGM_FIELD_GLOBAL && t->comm->world_size > 1)
-        PFGM_TRY(pfgm_field_targets_global(t->dcomm, be, B, L, N, b->perturbed, b->charges, b->charges_all,
-                                           cfg->training.gamma, b->field_ws, b->field_ws_bytes, b->targets));
-    else
-        PFGM_TRY(pfgm_field_targets(be, B, L, N, b->perturbed, b->charges, cfg->training.gamma, b->field_ws,
-                                    b->field_ws_bytes, b->targets));
-
-    pfgm_nn_run run = {.train = 1,
-                       .dropout_rng = {.seed = seed, .rank = rank, .stream = PFGM_STREAM_DROPOUT, .step = (uint64_t)t->step}};
-    const float *net_x = NULL, *net_z = NULL;
-    PFGM_TRY(pfgm_ddpmpp_forward(t->model, B, b->x_net, b->z_net, &run, &net_x, &net_z));
-    PFGM_TRY(pack_augmented(be, B, N, net_x, net_z, b->pred));
-    /* the loss refuses a non-finite value (PFGM_ERR_NUMERIC): this rank then has no
-     * gradients, and every rank learns it below and skips the update */
-    pfgm_status ls = pfgm_loss(be, B, N, b->pred, b->targets, cfg->training.reduce_mean, b->dpred, loss);
-    if (ls != PFGM_OK && ls != PFGM_ERR_NUMERIC) return ls;
-    const int faulty = t->fault.step == t->step + 1 && t->fault.rank == t->comm->rank; /* tests only */
-    if (faulty && !t->fault.grad) ls = PFGM_ERR_NUMERIC;
-    if (ls == PFGM_OK) {
-        PFGM_TRY(unpack_augmented(be, B, N, b->dpred, b->dnet_x, b->dnet_z));
-        PFGM_TRY(pfgm_nn_params_zero_grad(t->params));
-        PFGM_TRY(pfgm_ddpmpp_backward(t->model, b->dnet_x, b->dnet_z, NULL));
-        if (faulty && t->fault.grad) PFGM_TRY(be->fill(be, 1, NAN, t->params->grad));
-    } else {
-        *loss = NAN;
-    }
-    int bad_ranks = 0;
-    PFGM_TRY(agree_finite(t, *loss, ls == PFGM_OK, &bad_ranks, who, who_cap));
-    *skipped = bad_ranks > 0;
-    if (*skipped) return PFGM_OK;
-
-    /* Gradient average over ranks: the trainable prefix of the gradient buffer, in backend
-     * memory, through the device communicator (NCCL on GPUs; on the CPU backend the MPI
-     * communicator itself). One all-reduce once backward has finished; overlapping buckets
-     * with the backward pass is not done (docs/architecture.md, Communication). */
-    if (t->comm->world_size > 1)
-        PFGM_TRY(t->dcomm->allreduce(t->dcomm, t->params->grad, (size_t)t->params->trainable_floats, PFGM_F32,
-                                     PFGM_REDUCE_AVG));
-    return pfgm_optim_step(t->optim, t->params->value, t->params->grad, t->step, stats);
 }
 
 /* 61805572 -> "61,805,572" into buf[cap]. */
@@ -295,22 +132,21 @@ static int is_snapshot(const pfgm_config *c, int64_t done) {
            (c->training.snapshot_freq_for_preemption > 0 && done % c->training.snapshot_freq_for_preemption == 0);
 }
 
-static pfgm_status run_loop(trainer *t, step_buffers *b, pfgm_metrics *metrics, pfgm_train_result *res) {
+static pfgm_status run_loop(trainer *t, pfgm_metrics *metrics, pfgm_train_result *res) {
     const pfgm_config *c = t->cfg;
     const int64_t total = c->training.n_iters, log_freq = c->training.log_freq > 0 ? c->training.log_freq : 1;
     const int W = t->comm->world_size;
     double window_loss = 0.0, t_window = now_s();
     int64_t window_steps = 0, steps_since = 0, skipped_in_row = 0, skipped_total = 0;
     while (t->step < total) {
-        pfgm_optim_stats stats = {0};
-        double loss = 0.0;
-        int skipped = 0;
-        char who[256] = "";
-        PFGM_TRY(train_step(t, b, &stats, &loss, &skipped, who, sizeof who));
+        pfgm_step_result sr;
+        PFGM_TRY(pfgm_dataset_next_batch(t->data, t->host_batch, NULL));
+        PFGM_TRY(pfgm_step_run(t->stepper, t->step, t->host_batch, NULL, &sr));
         t->step++;
+        const pfgm_optim_stats stats = sr.stats;
+        const int skipped = sr.skipped;
+        double loss = sr.loss;
         if (skipped) {
-            stats.grad_norm = NAN; /* no update: logged as null, not 0 */
-            stats.lr = NAN;
             skipped_total++;
             if (++skipped_in_row > c->training.max_skipped)
                 return pfgm_error(PFGM_ERR_NUMERIC, "step %lld: %lld steps in a row had non-finite loss or gradients (training.max_skipped = %lld); stopping without a checkpoint of this state",
@@ -353,7 +189,7 @@ static pfgm_status run_loop(trainer *t, step_buffers *b, pfgm_metrics *metrics, 
                 pfgm_metrics_int(metrics, "epoch", pos.epoch);
                 pfgm_metrics_int(metrics, "world_size", W);
                 pfgm_metrics_int(metrics, "skipped", skipped);
-                if (skipped) pfgm_metrics_str(metrics, "nonfinite_ranks", who);
+                if (skipped) pfgm_metrics_str(metrics, "nonfinite_ranks", sr.nonfinite_ranks);
                 pfgm_metrics_int(metrics, "skipped_total", skipped_total);
                 PFGM_TRY(pfgm_metrics_end(metrics));
             }
@@ -403,7 +239,7 @@ static pfgm_status check_device_comm(const trainer *t) {
     return PFGM_OK;
 }
 
-static pfgm_status setup_and_run(trainer *t, step_buffers *b, pfgm_train_result *res) {
+static pfgm_status setup_and_run(trainer *t, pfgm_train_result *res) {
     const pfgm_config *c = t->cfg;
     if (c->seed < 0 || c->seed > (int64_t)UINT32_MAX)
         return pfgm_error(PFGM_ERR_CONFIG, "seed %lld is outside [0, 4294967295]", (long long)c->seed);
@@ -427,9 +263,8 @@ static pfgm_status setup_and_run(trainer *t, step_buffers *b, pfgm_train_result 
         return PFGM_OK;
     }
     PFGM_TRY(check_device_comm(t));
-    PFGM_TRY(read_fault(&t->fault));
-    t->bad_flags = calloc((size_t)t->comm->world_size, sizeof *t->bad_flags);
-    if (!t->bad_flags) return pfgm_error(PFGM_ERR_NOMEM, "trainer: out of memory");
+    pfgm_step_fault fault;
+    PFGM_TRY(read_fault(&fault));
     /* Rank 0 owns the run directory: it creates it and takes its lock (one trainer per run
      * directory, pfgm/run_lock.h); every rank learns the outcome before any returns. */
     int64_t shared[1] = {PFGM_OK};
@@ -460,13 +295,19 @@ static pfgm_status setup_and_run(trainer *t, step_buffers *b, pfgm_train_result 
                              .grad_clip = c->optim.grad_clip, .ema_rate = c->model.ema_rate};
     pfgm_optim_range trainable = {.offset = 0, .count = t->params->trainable_floats};
     PFGM_TRY(pfgm_optim_create(t->be, &hp, t->params->floats, t->params->value, &trainable, 1, &t->optim));
-    PFGM_TRY(buffers_create(t, b));
+    pfgm_step_setup ss = {.cfg = c, .be = t->be, .model = t->model, .optim = t->optim, .comm = t->comm,
+                          .dcomm = t->dcomm, .lg = t->lg, .fault = fault};
+    PFGM_TRY(pfgm_step_create(&ss, &t->stepper));
+    t->host_batch = malloc(sizeof(float) * (size_t)(t->L * t->N));
+    if (!t->host_batch) return pfgm_error(PFGM_ERR_NOMEM, "trainer: cannot allocate the batch staging buffer");
     PFGM_TRY(check_identical_weights(t, "at initialisation", NULL));
     PFGM_TRY(train_resume(t));
     res->start_step = t->step;
     pfgm_ddpmpp_info info;
     pfgm_ddpmpp_get_info(t->model, &info);
-    print_startup(t, &info, b->field_ws_bytes);
+    pfgm_step_view sv;
+    pfgm_step_get_view(t->stepper, &sv);
+    print_startup(t, &info, sv.field_workspace_bytes);
 
     pfgm_metrics *metrics = NULL;
     if (t->comm->rank == 0) {
@@ -490,7 +331,7 @@ static pfgm_status setup_and_run(trainer *t, step_buffers *b, pfgm_train_result 
             }
         }
     }
-    pfgm_status st = run_loop(t, b, metrics, res);
+    pfgm_status st = run_loop(t, metrics, res);
     pfgm_metrics_close(metrics);
     if (st == PFGM_OK || st == PFGM_STOPPED) {
         pfgm_status cs = check_identical_weights(t, "at the end", &res->weights_checksum);
@@ -504,16 +345,14 @@ pfgm_status pfgm_train(const pfgm_config *cfg, const pfgm_train_options *opt, pf
     pfgm_train_result res = {0};
     trainer t = {.cfg = cfg, .opt = opt, .comm = comm, .dcomm = opt->device_comm ? opt->device_comm : comm,
                  .be = be, .lg = lg, .resumed_from = -1};
-    step_buffers b;
-    memset(&b, 0, sizeof b);
-    pfgm_status st = setup_and_run(&t, &b, &res);
+    pfgm_status st = setup_and_run(&t, &res);
     res.end_step = t.step;
-    buffers_destroy(be, &b);
+    pfgm_step_destroy(t.stepper);
+    free(t.host_batch);
     pfgm_optim_destroy(t.optim);
     pfgm_ddpmpp_destroy(t.model);
     pfgm_dataset_close(t.data);
     pfgm_run_lock_release(t.lock);
-    free(t.bad_flags);
     free(t.h_params);
     free(t.h_m);
     free(t.h_v);

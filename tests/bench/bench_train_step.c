@@ -1,9 +1,10 @@
 /* Benchmark of a training step (a program that prints figures for docs/benchmarks.md; it
  * asserts nothing). On the chosen backend it builds the configuration's DDPM++, Adam/EMA and
- * step buffers, fills the L charges with uniform noise in [-1, 1] once, then times the step of
- * src/train/trainer.c without the data I/O and the all-reduce: perturb B points (spec §1.4),
- * their normalized field targets against the L charges (§1.2-1.3), DDPM++ forward, loss and
- * backward (§1.5), clip/Adam/EMA (§1.13). It reports
+ * the product's training step (pfgm_step_create, src/train/step.c), fills the L charges with
+ * uniform noise in [-1, 1] once, then times pfgm_step_run on one process (the trainer's step
+ * without the data reader): upload of the batch, perturb B points (spec §1.4), their
+ * normalized field targets against the L charges (§1.2-1.3), DDPM++ forward, loss and backward
+ * (§1.5), the finite check, clip/Adam/EMA (§1.13). It reports
  *   - images/s: perturbed points trained on per second (B per step), from steps timed back to
  *     back (the device synchronised only at the ends);
  *   - the share of each phase, from a second pass with a synchronisation between phases, the
@@ -27,10 +28,9 @@
 #include "pfgm/backend.h"
 #include "pfgm/config.h"
 #include "pfgm/ddpmpp.h"
-#include "pfgm/field.h"
-#include "pfgm/loss.h"
 #include "pfgm/optim.h"
-#include "pfgm/perturb.h"
+#include "pfgm/step.h"
+#include "util/check.h"
 
 #ifdef PFGM_HAVE_CUDA
 #include <cublas_v2.h>
@@ -62,85 +62,48 @@ static const char *rate_str(double flops_per_s, char *buf, size_t cap) {
     return buf;
 }
 
-/* ---- the step ------------------------------------------------------------------------- */
+/* ---- the step: the product's (pfgm_step_run), timed ----------------------------------- */
 
 typedef struct bench {
     pfgm_backend *be;
     const pfgm_config *cfg;
     int64_t N, L, B;
     pfgm_ddpmpp *model;
-    pfgm_nn_params *params;
     pfgm_optim *optim;
-    float *charges, *perturbed, *targets, *x_net, *z_net, *pred, *dpred, *dnet_x, *dnet_z;
-    void *field_ws;
-    size_t field_ws_bytes;
+    pfgm_step *step;
+    float *host_batch; /* [L, N] the same synthetic batch every step */
+    double *ph, t;     /* phased pass: per-phase seconds, the last boundary */
 } bench;
 
-enum { PH_PERTURB, PH_FIELD, PH_FORWARD, PH_LOSS, PH_BACKWARD, PH_OPTIM, PH_COUNT };
-static const char *const phase_names[PH_COUNT] = {"perturb", "field targets", "forward", "loss",
-                                                  "backward", "clip/Adam/EMA"};
+/* Phase boundary of the phased pass: wait for the device and add the elapsed time. */
+static pfgm_status mark(void *user, pfgm_step *s, pfgm_step_phase phase) {
+    (void)s;
+    bench *b = user;
+    PFGM_TRY(b->be->sync(b->be));
+    double t1 = now();
+    b->ph[phase] += t1 - b->t;
+    b->t = t1;
+    return PFGM_OK;
+}
+
+/* One training step s; ph != NULL: synchronised between phases, each phase's time added. */
+static double step(bench *b, int64_t s, double *ph) {
+    pfgm_step_hooks hooks = {.user = b, .phase_end = mark};
+    b->ph = ph;
+    b->t = now();
+    pfgm_step_result r;
+    TRY(pfgm_step_run(b->step, s, b->host_batch, ph ? &hooks : NULL, &r), "training step");
+    if (r.skipped) die("a non-finite step");
+    return r.loss;
+}
+
+/* ---- GEMM rates ------------------------------------------------------------------------- */
 
 static float *balloc(pfgm_backend *be, int64_t floats) {
     void *p = NULL;
     TRY(be->alloc(be, (size_t)floats * sizeof(float), &p), "allocation");
     return p;
 }
-
-/* [B, N] + [B] <-> [B, N+1], as the trainer. */
-static void pack(pfgm_backend *be, int64_t B, int64_t N, const float *x, const float *z, float *out) {
-    for (int64_t k = 0; k < B; ++k) {
-        TRY(be->copy(be, out + k * (N + 1), x + k * N, sizeof(float) * (size_t)N, PFGM_COPY_D2D), "pack");
-        TRY(be->copy(be, out + k * (N + 1) + N, z + k, sizeof(float), PFGM_COPY_D2D), "pack");
-    }
-}
-
-static void unpack(pfgm_backend *be, int64_t B, int64_t N, const float *in, float *x, float *z) {
-    for (int64_t k = 0; k < B; ++k) {
-        TRY(be->copy(be, x + k * N, in + k * (N + 1), sizeof(float) * (size_t)N, PFGM_COPY_D2D), "unpack");
-        TRY(be->copy(be, z + k, in + k * (N + 1) + N, sizeof(float), PFGM_COPY_D2D), "unpack");
-    }
-}
-
-/* Phase boundary: with ph (the phased pass), wait for the device and add the elapsed time. */
-static void mark(bench *b, double *ph, int which, double *t) {
-    if (!ph) return;
-    TRY(b->be->sync(b->be), "sync");
-    double t1 = now();
-    ph[which] += t1 - *t;
-    *t = t1;
-}
-
-static double step(bench *b, int64_t s, double *ph) {
-    const pfgm_config *c = b->cfg;
-    pfgm_backend *be = b->be;
-    double t = now(), loss = 0.0;
-    pfgm_rng prng = {.seed = (uint32_t)c->seed, .rank = 0, .stream = PFGM_STREAM_PERTURB, .step = (uint64_t)s};
-    pfgm_perturb_params pp = {.M = c->training.M, .tau = c->training.tau, .sigma_end = c->model.sigma_end,
-                              .restrict_M = c->training.restrict_M};
-    TRY(pfgm_perturb(be, &prng, &pp, b->B, b->N, b->charges, b->perturbed, b->x_net, b->z_net), "perturb");
-    mark(b, ph, PH_PERTURB, &t);
-    TRY(pfgm_field_targets(be, b->B, b->L, b->N, b->perturbed, b->charges, c->training.gamma, b->field_ws,
-                           b->field_ws_bytes, b->targets),
-        "field targets");
-    mark(b, ph, PH_FIELD, &t);
-    pfgm_nn_run run = {.train = 1,
-                       .dropout_rng = {.seed = (uint32_t)c->seed, .stream = PFGM_STREAM_DROPOUT, .step = (uint64_t)s}};
-    const float *net_x = NULL, *net_z = NULL;
-    TRY(pfgm_ddpmpp_forward(b->model, b->B, b->x_net, b->z_net, &run, &net_x, &net_z), "forward");
-    pack(be, b->B, b->N, net_x, net_z, b->pred);
-    mark(b, ph, PH_FORWARD, &t);
-    TRY(pfgm_loss(be, b->B, b->N, b->pred, b->targets, c->training.reduce_mean, b->dpred, &loss), "loss");
-    unpack(be, b->B, b->N, b->dpred, b->dnet_x, b->dnet_z);
-    mark(b, ph, PH_LOSS, &t);
-    TRY(pfgm_nn_params_zero_grad(b->params), "zero_grad");
-    TRY(pfgm_ddpmpp_backward(b->model, b->dnet_x, b->dnet_z, NULL), "backward");
-    mark(b, ph, PH_BACKWARD, &t);
-    TRY(pfgm_optim_step(b->optim, b->params->value, b->params->grad, s, NULL), "optimizer step");
-    mark(b, ph, PH_OPTIM, &t);
-    return loss;
-}
-
-/* ---- GEMM rates ------------------------------------------------------------------------- */
 
 /* FLOP/s of the backend's sgemm on S x S x S (best of reps). */
 static double backend_gemm_rate(pfgm_backend *be, int64_t S, int reps) {
@@ -279,32 +242,22 @@ int main(int argc, char **argv) {
     pfgm_ddpmpp_desc desc;
     TRY(pfgm_ddpmpp_desc_from_config(&cfg, &desc), "model description");
     TRY(pfgm_ddpmpp_create(be, &desc, b.B, PFGM_DDPMPP_TRAIN, &b.model), "model");
-    b.params = pfgm_ddpmpp_params(b.model);
+    const pfgm_nn_params *params = pfgm_ddpmpp_params(b.model);
     TRY(pfgm_ddpmpp_init_params(b.model, (uint32_t)cfg.seed), "init");
     pfgm_optim_hparams hp = {.lr = cfg.optim.lr, .beta1 = cfg.optim.beta1, .beta2 = cfg.optim.beta2,
                              .eps = cfg.optim.eps, .weight_decay = cfg.optim.weight_decay, .warmup = cfg.optim.warmup,
                              .grad_clip = cfg.optim.grad_clip, .ema_rate = cfg.model.ema_rate};
-    pfgm_optim_range trainable = {.offset = 0, .count = b.params->trainable_floats};
-    TRY(pfgm_optim_create(be, &hp, b.params->floats, b.params->value, &trainable, 1, &b.optim), "optimizer");
+    pfgm_optim_range trainable = {.offset = 0, .count = params->trainable_floats};
+    TRY(pfgm_optim_create(be, &hp, params->floats, params->value, &trainable, 1, &b.optim), "optimizer");
+    pfgm_step_setup ss = {.cfg = &cfg, .be = be, .model = b.model, .optim = b.optim};
+    TRY(pfgm_step_create(&ss, &b.step), "training step");
     const int64_t N = b.N, L = b.L, B = b.B;
-    b.charges = balloc(be, L * N);
-    b.perturbed = balloc(be, B * (N + 1));
-    b.targets = balloc(be, B * (N + 1));
-    b.x_net = balloc(be, B * N);
-    b.z_net = balloc(be, B);
-    b.pred = balloc(be, B * (N + 1));
-    b.dpred = balloc(be, B * (N + 1));
-    b.dnet_x = balloc(be, B * N);
-    b.dnet_z = balloc(be, B);
-    b.field_ws_bytes = pfgm_field_workspace_bytes(B, L);
-    TRY(be->alloc(be, b.field_ws_bytes, &b.field_ws), "field workspace");
     float *h = malloc(sizeof(float) * (size_t)(L * N));
     if (!h) die("host charges");
     pfgm_rng r = {.seed = 1, .stream = PFGM_STREAM_USER};
     pfgm_rng_uniform(&r, 0, (size_t)(L * N), h);
     for (int64_t i = 0; i < L * N; ++i) h[i] = 2.0f * h[i] - 1.0f;
-    TRY(pfgm_backend_upload(be, b.charges, h, L * N), "upload");
-    free(h);
+    b.host_batch = h;
 
     pfgm_ddpmpp_info info;
     pfgm_ddpmpp_get_info(b.model, &info);
@@ -328,10 +281,10 @@ int main(int argc, char **argv) {
     TRY(be->sync(be), "sync");
     const double per_step = (now() - t0) / steps;
     /* phased: where the time goes */
-    double ph[PH_COUNT] = {0};
+    double ph[PFGM_STEP_PHASES] = {0};
     for (int i = 0; i < steps; ++i) step(&b, s++, ph);
     double ph_total = 0.0;
-    for (int i = 0; i < PH_COUNT; ++i) ph_total += ph[i];
+    for (int i = 0; i < PFGM_STEP_PHASES; ++i) ph_total += ph[i];
 
     const double net_flops = 3.0 * info.flops_per_image * (double)B;
     const double field_flops = 4.0 * (double)B * (double)L * (double)N;
@@ -339,11 +292,13 @@ int main(int argc, char **argv) {
     printf("images/s            %.1f perturbed points per second (%lld per step)\n", (double)B / per_step,
            (long long)B);
     printf("phases (synchronised between phases; %.2f ms per step):\n", ph_total / steps * 1e3);
-    for (int i = 0; i < PH_COUNT; ++i)
-        printf("  %-17s %9.3f ms  %5.1f%%\n", phase_names[i], ph[i] / steps * 1e3, 100.0 * ph[i] / ph_total);
+    for (int i = 0; i < PFGM_STEP_PHASES; ++i)
+        printf("  %-17s %9.3f ms  %5.1f%%\n", pfgm_step_phase_name((pfgm_step_phase)i), ph[i] / steps * 1e3,
+               100.0 * ph[i] / ph_total);
     char r1[32], r2[32];
     printf("field-target share  %.1f%% of the step (%s on its two products, 4BLN per step)\n",
-           100.0 * ph[PH_FIELD] / ph_total, rate_str(field_flops / (ph[PH_FIELD] / steps), r1, sizeof r1));
+           100.0 * ph[PFGM_STEP_FIELD] / ph_total,
+           rate_str(field_flops / (ph[PFGM_STEP_FIELD] / steps), r1, sizeof r1));
     const double achieved = net_flops / per_step;
     printf("achieved            %s network (3 x flops_per_image x B per step), %s with the field targets\n",
            rate_str(achieved, r1, sizeof r1), rate_str((net_flops + field_flops) / per_step, r2, sizeof r2));
@@ -363,9 +318,8 @@ int main(int argc, char **argv) {
     }
 #endif
 
-    float *bufs[] = {b.charges, b.perturbed, b.targets, b.x_net, b.z_net, b.pred, b.dpred, b.dnet_x, b.dnet_z};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; ++i) be->free(be, bufs[i]);
-    be->free(be, b.field_ws);
+    pfgm_step_destroy(b.step);
+    free(b.host_batch);
     pfgm_optim_destroy(b.optim);
     pfgm_ddpmpp_destroy(b.model);
     pfgm_backend_destroy(be);

@@ -272,10 +272,12 @@ static void check_loss(int64_t B, int64_t D, int reduce_mean) {
     cc_randn(t, B * D, 7, 1.0f);
     float *dp = cc_upload(gpu_, p, sizeof(float) * (size_t)(B * D)), *dt = cc_upload(gpu_, t, sizeof(float) * (size_t)(B * D));
     float *dg = cc_upload(gpu_, NULL, sizeof(float) * (size_t)(B * D));
+    /* p and the gradients hold the network's two outputs back to back: x [B, N], then z [B] */
+    const int64_t N = D - 1;
     double l0 = 0, l1 = 0, l2 = 0;
-    assert_int_equal(ref_->loss_mse(ref_, B, D, p, t, reduce_mean, g0, &l0), PFGM_OK);
-    assert_int_equal(gpu_->loss_mse(gpu_, B, D, dp, dt, reduce_mean, dg, &l1), PFGM_OK);
-    assert_int_equal(gpu_->loss_mse(gpu_, B, D, dp, dt, reduce_mean, NULL, &l2), PFGM_OK);
+    assert_int_equal(ref_->loss_mse(ref_, B, N, p, p + B * N, t, reduce_mean, g0, g0 + B * N, &l0), PFGM_OK);
+    assert_int_equal(gpu_->loss_mse(gpu_, B, N, dp, dp + B * N, dt, reduce_mean, dg, dg + B * N, &l1), PFGM_OK);
+    assert_int_equal(gpu_->loss_mse(gpu_, B, N, dp, dp + B * N, dt, reduce_mean, NULL, NULL, &l2), PFGM_OK);
     cc_download(gpu_, g1, dg, sizeof(float) * (size_t)(B * D));
     char what[64];
     snprintf(what, sizeof what, "loss_mse B=%lld D=%lld mean=%d", (long long)B, (long long)D, reduce_mean);
@@ -283,7 +285,7 @@ static void check_loss(int64_t B, int64_t D, int reduce_mean) {
     assert_memory_equal(&l1, &l2, sizeof(double)); /* the same launch shape: the same bits */
     /* the gradient is elementwise double arithmetic rounded once: the same bits */
     assert_int_equal(cc_compare_f32("loss_mse gradient", g0, g1, B * D, 0.0, 0.0), 0);
-    assert_int_equal(gpu_->loss_mse(gpu_, 0, D, dp, dt, reduce_mean, dg, &l1), PFGM_ERR_INVALID_ARG);
+    assert_int_equal(gpu_->loss_mse(gpu_, 0, N, dp, dp, dt, reduce_mean, dg, dg, &l1), PFGM_ERR_INVALID_ARG);
     gpu_->free(gpu_, dp);
     gpu_->free(gpu_, dt);
     gpu_->free(gpu_, dg);

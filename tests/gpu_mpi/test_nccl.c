@@ -21,6 +21,7 @@
 
 #include "pfgm/backend.h"
 #include "pfgm/field.h"
+#include "pfgm/step.h"
 #include "comm_contract.h"
 
 static pfgm_comm *host_, *nccl_, *staged_;

@@ -15,6 +15,7 @@
 #include "pfgm/backend.h"
 #include "pfgm/comm.h"
 #include "pfgm/field.h"
+#include "pfgm/step.h"
 #include "pfgm/perturb.h"
 
 static pfgm_comm *comm_;

@@ -18,6 +18,7 @@
 #include "pfgm/backend.h"
 #include "pfgm/comm.h"
 #include "pfgm/field.h"
+#include "pfgm/step.h"
 #include "unit/math_testutil.h"
 
 static const char *const BACKENDS[] = {"cpu", "cpu-reference"};

@@ -31,14 +31,37 @@ static double loss_direct(const float *pred, const float *target, int reduce_mea
     return total / B;
 }
 
+/* [B, N+1] rows <-> the network's [B, N] and [B] outputs. */
+static void split(int64_t b, int64_t n, const float *aug, float *x, float *z) {
+    for (int64_t k = 0; k < b; ++k) {
+        memcpy(x + k * n, aug + k * (n + 1), sizeof(float) * (size_t)n);
+        z[k] = aug[k * (n + 1) + n];
+    }
+}
+
+static void join(int64_t b, int64_t n, const float *x, const float *z, float *aug) {
+    for (int64_t k = 0; k < b; ++k) {
+        memcpy(aug + k * (n + 1), x + k * n, sizeof(float) * (size_t)n);
+        aug[k * (n + 1) + n] = z[k];
+    }
+}
+
+/* The loss of pred (augmented rows) against target on be, through the split outputs; grad
+ * (augmented, may be NULL) receives the two gradients joined. */
 static double loss_on(pfgm_backend *be, const float *pred, const float *target, int reduce_mean, float *grad) {
-    float *dp = tu_upload(be, pred, B * D), *dt = tu_upload(be, target, B * D), *dg = tu_upload(be, NULL, B * D);
+    float px[B * N], pz[B], gx[B * N], gz[B];
+    split(B, N, pred, px, pz);
+    float *dx = tu_upload(be, px, B * N), *dz = tu_upload(be, pz, B), *dt = tu_upload(be, target, B * D);
+    float *dgx = tu_upload(be, NULL, B * N), *dgz = tu_upload(be, NULL, B);
     double loss = -1.0;
-    assert_int_equal(pfgm_loss(be, B, N, dp, dt, reduce_mean, grad ? dg : NULL, &loss), PFGM_OK);
-    if (grad) pfgm_backend_download(be, grad, dg, B * D);
-    be->free(be, dp);
-    be->free(be, dt);
-    be->free(be, dg);
+    assert_int_equal(pfgm_loss(be, B, N, dx, dz, dt, reduce_mean, grad ? dgx : NULL, grad ? dgz : NULL, &loss), PFGM_OK);
+    if (grad) {
+        pfgm_backend_download(be, gx, dgx, B * N);
+        pfgm_backend_download(be, gz, dgz, B);
+        join(B, N, gx, gz, grad);
+    }
+    float *all[] = {dx, dz, dt, dgx, dgz};
+    for (int i = 0; i < 5; ++i) be->free(be, all[i]);
     return loss;
 }
 
@@ -94,11 +117,17 @@ static void test_errors(void **state) {
     tu_uniform(4, -1.0f, 1.0f, pred, B * D);
     tu_uniform(5, -1.0f, 1.0f, target, B * D);
     double loss;
-    assert_int_equal(pfgm_loss(be, 0, N, pred, target, 0, NULL, &loss), PFGM_ERR_INVALID_ARG);
-    assert_int_equal(pfgm_loss(be, B, 0, pred, target, 0, NULL, &loss), PFGM_ERR_INVALID_ARG);
-    assert_int_equal(pfgm_loss(be, B, N, NULL, target, 0, NULL, &loss), PFGM_ERR_INVALID_ARG);
-    pred[7] = NAN;
-    assert_int_equal(pfgm_loss(be, B, N, pred, target, 0, NULL, &loss), PFGM_ERR_NUMERIC);
+    float px[B * N], pz[B];
+    split(B, N, pred, px, pz);
+    assert_int_equal(pfgm_loss(be, 0, N, px, pz, target, 0, NULL, NULL, &loss), PFGM_ERR_INVALID_ARG);
+    assert_int_equal(pfgm_loss(be, B, 0, px, pz, target, 0, NULL, NULL, &loss), PFGM_ERR_INVALID_ARG);
+    assert_int_equal(pfgm_loss(be, B, N, NULL, pz, target, 0, NULL, NULL, &loss), PFGM_ERR_INVALID_ARG);
+    assert_int_equal(pfgm_loss(be, B, N, px, NULL, target, 0, NULL, NULL, &loss), PFGM_ERR_INVALID_ARG);
+    px[7] = NAN;
+    assert_int_equal(pfgm_loss(be, B, N, px, pz, target, 0, NULL, NULL, &loss), PFGM_ERR_NUMERIC);
+    px[7] = 0.0f;
+    pz[3] = INFINITY;
+    assert_int_equal(pfgm_loss(be, B, N, px, pz, target, 0, NULL, NULL, &loss), PFGM_ERR_NUMERIC);
     pfgm_backend_destroy(be);
 }
 
@@ -131,18 +160,17 @@ static void test_reference_file_loss(void **state) {
     H5Fclose(f);
     const int64_t b = (int64_t)nz, n = (int64_t)(nx / nz);
     assert_int_equal(nt, (size_t)(b * (n + 1)));
-    float *pred = malloc(nt * sizeof(float)), *tgt = malloc(nt * sizeof(float));
-    assert_non_null(pred);
+    float *px = malloc(nx * sizeof(float)), *pz = malloc(nz * sizeof(float)), *tgt = malloc(nt * sizeof(float));
+    assert_non_null(px);
+    assert_non_null(pz);
     assert_non_null(tgt);
-    for (int64_t k = 0; k < b; ++k) {
-        for (int64_t j = 0; j < n; ++j) pred[k * (n + 1) + j] = (float)net_x[k * n + j];
-        pred[k * (n + 1) + n] = (float)net_z[k];
-    }
+    for (size_t i = 0; i < nx; ++i) px[i] = (float)net_x[i]; /* the network's outputs as they are */
+    for (size_t i = 0; i < nz; ++i) pz[i] = (float)net_z[i];
     for (size_t i = 0; i < nt; ++i) tgt[i] = (float)target[i];
     pfgm_backend *be;
     assert_int_equal(pfgm_backend_create("cpu", &be), PFGM_OK);
     double loss;
-    assert_int_equal(pfgm_loss(be, b, n, pred, tgt, 0, NULL, &loss), PFGM_OK);
+    assert_int_equal(pfgm_loss(be, b, n, px, pz, tgt, 0, NULL, NULL, &loss), PFGM_OK);
     printf("reference loss %.10g, ours %.10g (B=%lld N=%lld)\n", want[0], loss, (long long)b, (long long)n);
     assert_true(fabs(loss - want[0]) <= 1e-5 * fabs(want[0])); /* float32 inputs */
     pfgm_backend_destroy(be);
@@ -150,7 +178,8 @@ static void test_reference_file_loss(void **state) {
     free(net_z);
     free(target);
     free(want);
-    free(pred);
+    free(px);
+    free(pz);
     free(tgt);
 }
 

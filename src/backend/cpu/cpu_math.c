@@ -245,24 +245,32 @@ static pfgm_status cpu_field_finish(pfgm_backend *be, int64_t B, int64_t N, doub
 
 /* ---- loss (spec §1.5) ---------------------------------------------------------------------- */
 
-static pfgm_status cpu_loss_mse(pfgm_backend *be, int64_t B, int64_t D, const float *pred, const float *target,
-                                int reduce_mean, float *grad, double *loss) {
-    if (B <= 0 || D <= 0)
-        return pfgm_error(PFGM_ERR_INVALID_ARG, "loss: bad shape B=%lld D=%lld", (long long)B, (long long)D);
+static pfgm_status cpu_loss_mse(pfgm_backend *be, int64_t B, int64_t N, const float *pred_x, const float *pred_z,
+                                const float *target, int reduce_mean, float *grad_x, float *grad_z, double *loss) {
+    if (B <= 0 || N <= 0)
+        return pfgm_error(PFGM_ERR_INVALID_ARG, "loss: bad shape B=%lld N=%lld", (long long)B, (long long)N);
+    const int64_t D = N + 1;
     const double s = reduce_mean ? 1.0 / (double)D : 0.5;
     const double gscale = 2.0 * s / (double)B; /* d/dpred of (1/B) s (pred - target)^2 */
-    if (grad) {
-#pragma omp parallel for schedule(static) if (!cpu_reference(be) && B * D > PAR_MIN)
-        for (int64_t i = 0; i < B * D; ++i) grad[i] = (float)(gscale * ((double)pred[i] - (double)target[i]));
+    if (grad_x) {
+#pragma omp parallel for schedule(static) if (!cpu_reference(be) && B * N > PAR_MIN)
+        for (int64_t b = 0; b < B; ++b)
+            for (int64_t d = 0; d < N; ++d)
+                grad_x[b * N + d] = (float)(gscale * ((double)pred_x[b * N + d] - (double)target[b * D + d]));
     }
-    /* Serial, fixed order: the reported loss has the same bits for any thread count. */
+    if (grad_z)
+        for (int64_t b = 0; b < B; ++b) grad_z[b] = (float)(gscale * ((double)pred_z[b] - (double)target[b * D + N]));
+    /* Serial, fixed order (columns 0..N of each row): the reported loss has the same bits for
+     * any thread count. */
     double total = 0.0;
     for (int64_t b = 0; b < B; ++b) {
         double acc = 0.0;
-        for (int64_t d = 0; d < D; ++d) {
-            double v = (double)pred[b * D + d] - (double)target[b * D + d];
+        for (int64_t d = 0; d < N; ++d) {
+            double v = (double)pred_x[b * N + d] - (double)target[b * D + d];
             acc += v * v;
         }
+        double v = (double)pred_z[b] - (double)target[b * D + N];
+        acc += v * v;
         total += s * acc;
     }
     *loss = total / (double)B;

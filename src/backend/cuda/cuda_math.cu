@@ -323,30 +323,35 @@ pfgm_status cuda_field_finish(pfgm_backend *be, int64_t B, int64_t N, double gam
 
 /* Rows in a grid-stride loop; block blk writes partials[blk] = sum over its rows of
  * s * sum_d (pred - target)^2, and the gradient of every element it visits. */
-__global__ void k_loss_mse(int64_t B, int64_t D, const float *pred, const float *target, double s, double gscale,
-                           float *grad, double *partials) {
+/* Column d < N of row b is pred_x[b, d], column N is pred_z[b] (the network's two outputs). */
+__global__ void k_loss_mse(int64_t B, int64_t N, const float *pred_x, const float *pred_z, const float *target,
+                           double s, double gscale, float *grad_x, float *grad_z, double *partials) {
+    const int64_t D = N + 1;
     double total = 0.0;
     for (int64_t b = blockIdx.x; b < B; b += gridDim.x) {
         double acc = 0.0;
         for (int64_t d = threadIdx.x; d < D; d += blockDim.x) {
-            const int64_t i = b * D + d;
-            const double v = (double)pred[i] - (double)target[i];
+            const double p = d < N ? (double)pred_x[b * N + d] : (double)pred_z[b];
+            const double v = p - (double)target[b * D + d];
             acc += v * v;
-            if (grad) grad[i] = (float)(gscale * v); /* d/dpred of (1/B) s (pred - target)^2 */
+            /* d/dpred of (1/B) s (pred - target)^2 */
+            if (d < N && grad_x) grad_x[b * N + d] = (float)(gscale * v);
+            if (d == N && grad_z) grad_z[b] = (float)(gscale * v);
         }
         total = __dadd_rn(total, __dmul_rn(s, block_sum(acc)));
     }
     if (threadIdx.x == 0) partials[blockIdx.x] = total;
 }
 
-pfgm_status cuda_loss_mse(pfgm_backend *be, int64_t B, int64_t D, const float *pred, const float *target,
-                          int reduce_mean, float *grad, double *loss) {
-    if (B <= 0 || D <= 0)
-        return pfgm_error(PFGM_ERR_INVALID_ARG, "loss: bad shape B=%lld D=%lld", (long long)B, (long long)D);
+pfgm_status cuda_loss_mse(pfgm_backend *be, int64_t B, int64_t N, const float *pred_x, const float *pred_z,
+                          const float *target, int reduce_mean, float *grad_x, float *grad_z, double *loss) {
+    if (B <= 0 || N <= 0)
+        return pfgm_error(PFGM_ERR_INVALID_ARG, "loss: bad shape B=%lld N=%lld", (long long)B, (long long)N);
     cuda_ctx *c = ctx_of(be);
-    const double s = reduce_mean ? 1.0 / (double)D : 0.5;
+    const double s = reduce_mean ? 1.0 / (double)(N + 1) : 0.5;
     const int nb = (int)row_grid(B, c->max_blocks);
-    k_loss_mse<<<nb, kThreads, 0, c->stream>>>(B, D, pred, target, s, 2.0 * s / (double)B, grad, c->partials);
+    k_loss_mse<<<nb, kThreads, 0, c->stream>>>(B, N, pred_x, pred_z, target, s, 2.0 * s / (double)B, grad_x, grad_z,
+                                               c->partials);
     PFGM_CUDA_LAUNCH_CHECK();
     double total = 0.0;
     PFGM_TRY(pfgm_cuda_reduce_partials(be, nb, &total));
