@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "pfgm/backend.h"
+#include "pfgm/ddpmpp.h"
 #include "pfgm/log.h"
 #include "pfgm/status.h"
 
@@ -35,8 +36,7 @@ typedef struct pfgm_int_list {
     int64_t v[PFGM_CONFIG_LIST_MAX];
 } pfgm_int_list;
 
-/* model.embedding_type (PFGM_SPEC.md §3.1): sinusoidal of raw z, or Fourier features of ln z. */
-typedef enum { PFGM_EMBEDDING_POSITIONAL = 0, PFGM_EMBEDDING_FOURIER = 1 } pfgm_embedding_type;
+/* model.embedding_type is the network's pfgm_embedding_type (pfgm/nn.h): positional or Fourier. */
 
 /* sampling.ode_solver (PFGM_SPEC.md §1.9 a-c). */
 typedef enum {
@@ -225,6 +225,16 @@ int64_t pfgm_config_data_dim(const pfgm_config *cfg);
  * has no TF32); distributed.bf16 is refused by the config reader. Errors: those of
  * pfgm_backend_cpu_create and pfgm_backend_cuda_create. */
 pfgm_status pfgm_config_backend_create(const pfgm_config *cfg, int device, pfgm_backend **out);
+
+/* The network that data.* and model.* describe, the one mapping of those keys onto the DDPM++
+ * descriptor (pfgm-train, pfgm-sample, the benchmarks; src/io/config_model.c): image_size and
+ * channels from data, the rest from model. Errors: PFGM_ERR_CONFIG naming the key when the
+ * config asks for what this network does not build (model.name other than ncsnpp,
+ * resblock_type other than biggan, fir, progressive paths, conditional false, scale_by_sigma,
+ * nonlinearity other than swish, normalization other than GroupNorm, conv_size other than 3,
+ * too many ch_mult or attn_resolutions entries). Shapes are checked later, by
+ * pfgm_ddpmpp_desc_validate. */
+pfgm_status pfgm_ddpmpp_desc_from_config(const pfgm_config *cfg, pfgm_ddpmpp_desc *d);
 
 /* Key names of enum values, as written in YAML ("rk45", "positional", "local", ...). */
 const char *pfgm_config_solver_name(pfgm_config_solver s);

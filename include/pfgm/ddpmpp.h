@@ -7,7 +7,9 @@
  * batch size, so forward and backward allocate nothing. Forward takes the perturbed images
  * x [B, C, H, W] and the conditioning z [B] and returns the x-field net_x [B, C, H, W] and
  * the z-field net_z [B] (spec §1.6); backward takes their gradients and accumulates the
- * parameter gradients (and, optionally, the gradient of x). */
+ * parameter gradients (and, optionally, the gradient of x). The network knows neither the
+ * configuration nor file formats: io maps a config onto the descriptor (pfgm/config.h) and
+ * reads and writes the parameter files (pfgm/params_h5.h). */
 #ifndef PFGM_DDPMPP_H
 #define PFGM_DDPMPP_H
 
@@ -15,7 +17,6 @@
 #include <stdint.h>
 
 #include "pfgm/backend.h"
-#include "pfgm/config.h"
 #include "pfgm/nn.h"
 #include "pfgm/status.h"
 
@@ -62,12 +63,8 @@ typedef struct pfgm_ddpmpp_info {
 
 typedef struct pfgm_ddpmpp pfgm_ddpmpp;
 
-/* The descriptor of a config: data.image_size, data.channels and the model keys. Errors:
- * PFGM_ERR_CONFIG naming the key when the config asks for what this network does not
- * build (model.name other than ncsnpp, resblock_type other than biggan, fir, progressive
- * paths, conditional false, scale_by_sigma, nonlinearity other than swish, normalization
- * other than GroupNorm, too many ch_mult or attn_resolutions entries). */
-pfgm_status pfgm_ddpmpp_desc_from_config(const pfgm_config *cfg, pfgm_ddpmpp_desc *d);
+/* The descriptor is filled from a config by io (pfgm_ddpmpp_desc_from_config, pfgm/config.h),
+ * so the network never reads the configuration; tests and tools may fill it directly. */
 
 /* Shape checks: image_size divisible by 2^(levels-1), every channel count a valid GroupNorm
  * size (C >= 4 and a multiple of min(C/4, 32) groups), nf even, dropout in [0, 1), attention
@@ -112,13 +109,6 @@ pfgm_status pfgm_ddpmpp_forward(pfgm_ddpmpp *m, int64_t batch, const float *x, c
  * once per step); dx (may be NULL) receives dL/dx. Errors: PFGM_ERR_INVALID_ARG when the
  * model was built for inference or no forward preceded, the backend's errors. */
 pfgm_status pfgm_ddpmpp_backward(pfgm_ddpmpp *m, const float *dnet_x, const float *dnet_z, float *dx);
-
-/* Loads every parameter from the HDF5 file `path`, group `group` (normally "params"; "ema" for
- * the EMA of a converted checkpoint), datasets named as the authors' state_dict
- * (pfgm_nn_params_load_h5). */
-pfgm_status pfgm_ddpmpp_load_h5(pfgm_ddpmpp *m, const char *path, const char *group);
-/* Writes the parameters to a new HDF5 file in that layout (pfgm_nn_params_save_h5). */
-pfgm_status pfgm_ddpmpp_save_h5(pfgm_ddpmpp *m, const char *path, const char *group);
 
 #ifdef __cplusplus
 }

@@ -22,7 +22,6 @@
 #include <stdint.h>
 
 #include "pfgm/backend.h"
-#include "pfgm/config.h"
 #include "pfgm/rng.h"
 #include "pfgm/status.h"
 
@@ -36,6 +35,10 @@ extern "C" {
 
 #define PFGM_NN_NAME_MAX 96 /* bytes of a parameter name, NUL included */
 #define PFGM_NN_MAX_DIMS 4
+
+/* The z embedding (PFGM_SPEC.md §3.1): sinusoidal of raw z, or Fourier features of ln z
+ * [model.embedding_type]. */
+typedef enum { PFGM_EMBEDDING_POSITIONAL = 0, PFGM_EMBEDDING_FOURIER = 1 } pfgm_embedding_type;
 
 /* Initialisers of spec §3.4 (models/layers.py). */
 typedef enum {
@@ -96,23 +99,7 @@ int pfgm_nn_params_find(const pfgm_nn_params *t, const char *name);
 /* Frees the buffers and the table (the struct is left zeroed). */
 void pfgm_nn_params_release(pfgm_nn_params *t);
 
-/* Parameter files in the authors' naming (the layout of testvectors/ddpmpp_tiny_reference.h5
- * and of launch/pth_to_h5.py): one dataset <group>/<name> per parameter, shaped as
- * pfgm_nn_param.shape. Reading accepts float32 or float64 datasets (converted to float32) into
- * dst, a backend buffer of t->floats floats laid out as the table (padding left zero). The
- * group must hold exactly the table's names. Errors: PFGM_ERR_IO (missing or unreadable
- * file), PFGM_ERR_FORMAT with one line naming the file and the dataset (not HDF5, no such
- * group, a missing, extra or mis-shaped dataset, a non-float type), PFGM_ERR_HDF5,
- * PFGM_ERR_NOMEM. */
-pfgm_status pfgm_nn_params_read_h5(const pfgm_nn_params *t, const char *path, const char *group, float *dst);
-/* Writes a new file `path` (a temporary name, fsynced and renamed: a failure leaves nothing):
- * float32 datasets <group>/<name> from src (backend buffer of t->floats), root attributes
- * format = "pfgm-params", param_order (names in registration order) and param_count.
- * Errors: PFGM_ERR_IO, PFGM_ERR_HDF5, PFGM_ERR_NOMEM. */
-pfgm_status pfgm_nn_params_write_h5(const pfgm_nn_params *t, const char *path, const char *group, const float *src);
-/* read_h5/write_h5 on the value buffer. */
-pfgm_status pfgm_nn_params_load_h5(pfgm_nn_params *t, const char *path, const char *group);
-pfgm_status pfgm_nn_params_save_h5(const pfgm_nn_params *t, const char *path, const char *group);
+/* Parameter files (HDF5, by these names) are read and written by io: pfgm/params_h5.h. */
 
 /* ======================================================================================
  * Run context and slots

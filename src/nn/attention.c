@@ -4,6 +4,7 @@
  * Per image the scores are one [hw, hw] matrix, so the block keeps the softmax weights for the
  * backward (hw^2 floats per image: 256^2 at 16x16) and uses batched gemms throughout. */
 #include <math.h>
+#include <stdio.h>
 
 #include "pfgm/nn.h"
 #include "util/check.h"

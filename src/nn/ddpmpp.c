@@ -102,11 +102,3 @@ pfgm_status pfgm_ddpmpp_backward(pfgm_ddpmpp *m, const float *dnet_x, const floa
     }
     return PFGM_OK;
 }
-
-pfgm_status pfgm_ddpmpp_load_h5(pfgm_ddpmpp *m, const char *path, const char *group) {
-    return pfgm_nn_params_load_h5(&m->params, path, group);
-}
-
-pfgm_status pfgm_ddpmpp_save_h5(pfgm_ddpmpp *m, const char *path, const char *group) {
-    return pfgm_nn_params_save_h5(&m->params, path, group);
-}

@@ -1,5 +1,5 @@
 /* Private to src/nn: the DDPM++ model object shared by ddpmpp_build.c (descriptor, layer
- * graph, parameters, activation plan) and ddpmpp.c (forward, backward, parameter files).
+ * graph, parameters, activation plan) and ddpmpp.c (forward, backward).
  *
  * The model is a flat list of layers in execution order. The NCSNpp skip-connection stack is
  * resolved when the list is built: each layer names the tensors it reads (t_in, t_skip, the

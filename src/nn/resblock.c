@@ -5,6 +5,7 @@
  * In the up path the input is the channel concatenation [h, skip]; the block stores it once
  * (slot CAT) and its backward splits the gradient back into the two tensors. */
 #include <math.h>
+#include <stdio.h>
 
 #include "pfgm/nn.h"
 #include "util/check.h"

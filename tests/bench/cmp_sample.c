@@ -17,6 +17,7 @@
 #include "bench_common.h"
 #include "pfgm/backend.h"
 #include "pfgm/ddpmpp.h"
+#include "pfgm/params_h5.h"
 #include "pfgm/ode.h"
 #include "pfgm/prior.h"
 #include "pfgm/sampler.h"

@@ -18,6 +18,7 @@
 
 #include "nn_testutil.h"
 #include "pfgm/ddpmpp.h"
+#include "pfgm/params_h5.h"
 
 #define MODEL_TOL 5e-3
 
