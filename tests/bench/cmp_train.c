@@ -1,5 +1,5 @@
-/* Training-step benchmark against the PyTorch reference (tests/bench/run.sh): one step of
- * pfgm-train's loop on the CPU backend, timed piece by piece:
+/* Training-step benchmark against the PyTorch reference (tests/bench/run.sh): the product's
+ * training step (pfgm_step_run, src/train/step.c) on the CPU backend, timed piece by piece:
  *   perturb the first B images of the L charges (spec §1.4), normalized field targets
  *   (spec §1.2-1.3), DDPM++ forward, loss 0.5*sum (spec §1.5), backward, then clipping,
  *   Adam with warmup and the EMA (spec §1.13)
@@ -21,17 +21,10 @@
 #include "pfgm/backend.h"
 #include "pfgm/ddpmpp.h"
 #include "pfgm/params_h5.h"
-#include "pfgm/field.h"
-#include "pfgm/loss.h"
+#include "pfgm/params_h5.h"
 #include "pfgm/optim.h"
-#include "pfgm/perturb.h"
+#include "pfgm/step.h"
 #include "util/check.h"
-
-typedef struct step_bufs {
-    float *charges, *perturbed, *targets, *x_net, *z_net, *pred, *dpred, *dnet_x, *dnet_z;
-    void *field_ws;
-    size_t field_ws_bytes;
-} step_bufs;
 
 typedef struct step_times {
     double perturb, field, fwd, bwd, optim, total;
@@ -42,107 +35,62 @@ typedef struct bench {
     pfgm_backend *be;
     pfgm_ddpmpp *model;
     pfgm_optim *optim;
+    pfgm_step *step;
     int64_t N, L, B;
-    step_bufs b;
     const float *host_batch;
+    /* the running step: its phase boundaries, the export of the first step */
+    double t_phase[PFGM_STEP_PHASES], t0, export_s;
+    const char *export_path;
 } bench;
 
-static pfgm_status balloc(pfgm_backend *be, int64_t floats, float **p) {
-    return be->alloc(be, (size_t)floats * sizeof(float), (void **)p);
-}
-
-static pfgm_status bufs_create(bench *t) {
-    pfgm_backend *be = t->be;
-    const int64_t N = t->N, L = t->L, B = t->B;
-    step_bufs *b = &t->b;
-    PFGM_TRY(balloc(be, L * N, &b->charges));
-    PFGM_TRY(balloc(be, B * (N + 1), &b->perturbed));
-    PFGM_TRY(balloc(be, B * (N + 1), &b->targets));
-    PFGM_TRY(balloc(be, B * N, &b->x_net));
-    PFGM_TRY(balloc(be, B, &b->z_net));
-    PFGM_TRY(balloc(be, B * (N + 1), &b->pred));
-    PFGM_TRY(balloc(be, B * (N + 1), &b->dpred));
-    PFGM_TRY(balloc(be, B * N, &b->dnet_x));
-    PFGM_TRY(balloc(be, B, &b->dnet_z));
-    b->field_ws_bytes = pfgm_field_workspace_bytes(B, L);
-    return be->alloc(be, b->field_ws_bytes, &b->field_ws);
-}
-
-static void bufs_free(bench *t) {
-    step_bufs *b = &t->b;
-    float *all[] = {b->charges, b->perturbed, b->targets, b->x_net, b->z_net, b->pred, b->dpred, b->dnet_x, b->dnet_z};
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; ++i)
-        if (all[i]) t->be->free(t->be, all[i]);
-    if (b->field_ws) t->be->free(t->be, b->field_ws);
-}
-
-/* [B, N] + [B] -> [B, N+1] and back (the augmented layout of the loss, spec §1.5). */
-static void pack(int64_t B, int64_t N, const float *x, const float *z, float *out) {
-    for (int64_t k = 0; k < B; ++k) {
-        memcpy(out + k * (N + 1), x + k * N, sizeof(float) * (size_t)N);
-        out[k * (N + 1) + N] = z[k];
-    }
-}
-
-static void unpack(int64_t B, int64_t N, const float *in, float *x, float *z) {
-    for (int64_t k = 0; k < B; ++k) {
-        memcpy(x + k * N, in + k * (N + 1), sizeof(float) * (size_t)N);
-        z[k] = in[k * (N + 1) + N];
-    }
-}
-
 /* Writes the first step's inputs and results for the PyTorch side. */
-static pfgm_status export_first(bench *t, const char *path, const float *net_x, const float *net_z, double loss) {
+static pfgm_status export_first(bench *t, pfgm_step *s) {
     const pfgm_config *c = t->cfg;
-    const int64_t N = t->N, L = t->L, B = t->B, C = c->data.channels, H = c->data.image_size;
+    pfgm_step_view v;
+    pfgm_step_get_view(s, &v);
+    const int64_t N = v.N, L = v.L, B = v.B, C = c->data.channels, H = c->data.image_size;
     const bench_h5_item items[] = {
-        {"charges", t->b.charges, 4, {L, C, H, H}},  {"perturbed", t->b.perturbed, 2, {B, N + 1}},
-        {"targets", t->b.targets, 2, {B, N + 1}},    {"net_x", net_x, 4, {B, C, H, H}},
-        {"net_z", net_z, 1, {B}},
+        {"charges", v.charges, 4, {L, C, H, H}},  {"perturbed", v.perturbed, 2, {B, N + 1}},
+        {"targets", v.targets, 2, {B, N + 1}},    {"net_x", v.net_x, 4, {B, C, H, H}},
+        {"net_z", v.net_z, 1, {B}},
     };
     bench_h5_attr attrs[BENCH_CONFIG_ATTRS + 1];
     int na = bench_config_attrs(c, attrs);
-    attrs[na++] = (bench_h5_attr){.name = "loss", .value = loss};
-    return bench_h5_write(path, items, 5, attrs, na);
+    attrs[na++] = (bench_h5_attr){.name = "loss", .value = v.loss};
+    return bench_h5_write(t->export_path, items, 5, attrs, na);
 }
 
-/* One training step: trainer.c's train_step without the data loader and the all-reduce. */
+/* Phase boundaries of the product's step (the CPU backend: ops have finished when they
+ * return); after the loss of the first step, its export, whose time is not the step's. */
+static pfgm_status on_phase(void *user, pfgm_step *s, pfgm_step_phase phase) {
+    bench *t = user;
+    t->t_phase[phase] = bench_now();
+    if (phase == PFGM_STEP_LOSS && t->export_path) {
+        PFGM_TRY(export_first(t, s));
+        t->export_s = bench_now() - t->t_phase[phase];
+        t->t_phase[phase] += t->export_s;
+    }
+    return PFGM_OK;
+}
+
+/* One training step of the product (pfgm_step_run), timed by phase: perturb (with the
+ * upload of the batch), field targets, forward + loss, backward, finite check + clip/Adam/EMA. */
 static pfgm_status step(bench *t, int64_t s, const char *export_path, double *loss, step_times *tm) {
-    const pfgm_config *c = t->cfg;
-    pfgm_backend *be = t->be;
-    const int64_t N = t->N, L = t->L, B = t->B;
-    step_bufs *b = &t->b;
-    const uint32_t seed = (uint32_t)c->seed;
-    double t0 = bench_now();
-    PFGM_TRY(pfgm_backend_upload(be, b->charges, t->host_batch, L * N));
-    pfgm_rng prng = {.seed = seed, .rank = 0, .stream = PFGM_STREAM_PERTURB, .step = (uint64_t)s};
-    pfgm_perturb_params pp = {.M = c->training.M, .tau = c->training.tau, .sigma_end = c->model.sigma_end,
-                              .restrict_M = c->training.restrict_M};
-    PFGM_TRY(pfgm_perturb(be, &prng, &pp, B, N, b->charges, b->perturbed, b->x_net, b->z_net));
-    double t1 = bench_now();
-    PFGM_TRY(pfgm_field_targets(be, B, L, N, b->perturbed, b->charges, c->training.gamma, b->field_ws,
-                                b->field_ws_bytes, b->targets));
-    double t2 = bench_now();
-    pfgm_nn_run run = {.train = 1,
-                       .dropout_rng = {.seed = seed, .rank = 0, .stream = PFGM_STREAM_DROPOUT, .step = (uint64_t)s}};
-    const float *net_x = NULL, *net_z = NULL;
-    PFGM_TRY(pfgm_ddpmpp_forward(t->model, B, b->x_net, b->z_net, &run, &net_x, &net_z));
-    pack(B, N, net_x, net_z, b->pred);
-    PFGM_TRY(pfgm_loss(be, B, N, b->pred, b->targets, c->training.reduce_mean, b->dpred, loss));
-    double t3 = bench_now();
-    if (export_path) PFGM_TRY(export_first(t, export_path, net_x, net_z, *loss));
-    double t3e = bench_now();
-    unpack(B, N, b->dpred, b->dnet_x, b->dnet_z);
-    pfgm_nn_params *p = pfgm_ddpmpp_params(t->model);
-    PFGM_TRY(pfgm_nn_params_zero_grad(p));
-    PFGM_TRY(pfgm_ddpmpp_backward(t->model, b->dnet_x, b->dnet_z, NULL));
-    double t4 = bench_now();
-    double gsq = 0.0; /* the trainer's finite check of the gradients before the update */
-    PFGM_TRY(be->sumsq(be, p->trainable_floats, p->grad, &gsq));
-    PFGM_TRY(pfgm_optim_step(t->optim, p->value, p->grad, s, NULL));
-    double t5 = bench_now();
-    *tm = (step_times){.perturb = t1 - t0, .field = t2 - t1, .fwd = t3 - t2, .bwd = t4 - t3e, .optim = t5 - t4,
-                       .total = (t5 - t0) - (t3e - t3)};
+    pfgm_step_hooks hooks = {.user = t, .phase_end = on_phase};
+    t->export_path = export_path;
+    t->export_s = 0.0;
+    t->t0 = bench_now();
+    pfgm_step_result r;
+    PFGM_TRY(pfgm_step_run(t->step, s, t->host_batch, &hooks, &r));
+    if (r.skipped) return pfgm_error(PFGM_ERR_NUMERIC, "bench_cmp_train: step %lld was not finite", (long long)s);
+    *loss = r.loss;
+    const double *p = t->t_phase;
+    *tm = (step_times){.perturb = p[PFGM_STEP_PERTURB] - t->t0,
+                       .field = p[PFGM_STEP_FIELD] - p[PFGM_STEP_PERTURB],
+                       .fwd = p[PFGM_STEP_LOSS] - p[PFGM_STEP_FIELD] - t->export_s,
+                       .bwd = p[PFGM_STEP_BACKWARD] - p[PFGM_STEP_LOSS],
+                       .optim = p[PFGM_STEP_OPTIM] - p[PFGM_STEP_BACKWARD],
+                       .total = p[PFGM_STEP_OPTIM] - t->t0 - t->export_s};
     return PFGM_OK;
 }
 
@@ -165,7 +113,8 @@ static pfgm_status run(const bench_args *a, bench *t) {
                              .grad_clip = c->optim.grad_clip, .ema_rate = c->model.ema_rate};
     pfgm_optim_range tr = {.offset = 0, .count = p->trainable_floats};
     PFGM_TRY(pfgm_optim_create(t->be, &hp, p->floats, p->value, &tr, 1, &t->optim));
-    PFGM_TRY(bufs_create(t));
+    pfgm_step_setup ss = {.cfg = c, .be = t->be, .model = t->model, .optim = t->optim};
+    PFGM_TRY(pfgm_step_create(&ss, &t->step));
     pfgm_ddpmpp_info info;
     pfgm_ddpmpp_get_info(t->model, &info);
     const char *w = a->workload;
@@ -221,7 +170,7 @@ int main(int argc, char **argv) {
     }
     if (st == PFGM_OK) st = run(&a, &t);
     if (st != PFGM_OK) fprintf(stderr, "bench_cmp_train: %s\n", pfgm_error_message());
-    if (t.be) bufs_free(&t);
+    pfgm_step_destroy(t.step);
     pfgm_optim_destroy(t.optim);
     pfgm_ddpmpp_destroy(t.model);
     pfgm_backend_destroy(t.be);
