@@ -25,7 +25,6 @@
 #include "nn_testutil.h"
 #include "pfgm/ddpmpp.h"
 #include "pfgm/params_h5.h"
-#include "pfgm/params_h5.h"
 #include "pfgm/loss.h"
 
 #define TOL_OUT 1e-4  /* relative, by tensor norm: net_x, net_z, loss */

@@ -21,7 +21,6 @@
 #include "pfgm/backend.h"
 #include "pfgm/ddpmpp.h"
 #include "pfgm/params_h5.h"
-#include "pfgm/params_h5.h"
 #include "pfgm/optim.h"
 #include "pfgm/step.h"
 #include "util/check.h"
