@@ -115,11 +115,19 @@ pfgm_status pfgm_ckpt_path(const char *run_dir, int64_t step, char *buf, size_t 
  * directory means none). Errors: PFGM_ERR_IO (unreadable directory), PFGM_ERR_NOMEM. */
 pfgm_status pfgm_ckpt_list(const char *run_dir, int64_t **steps, size_t *count);
 
-/* Retention: keeps the newest keep_last checkpoints and every checkpoint whose step is a
- * multiple of keep_every (> 0); deletes the rest and any stale temporaries. It never reads
- * them and never touches checkpoints/damaged/. Errors: PFGM_ERR_IO naming the file that
- * could not be removed. */
-pfgm_status pfgm_ckpt_prune(const char *run_dir, int64_t keep_last, int64_t keep_every);
+/* Retention after writing the checkpoint of written_step: keeps the newest keep_last
+ * checkpoints, every checkpoint whose step is a multiple of keep_every (> 0), and any with a
+ * step >= written_step (a newer file is never deleted: it belongs to another trajectory and
+ * the trainer moves such files aside when it resumes); deletes the rest and any stale
+ * temporaries. It never reads them and never touches checkpoints/damaged/ or superseded/.
+ * Errors: PFGM_ERR_IO naming the file that could not be removed. */
+pfgm_status pfgm_ckpt_prune(const char *run_dir, int64_t keep_last, int64_t keep_every, int64_t written_step);
+
+/* Moves every checkpoint with a step > `step` to <run_dir>/checkpoints/superseded/ (a run
+ * resumed from an older checkpoint, e.g. --resume PATH: its own checkpoints of those steps
+ * would overwrite them, or retention would count them as the newest), reporting each through
+ * lg; *moved counts them. Errors: PFGM_ERR_IO naming the file. */
+pfgm_status pfgm_ckpt_move_newer(const char *run_dir, int64_t step, const pfgm_logger *lg, size_t *moved);
 
 /* What pfgm_ckpt_open_latest saw. */
 typedef struct pfgm_ckpt_scan {

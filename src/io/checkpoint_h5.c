@@ -112,8 +112,13 @@ pfgm_status pfgm_ckpt_write(const char *path, const pfgm_ckpt_meta *meta, const 
     pfgm_status st = PFGM_OK;
     pfgm_h5_quiet q;
     pfgm_h5_quiet_begin(&q);
-    hid_t f = -1, lcpl = -1;
-    PFGM_H5_CHECK_GOTO(f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), fail);
+    hid_t f = -1, lcpl = -1, fapl = -1;
+    /* The 1.8 file format: superblock version 2 and version-2 object headers carry checksums
+     * of their own, so a flipped byte in a dataset's header (its type, shape, chunking) is an
+     * error on read instead of a silently different tensor (readers need HDF5 >= 1.8). */
+    PFGM_H5_CHECK_GOTO(fapl = H5Pcreate(H5P_FILE_ACCESS), fail);
+    PFGM_H5_CHECK_GOTO(H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_LATEST), fail);
+    PFGM_H5_CHECK_GOTO(f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl), fail);
     PFGM_H5_CHECK_GOTO(lcpl = H5Pcreate(H5P_LINK_CREATE), fail);
     PFGM_H5_CHECK_GOTO(H5Pset_create_intermediate_group(lcpl, 1), fail);
     PFGM_TRY_GOTO(write_meta(f, meta), fail);
@@ -130,6 +135,8 @@ pfgm_status pfgm_ckpt_write(const char *path, const pfgm_ckpt_meta *meta, const 
     PFGM_H5_CHECK_GOTO(H5Fflush(f, H5F_SCOPE_GLOBAL), fail);
     H5Pclose(lcpl);
     lcpl = -1;
+    H5Pclose(fapl);
+    fapl = -1;
     if (H5Fclose(f) < 0) {
         f = -1;
         st = pfgm_error(PFGM_ERR_HDF5, "cannot close");
@@ -141,6 +148,7 @@ pfgm_status pfgm_ckpt_write(const char *path, const pfgm_ckpt_meta *meta, const 
 fail:
     st = pfgm_h5_context(st, tmp);
     if (lcpl >= 0) H5Pclose(lcpl);
+    if (fapl >= 0) H5Pclose(fapl);
     if (f >= 0) H5Fclose(f);
     unlink(tmp);
     pfgm_h5_quiet_end(&q);
@@ -177,7 +185,10 @@ static pfgm_status damaged(const char *path, const char *fmt, ...) {
     return pfgm_error(PFGM_ERR_FORMAT, "%s: damaged checkpoint metadata: %s", path, what);
 }
 
-/* Step of a complete checkpoint name "ckpt_<digits>.h5", or -1. */
+/* Step of a complete checkpoint name, or -1: exactly the name pfgm_ckpt_path gives that step
+ * ("ckpt_<step, 8 digits or more>.h5"), so that a listed step always opens the listed file; a
+ * hand-made "ckpt_99.h5" or "ckpt_010.h5" is not a checkpoint of this run directory (never
+ * chosen, never pruned). */
 static int64_t parse_name(const char *name) {
     if (strncmp(name, "ckpt_", 5) != 0) return -1;
     const char *p = name + 5;
@@ -187,7 +198,10 @@ static int64_t parse_name(const char *name) {
         step = step * 10 + (*p++ - '0');
         ++digits;
     }
-    return digits > 0 && strcmp(p, ".h5") == 0 ? step : -1;
+    if (digits == 0 || strcmp(p, ".h5") != 0) return -1;
+    char canonical[64];
+    snprintf(canonical, sizeof canonical, "ckpt_%08lld.h5", (long long)step);
+    return strcmp(canonical, name) == 0 ? step : -1;
 }
 
 /* The attributes, then every rule of "usable" (checkpoint.h, pfgm_ckpt_open). */
@@ -222,12 +236,15 @@ static pfgm_status read_and_validate(pfgm_ckpt *ck) {
     m->config_yaml = malloc(cap);
     if (!m->config_yaml) return pfgm_error(PFGM_ERR_NOMEM, "%s: out of memory for the config attribute", path);
     PFGM_TRY(pfgm_h5_read_str_attr(f, path, "config", m->config_yaml, cap));
+    if (m->version < 2 && H5Aexists(f, "meta_crc32") > 0)
+        return damaged(path, "version is %lld but the file carries meta_crc32 (version 2): the version was altered",
+                       (long long)m->version);
     if (m->version >= 2) {
         int64_t stored = -1;
         PFGM_TRY(pfgm_h5_read_int_attr(f, path, "meta_crc32", &stored));
         uint32_t crc = meta_crc(m);
         if (stored != (int64_t)crc)
-            return damaged(path, "the attributes' CRC-32 is %08llx, the stored one %08llx (an attribute was altered)",
+            return damaged(path, "the attributes' CRC-32 checksum is %08llx, the stored one %08llx (an attribute was altered)",
                            (unsigned long long)crc, (unsigned long long)(uint32_t)stored);
     }
 
@@ -257,6 +274,24 @@ static pfgm_status read_and_validate(pfgm_ckpt *ck) {
             return damaged(path, "data position index %lld is outside [0, %lld) (steps_per_epoch)",
                            (long long)m->epoch_index, (long long)m->steps_per_epoch);
     }
+    /* the four sections every pfgm checkpoint has, the model's tensors in each */
+    static const char *const groups[] = {"params", "ema", "adam/m", "adam/v"};
+    hsize_t counts[4] = {0, 0, 0, 0};
+    for (int g = 0; g < 4; ++g) {
+        H5G_info_t info;
+        hid_t gid = H5Lexists(f, "adam", H5P_DEFAULT) > 0 || g < 2
+                        ? (H5Lexists(f, groups[g], H5P_DEFAULT) > 0 ? H5Gopen2(f, groups[g], H5P_DEFAULT) : -1)
+                        : -1;
+        if (gid < 0) return damaged(path, "group /%s is missing", groups[g]);
+        herr_t rc = H5Gget_info(gid, &info);
+        H5Gclose(gid);
+        if (rc < 0) return damaged(path, "group /%s cannot be listed", groups[g]);
+        counts[g] = info.nlinks;
+    }
+    if (counts[0] == 0 || counts[1] != counts[0] || counts[3] != counts[2] || counts[2] > counts[0])
+        return damaged(path, "/params, /ema, /adam/m, /adam/v hold %llu, %llu, %llu, %llu tensors",
+                       (unsigned long long)counts[0], (unsigned long long)counts[1], (unsigned long long)counts[2],
+                       (unsigned long long)counts[3]);
     pfgm_status st = pfgm_config_load_string(m->config_yaml, path, &ck->cfg);
     if (st != PFGM_OK) {
         char why[1024];
@@ -304,7 +339,16 @@ static pfgm_status open_file(const char *path, pfgm_ckpt **out, int *vanished) {
             st = pfgm_error(PFGM_ERR_FORMAT, "%s: not an HDF5 file (truncated or corrupt checkpoint)", path);
         }
     }
-    if (st == PFGM_OK) st = read_and_validate(ck);
+    if (st == PFGM_OK) {
+        st = read_and_validate(ck);
+        /* HDF5 refusing the file's own metadata (a failed metadata checksum, a broken object
+         * header) is a damaged checkpoint like any other: usable or not is one status */
+        if (st == PFGM_ERR_HDF5) {
+            char why[1024];
+            snprintf(why, sizeof why, "%s", pfgm_error_message());
+            st = pfgm_error(PFGM_ERR_FORMAT, "%s (corrupt checkpoint)", why);
+        }
+    }
     pfgm_h5_quiet_end(&q);
     if (st != PFGM_OK) {
         pfgm_ckpt_close(ck);
@@ -320,13 +364,64 @@ pfgm_status pfgm_ckpt_open(const char *path, pfgm_ckpt **out) {
     return open_file(path, out, &vanished);
 }
 
-static pfgm_status read_tensor(hid_t grp, const char *path, const char *group, const pfgm_ckpt_tensor *t) {
+/* What every dataset of a pfgm checkpoint is, checked before any read (a damaged header must
+ * not crash HDF5's reader or make it allocate what the file cannot hold): little-endian
+ * float32, 1 to PFGM_CKPT_MAX_DIMS positive dimensions, no more elements than the file has
+ * bytes / 4, chunked as one whole chunk, with the Fletcher32 filter. *n: its elements. */
+static pfgm_status check_dataset(hid_t file, hid_t ds, const char *path, const char *name, hsize_t *n) {
+    pfgm_status st = PFGM_OK;
+    hid_t type = H5Dget_type(ds), space = H5Dget_space(ds), dcpl = H5Dget_create_plist(ds);
+    hsize_t dims[PFGM_CKPT_MAX_DIMS + 1], chunk[PFGM_CKPT_MAX_DIMS + 1], fsize = 0;
+    int nd = space >= 0 ? H5Sget_simple_extent_ndims(space) : -1;
+    *n = 0;
+    if (type < 0 || space < 0 || dcpl < 0) {
+        st = pfgm_error(PFGM_ERR_FORMAT, "%s: dataset /%s: unreadable header (corrupt checkpoint)", path, name);
+    } else if (H5Tequal(type, H5T_IEEE_F32LE) <= 0) {
+        st = pfgm_error(PFGM_ERR_FORMAT, "%s: dataset /%s is not little-endian float32 (corrupt checkpoint)", path, name);
+    } else if (nd < 1 || nd > PFGM_CKPT_MAX_DIMS) {
+        st = pfgm_error(PFGM_ERR_FORMAT, "%s: dataset /%s has %d dimensions (corrupt checkpoint)", path, name, nd);
+    } else {
+        H5Sget_simple_extent_dims(space, dims, NULL);
+        double elems = 1.0;
+        for (int d = 0; d < nd; ++d) elems *= (double)dims[d];
+        H5Fget_filesize(file, &fsize);
+        int cnd = H5Pget_layout(dcpl) == H5D_CHUNKED ? H5Pget_chunk(dcpl, PFGM_CKPT_MAX_DIMS + 1, chunk) : -1;
+        int same = cnd == nd;
+        for (int d = 0; same && d < nd; ++d) same = chunk[d] == dims[d] && dims[d] > 0;
+        unsigned flags = 0, conf = 0;
+        size_t nelmts = 0;
+        const int fletcher = H5Pget_filter_by_id2(dcpl, H5Z_FILTER_FLETCHER32, &flags, &nelmts, &conf, 0, NULL, NULL) >= 0;
+        if (elems * 4.0 > (double)fsize)
+            st = pfgm_error(PFGM_ERR_FORMAT, "%s: dataset /%s claims %.0f elements, more than the file of %llu bytes holds (corrupt checkpoint)",
+                            path, name, elems, (unsigned long long)fsize);
+        else if (!same || !fletcher)
+            st = pfgm_error(PFGM_ERR_FORMAT, "%s: dataset /%s is not stored as one checksummed chunk (corrupt checkpoint)",
+                            path, name);
+        else
+            *n = (hsize_t)elems;
+    }
+    if (type >= 0) H5Tclose(type);
+    if (space >= 0) H5Sclose(space);
+    if (dcpl >= 0) H5Pclose(dcpl);
+    return st;
+}
+
+static pfgm_status read_tensor(hid_t file, hid_t grp, const char *path, const char *group,
+                               const pfgm_ckpt_tensor *t) {
     pfgm_status st = PFGM_OK;
     hid_t ds = -1, space = -1, type = -1;
     if (H5Lexists(grp, t->name, H5P_DEFAULT) <= 0)
         return pfgm_error(PFGM_ERR_FORMAT, "%s: dataset /%s/%s missing", path, group, t->name);
     ds = H5Dopen2(grp, t->name, H5P_DEFAULT);
     if (ds < 0) return pfgm_error(PFGM_ERR_FORMAT, "%s: cannot open dataset /%s/%s", path, group, t->name);
+    char full[1024];
+    snprintf(full, sizeof full, "%s/%s", group, t->name);
+    hsize_t elems = 0;
+    st = check_dataset(file, ds, path, full, &elems);
+    if (st != PFGM_OK) {
+        H5Dclose(ds);
+        return st;
+    }
     type = H5Dget_type(ds);
     space = H5Dget_space(ds);
     if (type < 0 || space < 0 || H5Tget_class(type) != H5T_FLOAT || H5Tget_size(type) != 4) {
@@ -371,7 +466,7 @@ pfgm_status pfgm_ckpt_read(pfgm_ckpt *ck, const char *group, const pfgm_ckpt_ten
             st = pfgm_error(PFGM_ERR_FORMAT, "%s: /%s holds %llu tensors, expected %zu (a different model?)", path,
                             group, (unsigned long long)info.nlinks, count);
     }
-    for (size_t i = 0; i < count && st == PFGM_OK; ++i) st = read_tensor(g, path, group, &tensors[i]);
+    for (size_t i = 0; i < count && st == PFGM_OK; ++i) st = read_tensor(ck->file, g, path, group, &tensors[i]);
     if (g >= 0) H5Gclose(g);
     pfgm_h5_quiet_end(&q);
     return st;
@@ -379,6 +474,7 @@ pfgm_status pfgm_ckpt_read(pfgm_ckpt *ck, const char *group, const pfgm_ckpt_ten
 
 typedef struct verify_ctx {
     const char *path;
+    hid_t file;
     pfgm_status st;
     float *buf;
     size_t cap;
@@ -397,8 +493,19 @@ static herr_t verify_cb(hid_t obj, const char *name, const verify_info *info, vo
     verify_ctx *v = op;
     if (info->type != H5O_TYPE_DATASET) return 0;
     hid_t ds = H5Dopen2(obj, name, H5P_DEFAULT);
-    hid_t space = ds >= 0 ? H5Dget_space(ds) : -1;
-    hssize_t n = space >= 0 ? H5Sget_simple_extent_npoints(space) : -1;
+    if (ds < 0) {
+        v->st = pfgm_error(PFGM_ERR_FORMAT, "%s: dataset /%s cannot be opened (corrupt checkpoint)", v->path, name);
+        return 1;
+    }
+    hsize_t elems = 0;
+    pfgm_status cs = check_dataset(v->file, ds, v->path, name, &elems);
+    if (cs != PFGM_OK) {
+        H5Dclose(ds);
+        v->st = cs;
+        return 1; /* stop iterating */
+    }
+    hid_t space = H5Dget_space(ds);
+    hssize_t n = space >= 0 ? (hssize_t)elems : -1;
     herr_t rc = -1;
     if (n >= 0) {
         if ((size_t)n > v->cap) {
@@ -423,7 +530,7 @@ static herr_t verify_cb(hid_t obj, const char *name, const verify_info *info, vo
 pfgm_status pfgm_ckpt_verify(pfgm_ckpt *ck) {
     pfgm_h5_quiet q;
     pfgm_h5_quiet_begin(&q);
-    verify_ctx v = {.path = ck->path, .st = PFGM_OK};
+    verify_ctx v = {.path = ck->path, .file = ck->file, .st = PFGM_OK};
     if (VERIFY_VISIT(ck->file, verify_cb, &v) < 0 && v.st == PFGM_OK)
         v.st = pfgm_error(PFGM_ERR_FORMAT, "%s: cannot walk the file (corrupt checkpoint)", ck->path);
     free(v.buf);
@@ -479,12 +586,13 @@ pfgm_status pfgm_ckpt_list(const char *run_dir, int64_t **steps, size_t *count) 
     return PFGM_OK;
 }
 
-pfgm_status pfgm_ckpt_prune(const char *run_dir, int64_t keep_last, int64_t keep_every) {
+pfgm_status pfgm_ckpt_prune(const char *run_dir, int64_t keep_last, int64_t keep_every, int64_t written_step) {
     int64_t *steps = NULL;
     size_t n = 0;
     PFGM_TRY(pfgm_ckpt_list(run_dir, &steps, &n));
     pfgm_status st = PFGM_OK;
     for (size_t i = 0; i < n && st == PFGM_OK; ++i) {
+        if (steps[i] >= written_step) continue; /* the new file, and never one newer than it */
         int newest = (int64_t)(n - i) <= keep_last;
         int milestone = keep_every > 0 && steps[i] % keep_every == 0;
         if (newest || milestone) continue;
@@ -516,10 +624,11 @@ pfgm_status pfgm_ckpt_prune(const char *run_dir, int64_t keep_last, int64_t keep
 
 /* Renames <run_dir>/checkpoints/<name> into <run_dir>/checkpoints/damaged/ (created when
  * missing; an existing name there gets ".<n>"), and says so through lg. */
-static pfgm_status move_aside(const char *run_dir, int64_t step, const pfgm_logger *lg, const char *why) {
+static pfgm_status move_to(const char *run_dir, const char *folder, int64_t step, const pfgm_logger *lg,
+                           const char *why) {
     char from[4096], dir[4096], to[4200];
     PFGM_TRY(pfgm_ckpt_path(run_dir, step, from, sizeof from));
-    if ((size_t)snprintf(dir, sizeof dir, "%s/checkpoints/damaged", run_dir) >= sizeof dir)
+    if ((size_t)snprintf(dir, sizeof dir, "%s/checkpoints/%s", run_dir, folder) >= sizeof dir)
         return pfgm_error(PFGM_ERR_INVALID_ARG, "%s: run directory path too long", run_dir);
     PFGM_TRY(pfgm_mkdirs(dir));
     const char *base = strrchr(from, '/') + 1;
@@ -527,11 +636,32 @@ static pfgm_status move_aside(const char *run_dir, int64_t step, const pfgm_logg
     for (int n = 1; access(to, F_OK) == 0 && n < 1000; ++n) snprintf(to, sizeof to, "%s/%s.%d", dir, base, n);
     if (rename(from, to) != 0) {
         if (errno == ENOENT) return PFGM_OK; /* gone meanwhile: nothing to keep */
-        return pfgm_error(PFGM_ERR_IO, "%s: cannot move the damaged checkpoint to %s: %s", from, to, strerror(errno));
+        return pfgm_error(PFGM_ERR_IO, "%s: cannot move the checkpoint to %s: %s", from, to, strerror(errno));
     }
     PFGM_TRY(pfgm_fsync_path(dir, 1));
-    if (lg) pfgm_log_warn(lg, "moved the damaged checkpoint %s to %s (%s)", from, to, why);
+    if (lg) pfgm_log_warn(lg, "moved the %s checkpoint %s to %s (%s)", folder, from, to, why);
     return PFGM_OK;
+}
+
+static pfgm_status move_aside(const char *run_dir, int64_t step, const pfgm_logger *lg, const char *why) {
+    return move_to(run_dir, "damaged", step, lg, why);
+}
+
+pfgm_status pfgm_ckpt_move_newer(const char *run_dir, int64_t step, const pfgm_logger *lg, size_t *moved) {
+    *moved = 0;
+    int64_t *steps = NULL;
+    size_t n = 0;
+    PFGM_TRY(pfgm_ckpt_list(run_dir, &steps, &n));
+    pfgm_status st = PFGM_OK;
+    char why[128];
+    snprintf(why, sizeof why, "the run resumes from step %lld, an older step", (long long)step);
+    for (size_t i = 0; i < n && st == PFGM_OK; ++i) {
+        if (steps[i] <= step) continue;
+        st = move_to(run_dir, "superseded", steps[i], lg, why);
+        if (st == PFGM_OK) ++*moved;
+    }
+    free(steps);
+    return st;
 }
 
 /* One pass over the listing, newest first (see pfgm_ckpt_open_latest); *retry = 1 when no

@@ -99,7 +99,8 @@ pfgm_status train_save_checkpoint(trainer *t) {
             sections_free(&s);
         }
         free(yaml);
-        if (st == PFGM_OK) st = pfgm_ckpt_prune(t->opt->run_dir, t->cfg->checkpoint.keep_last, t->cfg->checkpoint.keep_every);
+        if (st == PFGM_OK)
+            st = pfgm_ckpt_prune(t->opt->run_dir, t->cfg->checkpoint.keep_last, t->cfg->checkpoint.keep_every, t->step);
         if (st == PFGM_OK) pfgm_log_info(t->lg, "checkpoint %s", path);
         else st = pfgm_error_prefix(st, "writing the checkpoint of step %lld", (long long)t->step);
     }
@@ -165,7 +166,8 @@ static pfgm_status choose(const trainer *t, pfgm_ckpt **ck) {
     }
     if (strcmp(mode, "auto") == 0 || strcmp(mode, "fresh") == 0) {
         pfgm_ckpt_scan scan;
-        PFGM_TRY(pfgm_ckpt_open_latest(run, 1, t->lg, ck, &scan));
+        /* fresh changes nothing unless it starts over: no damaged file is moved before that */
+        PFGM_TRY(pfgm_ckpt_open_latest(run, strcmp(mode, "auto") == 0, t->lg, ck, &scan));
         if (*ck && strcmp(mode, "fresh") == 0) {
             char found[4096];
             snprintf(found, sizeof found, "%s", pfgm_ckpt_file(*ck));
@@ -267,6 +269,9 @@ pfgm_status train_resume(trainer *t) {
         if (st == PFGM_OK && ck) {
             snprintf(path, sizeof path, "%s", pfgm_ckpt_file(ck));
             st = load_rank0(t, ck, ints);
+            /* checkpoints newer than the one resumed from belong to another trajectory */
+            size_t moved = 0;
+            if (st == PFGM_OK) st = pfgm_ckpt_move_newer(t->opt->run_dir, ints[0], t->lg, &moved);
         }
         pfgm_ckpt_close(ck);
         ints[5] = st;

@@ -4,11 +4,15 @@
  * agreement, the gradient all-reduce, clip/Adam/EMA), then agrees on the loss and stop
  * requests, logs, and every snapshot has rank 0 checkpoint (train_state.c). Nothing is
  * allocated inside the loop: every buffer is sized at start. */
+#include <dirent.h>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "pfgm/checkpoint.h"
 #include "pfgm/field.h"
@@ -239,6 +243,41 @@ static pfgm_status check_device_comm(const trainer *t) {
     return PFGM_OK;
 }
 
+/* Fresh start: an existing, non-empty metrics file (an earlier run in this directory whose
+ * checkpoints were moved aside or deleted) is renamed to <path>.<n> (the first free n) and
+ * said so, never truncated. */
+static pfgm_status keep_old_metrics(const trainer *t, const char *path) {
+    struct stat sb;
+    if (stat(path, &sb) != 0 || sb.st_size == 0) return PFGM_OK;
+    char to[4200];
+    int n = 1;
+    do snprintf(to, sizeof to, "%s.%d", path, n++);
+    while (access(to, F_OK) == 0 && n < 10000);
+    if (rename(path, to) != 0) return pfgm_error(PFGM_ERR_IO, "%s: cannot keep it as %s: %s", path, to, strerror(errno));
+    pfgm_log_warn(t->lg, "fresh start: the earlier metrics in %s were kept as %s", path, to);
+    return PFGM_OK;
+}
+
+/* Temporaries "<metrics>.tmp.<pid>" of a metrics rewrite that a crash interrupted (the run
+ * directory is locked: no other trainer writes them). */
+static pfgm_status remove_stale_temporaries(const char *run_dir, const char *metrics) {
+    char prefix[1100];
+    snprintf(prefix, sizeof prefix, "%s.tmp.", metrics);
+    DIR *d = opendir(run_dir);
+    if (!d) return PFGM_OK;
+    pfgm_status st = PFGM_OK;
+    struct dirent *e;
+    while (st == PFGM_OK && (e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, prefix, strlen(prefix)) != 0 || atol(e->d_name + strlen(prefix)) == (long)getpid()) continue;
+        char p[4096 + 256];
+        snprintf(p, sizeof p, "%s/%s", run_dir, e->d_name);
+        if (unlink(p) != 0 && errno != ENOENT)
+            st = pfgm_error(PFGM_ERR_IO, "%s: cannot remove a stale temporary: %s", p, strerror(errno));
+    }
+    closedir(d);
+    return st;
+}
+
 static pfgm_status setup_and_run(trainer *t, pfgm_train_result *res) {
     const pfgm_config *c = t->cfg;
     if (c->seed < 0 || c->seed > (int64_t)UINT32_MAX)
@@ -265,6 +304,14 @@ static pfgm_status setup_and_run(trainer *t, pfgm_train_result *res) {
     PFGM_TRY(check_device_comm(t));
     pfgm_step_fault fault;
     PFGM_TRY(read_fault(&fault));
+    if (fault.step > 0) {
+        if (fault.rank >= t->comm->world_size)
+            return pfgm_error(PFGM_ERR_CONFIG, "PFGM_TEST_FAULT: rank %d does not exist (world size %d)", fault.rank,
+                              t->comm->world_size);
+        if (t->comm->rank == 0)
+            pfgm_log_warn(t->lg, "PFGM_TEST_FAULT (a test hook): rank %d gets a non-finite %s at step %lld", fault.rank,
+                          fault.grad ? "gradient" : "loss", (long long)fault.step);
+    }
     /* Rank 0 owns the run directory: it creates it and takes its lock (one trainer per run
      * directory, pfgm/run_lock.h); every rank learns the outcome before any returns. */
     int64_t shared[1] = {PFGM_OK};
@@ -315,15 +362,21 @@ static pfgm_status setup_and_run(trainer *t, pfgm_train_result *res) {
         snprintf(path, sizeof path, "%s/config.yaml", t->opt->run_dir);
         PFGM_TRY(pfgm_config_write_yaml(c, path));
         snprintf(path, sizeof path, "%s/%s", t->opt->run_dir, c->logging.metrics);
-        /* records of steps past the resumed one (logged again below) and a line cut by a
-         * crash are dropped, so "step" stays strictly increasing */
-        pfgm_metrics_resume_info mi;
-        PFGM_TRY(pfgm_metrics_resume(path, t->step, &mi));
-        if (mi.dropped + mi.unparsable > 0)
-            pfgm_log_info(t->lg, "%s: dropped %lld records past step %lld and %lld unreadable lines", path,
-                          (long long)mi.dropped, (long long)t->step, (long long)mi.unparsable);
+        PFGM_TRY(remove_stale_temporaries(t->opt->run_dir, c->logging.metrics));
+        pfgm_metrics_resume_info mi = {0};
+        if (t->resumed_from < 0) {
+            /* a fresh start keeps an earlier run's metrics under another name */
+            PFGM_TRY(keep_old_metrics(t, path));
+        } else {
+            /* records of steps past the resumed one (logged again below) and a line cut by a
+             * crash are dropped, so "step" stays strictly increasing */
+            PFGM_TRY(pfgm_metrics_resume(path, t->step, &mi));
+            if (mi.dropped + mi.unparsable > 0)
+                pfgm_log_info(t->lg, "%s: dropped %lld records past step %lld and %lld unreadable lines", path,
+                              (long long)mi.dropped, (long long)t->step, (long long)mi.unparsable);
+        }
         PFGM_TRY(pfgm_metrics_open(path, &metrics));
-        if (t->resumed_from >= 0 || mi.dropped + mi.unparsable > 0) {
+        if (t->resumed_from >= 0) {
             pfgm_status st = pfgm_metrics_resumed_event(metrics, &mi);
             if (st != PFGM_OK) {
                 pfgm_metrics_close(metrics);

@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "data_fixtures.h"
 #include "pfgm/checkpoint.h"
 #include "pfgm/rng.h"
 #include "util/atomic_file.h"
@@ -72,10 +73,11 @@ static void open_fails(const char *path, pfgm_status st, const char *n1, const c
     if (n2 && !strstr(msg, n2)) fail_msg("'%s' lacks '%s'", msg, n2);
 }
 
+/* The four sections of a trainer's checkpoint (the Adam moments: copies of p). */
 static void write_ckpt(const char *path, int64_t step, model *p, model *e) {
-    pfgm_ckpt_section sec[2] = {{"params", p->t, 2}, {"ema", e->t, 2}};
+    pfgm_ckpt_section sec[4] = {{"params", p->t, 2}, {"ema", e->t, 2}, {"adam/m", p->t, 2}, {"adam/v", p->t, 2}};
     pfgm_ckpt_meta m = meta_for(step);
-    assert_int_equal(pfgm_ckpt_write(path, &m, sec, 2), PFGM_OK);
+    assert_int_equal(pfgm_ckpt_write(path, &m, sec, 4), PFGM_OK);
 }
 
 static void test_round_trip(void **state) {
@@ -168,47 +170,48 @@ static void test_metadata_validation(void **state) {
     model p, e;
     model_init(&p, 1);
     model_init(&e, 2);
-    pfgm_ckpt_section sec[2] = {{"params", p.t, 2}, {"ema", e.t, 2}};
+    pfgm_ckpt_section sec[4] = {{"params", p.t, 2}, {"ema", e.t, 2}, {"adam/m", p.t, 2}, {"adam/v", p.t, 2}};
     char path[256];
     snprintf(path, sizeof path, "%s/ckpt_00000003.h5", dir_);
     pfgm_ckpt_meta m = meta_for(999);
-    assert_int_equal(pfgm_ckpt_write(path, &m, sec, 2), PFGM_OK);
+    assert_int_equal(pfgm_ckpt_write(path, &m, sec, 4), PFGM_OK);
     open_fails(path, PFGM_ERR_FORMAT, "ckpt_00000003.h5", "attribute step is 999 but the file name says 3");
     m = meta_for(3);
     m.config_yaml = "training: [1,\n";
-    assert_int_equal(pfgm_ckpt_write(path, &m, sec, 2), PFGM_OK);
+    assert_int_equal(pfgm_ckpt_write(path, &m, sec, 4), PFGM_OK);
     open_fails(path, PFGM_ERR_FORMAT, "ckpt_00000003.h5", "the config attribute does not load");
     m = meta_for(3);
     m.epoch_index = 12; /* == steps_per_epoch */
-    assert_int_equal(pfgm_ckpt_write(path, &m, sec, 2), PFGM_OK);
+    assert_int_equal(pfgm_ckpt_write(path, &m, sec, 4), PFGM_OK);
     open_fails(path, PFGM_ERR_FORMAT, "ckpt_00000003.h5", "index 12 is outside [0, 12)");
     m = meta_for(3);
     m.steps_per_epoch = 11;
-    assert_int_equal(pfgm_ckpt_write(path, &m, sec, 2), PFGM_OK);
+    assert_int_equal(pfgm_ckpt_write(path, &m, sec, 4), PFGM_OK);
     open_fails(path, PFGM_ERR_FORMAT, "ckpt_00000003.h5", "does not add up");
     m = meta_for(3);
     m.ema_updates = 4;
-    assert_int_equal(pfgm_ckpt_write(path, &m, sec, 2), PFGM_OK);
+    assert_int_equal(pfgm_ckpt_write(path, &m, sec, 4), PFGM_OK);
     open_fails(path, PFGM_ERR_FORMAT, "ckpt_00000003.h5", "ema_updates is 4");
     m = meta_for(3);
     strcpy(m.backend, "tpu");
-    assert_int_equal(pfgm_ckpt_write(path, &m, sec, 2), PFGM_OK);
+    assert_int_equal(pfgm_ckpt_write(path, &m, sec, 4), PFGM_OK);
     open_fails(path, PFGM_ERR_FORMAT, "ckpt_00000003.h5", "backend is 'tpu'");
     m = meta_for(3);
     m.world_size = 0;
-    assert_int_equal(pfgm_ckpt_write(path, &m, sec, 2), PFGM_OK);
+    assert_int_equal(pfgm_ckpt_write(path, &m, sec, 4), PFGM_OK);
     open_fails(path, PFGM_ERR_FORMAT, "ckpt_00000003.h5", "world_size is 0");
     m = meta_for(3);
     m.seed = 50; /* the config says 49 */
-    assert_int_equal(pfgm_ckpt_write(path, &m, sec, 2), PFGM_OK);
+    assert_int_equal(pfgm_ckpt_write(path, &m, sec, 4), PFGM_OK);
     open_fails(path, PFGM_ERR_FORMAT, "ckpt_00000003.h5", "seed is 50 but the config attribute says 49");
     m = meta_for(3);
-    assert_int_equal(pfgm_ckpt_write(path, &m, sec, 2), PFGM_OK);
+    assert_int_equal(pfgm_ckpt_write(path, &m, sec, 4), PFGM_OK);
     pfgm_ckpt_close(open_ok(path));
 }
 
 /* A byte changed inside an attribute (outside every dataset's chunk, so Fletcher32 does not
- * see it) is caught by the attributes' CRC-32. */
+ * see it) is caught: by the object header's own checksum (the 1.8 file format) or by the
+ * attributes' CRC-32, whichever reads it first; either way the file is unusable (FORMAT). */
 static void test_attribute_bytes_flipped(void **state) {
     (void)state;
     model p, e;
@@ -236,7 +239,7 @@ static void test_attribute_bytes_flipped(void **state) {
         fwrite(bytes + at, 1, 1, f);
         fclose(f);
         free(bytes);
-        open_fails(path, PFGM_ERR_FORMAT, "ckpt_00000005.h5", "CRC-32");
+        open_fails(path, PFGM_ERR_FORMAT, "ckpt_00000005.h5", "checksum");
     }
 }
 
@@ -340,10 +343,27 @@ static void test_run_dir(void **state) {
     assert_int_equal(steps[9], 1000);
     free(steps);
     /* keep the last 3 and every 400 */
-    assert_int_equal(pfgm_ckpt_prune(run, 3, 400), PFGM_OK);
+    /* names that are not exactly ckpt_<8 digits>.h5 are not checkpoints of the run directory:
+     * never listed, chosen or pruned */
+    char stray[600];
+    snprintf(stray, sizeof stray, "%s/checkpoints/ckpt_99.h5", run);
+    fx_write_bytes(stray, "junk", 4);
     assert_int_equal(pfgm_ckpt_list(run, &steps, &n), PFGM_OK);
-    int64_t expect[] = {400, 800, 900, 1000};
-    assert_int_equal(n, 4);
+    assert_int_equal(n, 10);
+    assert_int_equal(steps[9], 1000);
+    free(steps);
+    /* a checkpoint newer than the one just written is never deleted (another trajectory) */
+    assert_int_equal(pfgm_ckpt_prune(run, 1, 0, 500), PFGM_OK);
+    assert_int_equal(pfgm_ckpt_list(run, &steps, &n), PFGM_OK);
+    int64_t kept[] = {500, 600, 700, 800, 900, 1000};
+    assert_int_equal(n, 6);
+    for (size_t i = 0; i < n; ++i) assert_int_equal(steps[i], kept[i]);
+    free(steps);
+    assert_true(fx_exists(stray));
+    assert_int_equal(pfgm_ckpt_prune(run, 3, 400, 1000), PFGM_OK);
+    assert_int_equal(pfgm_ckpt_list(run, &steps, &n), PFGM_OK);
+    int64_t expect[] = {800, 900, 1000};
+    assert_int_equal(n, 3);
     for (size_t i = 0; i < n; ++i) assert_int_equal(steps[i], expect[i]);
     free(steps);
     assert_int_not_equal(access(path, F_OK), 0); /* temporary removed */
@@ -370,7 +390,7 @@ static void test_run_dir(void **state) {
     assert_int_equal(access(moved, F_OK), 0);
     assert_int_equal(file_size(moved), 100);
     /* retention never touches damaged/ */
-    assert_int_equal(pfgm_ckpt_prune(run, 1, 0), PFGM_OK);
+    assert_int_equal(pfgm_ckpt_prune(run, 1, 0, 900), PFGM_OK);
     assert_int_equal(access(moved, F_OK), 0);
     /* every checkpoint damaged: no handle, nothing moved (the trainer then refuses) */
     assert_int_equal(pfgm_ckpt_list(run, &steps, &n), PFGM_OK);

@@ -251,8 +251,58 @@ static void test_metrics_after_crash(void **state) {
     assert_int_equal(resumed, 1);
 }
 
+/* --resume PATH of an older checkpoint: the newer ones (another trajectory) go to
+ * checkpoints/superseded/, and retention never deletes the checkpoint just written (it used
+ * to keep the old trajectory's step 6 and delete the new step 5 and its source). A fresh
+ * start keeps the earlier metrics as metrics.jsonl.1 and writes no "resumed" record. */
+static void test_rollback_and_fresh_start(void **state) {
+    (void)state;
+    char run[600], ck[700], path[800];
+    fx_join(run, sizeof run, dir_, "rollback");
+    const char *every[] = {"training.snapshot_freq=2", "checkpoint.keep_last=1"};
+    assert_int_equal(train(run, 6, "auto", 0, every, 2), PFGM_OK); /* keeps ckpt 6 only */
+    const char *every1[] = {"training.snapshot_freq=2", "checkpoint.keep_last=1", "training.snapshot_freq=1"};
+    assert_int_equal(train(run, 8, "auto", 0, every1, 3), PFGM_OK); /* 7, 8 -> keeps 8 */
+    /* a copy of step 8 outside the run directory, resumed from once the run is at 10 */
+    assert_int_equal(pfgm_ckpt_path(run, 8, ck, sizeof ck), PFGM_OK);
+    char src[800];
+    snprintf(src, sizeof src, "%s/ckpt_00000008.h5", dir_);
+    assert_int_equal(fx_copy_file(ck, src), 0);
+    assert_int_equal(train(run, 10, "auto", 0, every1, 3), PFGM_OK); /* 9, 10 -> keeps 10 */
+    assert_int_equal(train(run, 9, src, 0, every1, 3), PFGM_OK);    /* from 8 again: writes 9 */
+    assert_int_equal(pfgm_ckpt_path(run, 9, ck, sizeof ck), PFGM_OK);
+    assert_true(fx_exists(ck));
+    snprintf(path, sizeof path, "%s/checkpoints/superseded/ckpt_00000010.h5", run);
+    assert_true(fx_exists(path));
+    assert_int_equal(pfgm_ckpt_path(run, 10, ck, sizeof ck), PFGM_OK);
+    assert_false(fx_exists(ck));
+    /* a fresh start in a directory with metrics: kept as metrics.jsonl.1, no resumed record */
+    char fresh[600];
+    fx_join(fresh, sizeof fresh, dir_, "fresh-metrics");
+    assert_int_equal(train(fresh, 2, "auto", 0, NULL, 0), PFGM_OK);
+    snprintf(path, sizeof path, "%s/checkpoints", fresh);
+    fx_rm_rf(path);
+    assert_int_equal(train(fresh, 1, "auto", 0, NULL, 0), PFGM_OK);
+    snprintf(path, sizeof path, "%s/metrics.jsonl.1", fresh);
+    assert_true(fx_exists(path));
+    double l[8];
+    int64_t s[8];
+    snprintf(path, sizeof path, "%s/metrics.jsonl", fresh);
+    assert_int_equal(tr_losses(path, l, s, 8), 1);
+    FILE *f = fopen(path, "r");
+    char line[4096];
+    while (fgets(line, sizeof line, f)) assert_null(strstr(line, "resumed"));
+    fclose(f);
+    /* a fault hook for a rank that does not exist is refused */
+    setenv("PFGM_TEST_FAULT", "3:1:loss", 1);
+    assert_int_equal(train(fresh, 4, "auto", 0, NULL, 0), PFGM_ERR_CONFIG);
+    unsetenv("PFGM_TEST_FAULT");
+    expect_msg("rank 3 does not exist");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_exact_resume), cmocka_unit_test(test_refusals),
-                                       cmocka_unit_test(test_metrics_after_crash)};
+                                       cmocka_unit_test(test_metrics_after_crash),
+                                       cmocka_unit_test(test_rollback_and_fresh_start)};
     return cmocka_run_group_tests(tests, setup, teardown);
 }

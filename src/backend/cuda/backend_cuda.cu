@@ -15,7 +15,7 @@
 namespace {
 
 unsigned cuda_caps(const pfgm_backend *be) {
-    return PFGM_CAP_DEVICE_MEMORY | PFGM_CAP_BLAS | PFGM_CAP_THREADS | (ctx_of(be)->allow_tf32 ? PFGM_CAP_TF32 : 0u);
+    return PFGM_CAP_DEVICE_MEMORY | PFGM_CAP_BLAS | PFGM_CAP_THREADS | (ctx_of(be)->allow_tf32 ? (unsigned)PFGM_CAP_TF32 : 0u);
 }
 
 void cuda_destroy(pfgm_backend *be) {
