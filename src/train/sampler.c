@@ -59,7 +59,14 @@ pfgm_status pfgm_sample_open_checkpoint(const char *path, const pfgm_logger *lg,
     if (is_temporary_name(path))
         return pfgm_error(PFGM_ERR_FORMAT, "%s: a temporary file of an unfinished checkpoint write, not a checkpoint",
                           path);
-    return pfgm_ckpt_open(path, out);
+    /* a file named directly passes the same check as a run directory's candidates */
+    PFGM_TRY(pfgm_ckpt_open(path, out));
+    pfgm_status st = pfgm_ckpt_verify(*out);
+    if (st != PFGM_OK) {
+        pfgm_ckpt_close(*out);
+        *out = NULL;
+    }
+    return st;
 }
 
 void pfgm_sample_partition(int64_t num, int64_t batch_size, int world, int rank, int64_t *first, int64_t *count) {

@@ -12,7 +12,6 @@ cd "${PFGM_SOURCE_DIR:-$(dirname "$0")/../..}" || exit 1
 
 # Documented exceptions: "including file|included path|reason".
 allow=(
-  "include/pfgm/field.h|pfgm/comm.h|TODO(issue 12): core -> comm, the charges all-gather of field.reference: global; being moved to train (remove this line then)"
 )
 
 # The layer of each public header: the src/ directory that implements it.
