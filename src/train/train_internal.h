@@ -40,11 +40,11 @@ typedef struct trainer {
 /* Writes <run_dir>/checkpoints/ckpt_<step>.h5 from rank 0 and applies retention.
  * Collective (every rank calls it; only rank 0 writes; a barrier follows so no rank runs
  * ahead of a checkpoint that may fail). */
-pfgm_status train_save_checkpoint(trainer *t);
+pfgm_status pfgm_train_save_checkpoint(trainer *t);
 
 /* Resolves opt->resume ("auto", "never", path) and, when a checkpoint is chosen, loads it on
  * rank 0, checks world size, seed and model shape against the current config, broadcasts the
  * state to every rank and restores model, optimizer, data position and step. Collective. */
-pfgm_status train_resume(trainer *t);
+pfgm_status pfgm_train_resume(trainer *t);
 
 #endif

@@ -65,7 +65,7 @@ static pfgm_status check_finite(const trainer *t) {
     return PFGM_OK;
 }
 
-pfgm_status train_save_checkpoint(trainer *t) {
+pfgm_status pfgm_train_save_checkpoint(trainer *t) {
     pfgm_status st = PFGM_OK;
     if (t->comm->rank == 0) {
         char path[4096], dir[4096];
@@ -258,7 +258,7 @@ static pfgm_status load_rank0(trainer *t, pfgm_ckpt *ck, int64_t ints[5]) {
     return st;
 }
 
-pfgm_status train_resume(trainer *t) {
+pfgm_status pfgm_train_resume(trainer *t) {
     pfgm_comm *c = t->comm;
     char path[4096] = "";
     /* ints: step, epoch, index (mapped to this run), ema_updates, old world size, status of rank 0 */

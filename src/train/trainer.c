@@ -204,7 +204,7 @@ static pfgm_status run_loop(trainer *t, pfgm_metrics *metrics, pfgm_train_result
         }
         if (is_snapshot(c, t->step) || stop) {
             if (t->comm->rank == 0) pfgm_progress_finish(stdout, t->opt->progress_tty);
-            PFGM_TRY(train_save_checkpoint(t));
+            PFGM_TRY(pfgm_train_save_checkpoint(t));
         }
         if (stop) {
             res->stopped_signal = pfgm_preempt_signal();
@@ -348,7 +348,7 @@ static pfgm_status setup_and_run(trainer *t, pfgm_train_result *res) {
     t->host_batch = malloc(sizeof(float) * (size_t)(t->L * t->N));
     if (!t->host_batch) return pfgm_error(PFGM_ERR_NOMEM, "trainer: cannot allocate the batch staging buffer");
     PFGM_TRY(check_identical_weights(t, "at initialisation", NULL));
-    PFGM_TRY(train_resume(t));
+    PFGM_TRY(pfgm_train_resume(t));
     res->start_step = t->step;
     pfgm_ddpmpp_info info;
     pfgm_ddpmpp_get_info(t->model, &info);
