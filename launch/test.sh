@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what is missing, configures a fresh Release build in build/, builds, and runs
-# the whole CTest suite (labels unit, mpi, gpu; gpu tests report SKIPPED without a GPU).
-# Extra arguments go to ctest, e.g. `bash launch/test.sh -L unit` or `-LE slow`.
+# the whole CTest suite (about 2 minutes on 2 idle cores; labels unit, e2e, mpi, gpu, slow
+# as defined in tests/CMakeLists.txt; gpu tests report SKIPPED without a GPU).
+# Extra arguments go to ctest, e.g. `bash launch/test.sh -L unit` (under 30 s of tests) or
+# `-LE slow`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash launch/install_deps.sh

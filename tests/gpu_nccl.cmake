@@ -1,5 +1,5 @@
 # The NCCL communicator (src/comm/comm_nccl.c): tests/gpu_mpi/test_nccl.c under mpirun -np 2,
-# labels gpu and mpi. It reports SKIPPED (exit 77) without NCCL or a GPU, and with one GPU for
+# labels unit, gpu and mpi. It reports SKIPPED (exit 77) without NCCL or a GPU, and with one GPU for
 # the two ranks after checking that the communicator refuses that assignment.
 # nccl_timeout: rank 0 enters an all-reduce that rank 1 never joins; with
 # PFGM_NCCL_TIMEOUT_S=3 the job must end with the timeout message (tests/gpu_mpi/nccl_timeout.sh).
@@ -9,6 +9,6 @@ pfgm_add_test(${CMAKE_CURRENT_SOURCE_DIR}/gpu_mpi/test_nccl.c mpi)
 set(PFGM_MPI_GPU OFF)
 set_property(TEST nccl APPEND PROPERTY LABELS gpu)
 add_test(NAME nccl_timeout COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/gpu_mpi/nccl_timeout.sh)
-set_tests_properties(nccl_timeout PROPERTIES LABELS "gpu;mpi" SKIP_RETURN_CODE 77 TIMEOUT 180
+set_tests_properties(nccl_timeout PROPERTIES LABELS "unit;gpu;mpi" SKIP_RETURN_CODE 77 TIMEOUT 180
   WORKING_DIRECTORY ${CMAKE_SOURCE_DIR}
   ENVIRONMENT "${PFGM_TEST_ENV};PFGM_TEST_NCCL=$<TARGET_FILE:test_nccl>;MPIEXEC=${MPIEXEC_EXECUTABLE}")

@@ -1,7 +1,8 @@
 # Tests of the launch/ and cluster/slurm/ scripts (tests/scripts/launch_*.sh): static checks
-# (bash -n, shellcheck when installed), the mpirun recipes and the resume-until-done loop,
-# the sbatch files against stand-in srun/mpirun/scontrol, and quickstart.sh end to end at a
-# tiny size (about 10 s; SKIPPED without Debian's dataset-fashion-mnist).
+# (bash -n, shellcheck when installed; label unit: nothing runs), the mpirun recipes and the
+# resume-until-done loop, the sbatch files against stand-in srun/mpirun/scontrol (label e2e:
+# the scripts run as a user runs them), and quickstart.sh end to end at a tiny size under
+# mpirun (about 10 s, labels e2e mpi; SKIPPED without Debian's dataset-fashion-mnist).
 set(launch_scripts ${CMAKE_CURRENT_SOURCE_DIR}/scripts)
 add_test(NAME launch_syntax COMMAND bash ${launch_scripts}/launch_lint.sh syntax)
 add_test(NAME launch_shellcheck COMMAND bash ${launch_scripts}/launch_lint.sh shellcheck)
@@ -14,4 +15,5 @@ foreach(t launch_syntax launch_shellcheck launch_local launch_slurm launch_quick
 endforeach()
 set_property(TEST launch_quickstart APPEND PROPERTY ENVIRONMENT
   "PFGM_TRAIN=$<TARGET_FILE:pfgm-train>")
-set_tests_properties(launch_quickstart PROPERTIES LABELS "mpi")
+pfgm_label_e2e(launch_local launch_slurm launch_quickstart)
+set_property(TEST launch_quickstart APPEND PROPERTY LABELS mpi)

@@ -1,6 +1,8 @@
-# Process-level tests of pfgm-train (shell scripts in tests/scripts/): kill a rank,
-# preemption by SIGTERM on one rank and on two, kill -9 during a checkpoint write. They use Fashion-MNIST from Debian's
-# dataset-fashion-mnist package (SKIPPED when it is missing).
+# Process-level tests of pfgm-train (shell scripts in tests/scripts/, label e2e, plus mpi for
+# those under mpirun): kill a rank, preemption by SIGTERM on one rank and on two, kill -9
+# during a checkpoint write, two trainers on one run directory, pfgm-sample during training.
+# They use Fashion-MNIST from Debian's dataset-fashion-mnist package (SKIPPED when it is
+# missing). The C tests that run a whole training through pfgm_train are e2e as well.
 set(PFGM_TRAIN_TEST_ENV ${PFGM_TEST_ENV}
   "PFGM_TRAIN=$<TARGET_FILE:pfgm-train>" "PFGM_PREP=$<TARGET_FILE:pfgm-prep>" "PFGM_SAMPLE=$<TARGET_FILE:pfgm-sample>"
   "MPIEXEC=${MPIEXEC_EXECUTABLE}")
@@ -18,7 +20,11 @@ add_test(NAME sample_during_training_200 COMMAND bash ${scripts}/sample_during_t
 foreach(t train_kill_rank train_preempt train_preempt_mpi train_crash_in_save train_two_trainers
           sample_during_training sample_during_training_200)
   set_tests_properties(${t} PROPERTIES ENVIRONMENT "${PFGM_TRAIN_TEST_ENV}" WORKING_DIRECTORY ${CMAKE_SOURCE_DIR}
-    SKIP_RETURN_CODE 77 TIMEOUT 300 LABELS "unit")
+    SKIP_RETURN_CODE 77 TIMEOUT 300 LABELS "e2e")
 endforeach()
-set_tests_properties(train_kill_rank train_preempt_mpi PROPERTIES LABELS "mpi")
-set_tests_properties(sample_during_training_200 PROPERTIES LABELS "slow" TIMEOUT 1800)
+# train_preempt.sh runs `mpirun -np 1` and `-np 2`, train_kill_rank.sh `mpirun -np 2`
+set_tests_properties(train_kill_rank train_preempt train_preempt_mpi PROPERTIES LABELS "e2e;mpi")
+# about a minute on 2 idle cores (the 20-invocation run above: a few seconds)
+set_tests_properties(sample_during_training_200 PROPERTIES LABELS "e2e;slow" TIMEOUT 1800)
+# whole trainings through the library: one process, and under mpirun -np 2 (label mpi kept)
+pfgm_label_e2e(train_nonfinite train_resume train_fault train_device_comm train_resume_mpi)

@@ -8,8 +8,11 @@
  * any depth, wrong type (a quoted "1e-4" in a numeric field, yes/no/on/off in a boolean
  * field, a scalar where a list is expected), out-of-range value (single-key ranges and the
  * cross-field checks of pfgm_config_validate), a value the authors' code accepts but pfgm does
- * not implement (e.g. model.fir: true; the message says "not supported"), an empty file, a
- * YAML syntax error. A missing or unreadable file is PFGM_ERR_IO. */
+ * not implement (e.g. model.fir: true; the message says "not supported"), a value of an inert
+ * key other than the authors' (model.resamp_with_conv, model.fir_kernel: "would change
+ * nothing"), any value of a key pfgm does not implement yet (training.eval_freq, eval.*: "not
+ * implemented yet"; such keys have no field here), an empty file, a YAML syntax error. A
+ * missing or unreadable file is PFGM_ERR_IO. No accepted key is ignored. */
 #ifndef PFGM_CONFIG_H
 #define PFGM_CONFIG_H
 
@@ -72,9 +75,9 @@ typedef struct pfgm_config_model {
     bool skip_rescale;                        /* residual/attention outputs scaled by 1/√2 */
     double init_scale;                        /* init scale of the zero-init convs (§3.4) */
     int64_t conv_size;                        /* 3 */
-    bool resamp_with_conv;                    /* authors' option; unused by BigGAN blocks */
+    bool resamp_with_conv;                    /* true only: inert in the BigGAN network */
     bool fir;                                 /* FIR resampling; only false is supported */
-    pfgm_int_list fir_kernel;                 /* FIR taps (unused while fir is false) */
+    pfgm_int_list fir_kernel;                 /* [1, 3, 3, 1] only: inert while fir is false */
     char progressive[PFGM_CONFIG_NAME_MAX];         /* "none" */
     char progressive_input[PFGM_CONFIG_NAME_MAX];   /* "none" */
     char progressive_combine[PFGM_CONFIG_NAME_MAX]; /* "sum" */
@@ -93,7 +96,6 @@ typedef struct pfgm_config_training {
     int64_t snapshot_freq;                /* checkpoint + samples every this many steps */
     int64_t snapshot_freq_for_preemption; /* "latest" checkpoint every this many steps */
     int64_t log_freq;                     /* metrics line every this many steps */
-    int64_t eval_freq;                    /* EMA eval loss every this many steps */
     int64_t max_skipped;                  /* abort after this many non-finite steps in a row */
     int64_t M;                            /* perturbation exponent range m ~ U[0, M) (§1.4) */
     double tau;                           /* multiplier base: (1+τ)^m (§1.4) */
@@ -124,11 +126,6 @@ typedef struct pfgm_config_optim {
     double grad_clip;                     /* global L2 norm clip; 0 = no clipping */
 } pfgm_config_optim;
 
-typedef struct pfgm_config_eval {
-    int64_t batch_size;  /* samples per batch in evaluation (§1.13) */
-    int64_t num_samples; /* samples generated per evaluated checkpoint */
-} pfgm_config_eval;
-
 typedef struct pfgm_config_field {
     pfgm_field_reference reference; /* local: this rank's charges; global: all-gathered */
 } pfgm_config_field;
@@ -158,7 +155,8 @@ typedef struct pfgm_config {
     pfgm_config_training training;
     pfgm_config_sampling sampling;
     pfgm_config_optim optim;
-    pfgm_config_eval eval;
+    /* eval (eval.batch_size, eval.num_samples) and training.eval_freq: refused until
+     * evaluation is implemented */
     pfgm_config_field field;
     pfgm_config_checkpoint checkpoint;
     pfgm_config_distributed distributed;
@@ -177,8 +175,10 @@ void pfgm_config_defaults(pfgm_config *cfg);
  * this header's opening comment, message "path:line: key: ..."). */
 pfgm_status pfgm_config_load(const char *path, pfgm_config *cfg);
 
-/* As pfgm_config_load, for YAML text held in memory (e.g. the config embedded in a
- * checkpoint); `origin_name` stands for the file name in messages. */
+/* As pfgm_config_load, for YAML text held in memory (the config embedded in a checkpoint);
+ * `origin_name` stands for the file name in messages. One difference: the keys not
+ * implemented yet (training.eval_freq, eval.*) are read and dropped instead of refused, since
+ * an earlier pfgm wrote them into every checkpoint. */
 pfgm_status pfgm_config_load_string(const char *text, const char *origin_name, pfgm_config *cfg);
 
 /* What a binary does with `--config PATH --set A --set B ...`: defaults, then the file
@@ -200,10 +200,11 @@ pfgm_status pfgm_config_set(pfgm_config *cfg, const char *assignment);
  * group counts, ...). Errors: PFGM_ERR_CONFIG, "config: key: ...". */
 pfgm_status pfgm_config_validate(const pfgm_config *cfg);
 
-/* The resolved config as YAML text (libyaml emitter), NUL-terminated, malloc'ed: release with
- * free(). Re-reading it with pfgm_config_load_string gives a config equal to *cfg (floats are
- * written with the fewest digits that read back to the same double). *len (may be NULL)
- * gets strlen. Errors: PFGM_ERR_NOMEM, PFGM_ERR_YAML. */
+/* The resolved config as YAML text (libyaml emitter): every key of the struct, none of those
+ * not implemented yet; NUL-terminated, malloc'ed: release with free(). Re-reading it with
+ * pfgm_config_load_string gives a config equal to *cfg (floats are written with the fewest
+ * digits that read back to the same double). *len (may be NULL) gets strlen. Errors:
+ * PFGM_ERR_NOMEM, PFGM_ERR_YAML. */
 pfgm_status pfgm_config_to_yaml_string(const pfgm_config *cfg, char **text, size_t *len);
 
 /* Writes the YAML text to `path` through a temporary file in the same directory that is
@@ -236,10 +237,8 @@ pfgm_status pfgm_config_backend_create(const pfgm_config *cfg, int device, pfgm_
  * pfgm_ddpmpp_desc_validate. */
 pfgm_status pfgm_ddpmpp_desc_from_config(const pfgm_config *cfg, pfgm_ddpmpp_desc *d);
 
-/* Key names of enum values, as written in YAML ("rk45", "positional", "local", ...). */
+/* The YAML name of a solver ("rk45", "forward_euler", "improved_euler"; "?" out of range). */
 const char *pfgm_config_solver_name(pfgm_config_solver s);
-const char *pfgm_embedding_type_name(pfgm_embedding_type e);
-const char *pfgm_field_reference_name(pfgm_field_reference r);
 
 #ifdef __cplusplus
 }

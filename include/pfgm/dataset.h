@@ -78,12 +78,6 @@ void pfgm_dataset_close(pfgm_dataset *ds);
 int64_t pfgm_dataset_count(const pfgm_dataset *ds);           /* images in the file */
 int64_t pfgm_dataset_per_rank(const pfgm_dataset *ds);        /* floor(count / W) */
 int64_t pfgm_dataset_steps_per_epoch(const pfgm_dataset *ds); /* floor(per_rank / L) */
-int64_t pfgm_dataset_batch_size(const pfgm_dataset *ds);      /* L */
-int64_t pfgm_dataset_channels(const pfgm_dataset *ds);        /* C */
-int64_t pfgm_dataset_image_size(const pfgm_dataset *ds);      /* H = W */
-int64_t pfgm_dataset_image_dim(const pfgm_dataset *ds);       /* C * H * W floats per image */
-int pfgm_dataset_has_labels(const pfgm_dataset *ds);
-uint32_t pfgm_dataset_prep_seed(const pfgm_dataset *ds);      /* the file's `seed` attribute */
 
 /* Writes the next large batch and advances the position by one batch (to (epoch + 1, 0)
  * after the last batch of an epoch).

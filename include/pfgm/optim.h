@@ -101,11 +101,9 @@ void pfgm_optim_destroy(pfgm_optim *opt);
 pfgm_status pfgm_optim_step(pfgm_optim *opt, float *params, float *grads, int64_t step,
                             pfgm_optim_stats *stats);
 
-/* Size and state, for checkpoints. The buffers are backend memory of n_params floats;
- * the pointers stay valid until pfgm_optim_destroy. */
-int64_t pfgm_optim_n_params(const pfgm_optim *opt);
+/* State, for checkpoints. The buffers are backend memory of n_params floats (the n_params
+ * given to pfgm_optim_create); the pointers stay valid until pfgm_optim_destroy. */
 int64_t pfgm_optim_updates(const pfgm_optim *opt); /* steps taken: Adam's step count, EMA's num_updates */
-const pfgm_optim_hparams *pfgm_optim_get_hparams(const pfgm_optim *opt);
 float *pfgm_optim_m(pfgm_optim *opt);   /* Adam first moment (exp_avg) */
 float *pfgm_optim_v(pfgm_optim *opt);   /* Adam second moment (exp_avg_sq) */
 float *pfgm_optim_ema(pfgm_optim *opt); /* EMA shadow parameters */

@@ -77,9 +77,10 @@ static int parse(int argc, char **argv, args *a) {
 int main(int argc, char **argv) {
     /* Before any long start-up work, so an early SIGTERM is not lost (it stops after the
      * first step with a checkpoint). */
-    if (pfgm_preempt_install() != PFGM_OK) {
+    pfgm_status installed = pfgm_preempt_install();
+    if (installed != PFGM_OK) {
         fprintf(stderr, "pfgm-train: %s\n", pfgm_error_message());
-        return 8;
+        return pfgm_status_exit_code(installed);
     }
     args a;
     int rc = parse(argc, argv, &a);

@@ -1,9 +1,10 @@
 /* Configuration keys: the table that names every key with its type, field, range and the
- * authors' values pfgm does not implement; the defaults (the authors' CIFAR-10 DDPM++ values,
- * PFGM_SPEC.md §2); conversion of YAML scalars to typed values with strict rules; the
+ * authors' values and keys pfgm does not implement; the defaults (the authors' CIFAR-10
+ * DDPM++ values, PFGM_SPEC.md §2); conversion of YAML scalars to typed values with strict rules; the
  * cross-field validation; comparison. The libyaml side is config_yaml.c. */
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -35,9 +36,19 @@
 #define K_LIST(sec, key, f, lo, hi, nmin)                                                     \
     { sec, key, FULL(sec, key), PFGM_CFG_INT_LIST, OFF(f), SZ(f), .imin = (lo), .imax = (hi), \
       .list_min = (nmin) }
+/* Inert keys (pfgm_cfg_key.inert): only the default, the authors' value, is accepted. */
+#define K_BOOL_INERT(sec, key, f, why) \
+    { sec, key, FULL(sec, key), PFGM_CFG_BOOL, OFF(f), SZ(f), .inert = (why) }
+#define K_LIST_INERT(sec, key, f, lo, hi, nmin, why)                                          \
+    { sec, key, FULL(sec, key), PFGM_CFG_INT_LIST, OFF(f), SZ(f), .imin = (lo), .imax = (hi), \
+      .list_min = (nmin), .inert = (why) }
+/* An authors' key that pfgm will read once `what` is implemented: no field, always refused. */
+#define K_LATER(sec, key, what) { sec, key, FULL(sec, key), PFGM_CFG_LATER, 0, 0, .later = (what) }
 
 #define BIG INT64_C(1000000000000)  /* 1e12: bound on step counts */
-#define BATCH_MAX INT64_C(1) << 31  /* batch sizes are row counts of GEMMs */
+/* Batch sizes are row counts of GEMMs, whose dimensions cuBLAS and OpenBLAS (blasint) take
+ * as int. */
+#define BATCH_MAX ((int64_t)INT_MAX)
 #define OPEN_MIN PFGM_CFG_MIN_OPEN
 #define OPEN_MAX PFGM_CFG_MAX_OPEN
 
@@ -85,9 +96,12 @@ static const pfgm_cfg_key keys[] = {
     K_BOOL("model", "skip_rescale", model.skip_rescale, PFGM_CFG_BOOL_BOTH),
     K_FLT("model", "init_scale", model.init_scale, 0.0, INFINITY, 0),
     K_INT_ONLY("model", "conv_size", model.conv_size, 3, 3),
-    K_BOOL("model", "resamp_with_conv", model.resamp_with_conv, PFGM_CFG_BOOL_BOTH),
+    K_BOOL_INERT("model", "resamp_with_conv", model.resamp_with_conv,
+                 "it selects the resampling of the DDPM-style blocks and of the progressive paths, "
+                 "which pfgm does not build (the BigGAN blocks resample without a convolution)"),
     K_BOOL("model", "fir", model.fir, PFGM_CFG_BOOL_ONLY_FALSE),
-    K_LIST("model", "fir_kernel", model.fir_kernel, 1, 1000000, 1),
+    K_LIST_INERT("model", "fir_kernel", model.fir_kernel, 1, 1000000, 1,
+                 "the FIR taps are used only with model.fir: true, which pfgm does not support"),
     K_CHOICE("model", "progressive", model.progressive, progressive_names, 1),
     K_CHOICE("model", "progressive_input", model.progressive_input, progressive_input_names, 1),
     K_CHOICE("model", "progressive_combine", model.progressive_combine, combine_names, 1),
@@ -104,7 +118,6 @@ static const pfgm_cfg_key keys[] = {
     K_INT("training", "snapshot_freq", training.snapshot_freq, 1, BIG),
     K_INT("training", "snapshot_freq_for_preemption", training.snapshot_freq_for_preemption, 1, BIG),
     K_INT("training", "log_freq", training.log_freq, 1, BIG),
-    K_INT("training", "eval_freq", training.eval_freq, 1, BIG),
     K_INT("training", "max_skipped", training.max_skipped, 0, BIG),
     K_INT("training", "M", training.M, 1, 100000),
     K_FLT("training", "tau", training.tau, 0.0, INFINITY, OPEN_MIN),
@@ -132,9 +145,6 @@ static const pfgm_cfg_key keys[] = {
     K_INT("optim", "warmup", optim.warmup, 0, BIG),
     K_FLT("optim", "grad_clip", optim.grad_clip, 0.0, INFINITY, 0),
 
-    K_INT("eval", "batch_size", eval.batch_size, 1, BATCH_MAX),
-    K_INT("eval", "num_samples", eval.num_samples, 1, BIG),
-
     K_ENUM("field", "reference", field.reference, reference_names),
 
     K_INT("checkpoint", "keep_last", checkpoint.keep_last, 1, 1000000),
@@ -148,20 +158,37 @@ static const pfgm_cfg_key keys[] = {
     K_STR("logging", "metrics", logging.metrics),
 };
 #define N_KEYS (sizeof keys / sizeof keys[0])
-_Static_assert(N_KEYS <= PFGM_CFG_MAX_KEYS, "raise PFGM_CFG_MAX_KEYS");
+
+/* The authors' keys of features pfgm does not implement yet. Any setting in a file or by
+ * --set is refused, the emitter writes none of them, and they are never suggested for a typo.
+ * Their indices (pfgm_cfg_index) follow the table's; the files in configs/ keep the authors'
+ * values in comments. */
+static const pfgm_cfg_key later_keys[] = {
+    K_LATER("training", "eval_freq", "evaluation"),
+    K_LATER("eval", "batch_size", "evaluation"),
+    K_LATER("eval", "num_samples", "evaluation"),
+};
+#define N_LATER (sizeof later_keys / sizeof later_keys[0])
+_Static_assert(N_KEYS + N_LATER <= PFGM_CFG_MAX_KEYS, "raise PFGM_CFG_MAX_KEYS");
 
 static const char *const sections[] = {"data", "model", "training", "sampling", "optim", "eval",
                                        "field", "checkpoint", "distributed", "logging", NULL};
 
 const pfgm_cfg_key *pfgm_cfg_keys(size_t *n) { *n = N_KEYS; return keys; }
 const char *const *pfgm_cfg_sections(void) { return sections; }
-size_t pfgm_cfg_index(const pfgm_cfg_key *k) { return (size_t)(k - keys); }
+size_t pfgm_cfg_index(const pfgm_cfg_key *k) {
+    return k->type == PFGM_CFG_LATER ? N_KEYS + (size_t)(k - later_keys) : (size_t)(k - keys);
+}
 
 const pfgm_cfg_key *pfgm_cfg_find(const char *section, const char *name) {
     for (size_t i = 0; i < N_KEYS; i++) {
         const pfgm_cfg_key *k = &keys[i];
         bool sec_eq = section ? (k->section && strcmp(k->section, section) == 0) : !k->section;
         if (sec_eq && strcmp(k->name, name) == 0) return k;
+    }
+    for (size_t i = 0; i < N_LATER; i++) {
+        const pfgm_cfg_key *k = &later_keys[i];
+        if (section && strcmp(k->section, section) == 0 && strcmp(k->name, name) == 0) return k;
     }
     return NULL;
 }
@@ -182,6 +209,7 @@ const char *pfgm_cfg_type_phrase(const pfgm_cfg_key *k) {
     case PFGM_CFG_STR: return k->names ? "a name" : "a string";
     case PFGM_CFG_ENUM: return "a name";
     case PFGM_CFG_INT_LIST: return "a list of integers such as [1, 2, 2]";
+    case PFGM_CFG_LATER: break;
     }
     return "a value";
 }
@@ -196,12 +224,6 @@ void pfgm_cfg_value_free(pfgm_cfg_value *v) {
 
 const char *pfgm_config_solver_name(pfgm_config_solver s) {
     return (unsigned)s < 3 ? solver_names[s] : "?";
-}
-const char *pfgm_embedding_type_name(pfgm_embedding_type e) {
-    return (unsigned)e < 2 ? embedding_names[e] : "?";
-}
-const char *pfgm_field_reference_name(pfgm_field_reference r) {
-    return (unsigned)r < 2 ? reference_names[r] : "?";
 }
 
 /* ---- defaults -------------------------------------------------------------------------- */
@@ -262,7 +284,6 @@ void pfgm_config_defaults(pfgm_config *c) {
     t->snapshot_freq = 50000;
     t->snapshot_freq_for_preemption = 10000;
     t->log_freq = 50;
-    t->eval_freq = 10000;
     t->max_skipped = 10;
     t->M = 291;
     t->tau = 0.03;
@@ -292,8 +313,6 @@ void pfgm_config_defaults(pfgm_config *c) {
     o->warmup = 5000;
     o->grad_clip = 1.0;
 
-    c->eval.batch_size = 1000;
-    c->eval.num_samples = 10000;
     c->field.reference = PFGM_FIELD_LOCAL;
     c->checkpoint.keep_last = 3;
     c->checkpoint.keep_every = 50000;
@@ -570,8 +589,9 @@ static pfgm_status to_name(const pfgm_cfg_key *k, const pfgm_cfg_scalar *s, cons
                           s->text, list, hint);
 }
 
-pfgm_status pfgm_cfg_apply(pfgm_config *cfg, const pfgm_cfg_key *k, const pfgm_cfg_value *v,
-                           const char *origin) {
+/* pfgm_cfg_apply without the LATER and inert rules. */
+static pfgm_status apply_typed(pfgm_config *cfg, const pfgm_cfg_key *k, const pfgm_cfg_value *v,
+                               const char *origin) {
     char *field = (char *)cfg + k->offset;
     if (k->type == PFGM_CFG_INT_LIST) {
         if (!v->is_list) {
@@ -636,9 +656,53 @@ pfgm_status pfgm_cfg_apply(pfgm_config *cfg, const pfgm_cfg_key *k, const pfgm_c
                                   k->size - 1);
         set_str(field, k->size, s->text);
         return PFGM_OK;
-    case PFGM_CFG_INT_LIST: break;
+    case PFGM_CFG_INT_LIST:
+    case PFGM_CFG_LATER: break;
     }
     return pfgm_error(PFGM_ERR_INTERNAL, "%s: unhandled key type", k->full);
+}
+
+/* The YAML text of k's value in cfg, lists included. */
+static void value_text(const pfgm_config *cfg, const pfgm_cfg_key *k, char *buf, size_t n) {
+    if (k->type != PFGM_CFG_INT_LIST) {
+        pfgm_cfg_format(cfg, k, buf, n);
+        return;
+    }
+    const pfgm_int_list *l = (const pfgm_int_list *)(const void *)((const char *)cfg + k->offset);
+    size_t used = (size_t)snprintf(buf, n, "[");
+    for (size_t i = 0; i < l->n && used < n; i++)
+        used += (size_t)snprintf(buf + used, n - used, "%s%lld", i ? ", " : "", (long long)l->v[i]);
+    if (used < n) snprintf(buf + used, n - used, "]");
+}
+
+/* Two rules keep an accepted key from being a no-op (config-reference.md, "Keys pfgm does
+ * not implement"): a LATER key is refused whatever its value, and an inert key takes only its
+ * default, the authors' value, so that their configs load while a change that pfgm's network
+ * would ignore is refused. */
+pfgm_status pfgm_cfg_apply(pfgm_config *cfg, const pfgm_cfg_key *k, const pfgm_cfg_value *v,
+                           const char *origin) {
+    if (k->type == PFGM_CFG_LATER) {
+        bool by_set = origin && strcmp(origin, "--set") == 0;
+        return pfgm_cfg_error(origin, v->line, k->full, "not implemented yet (%s: a later release); %s",
+                              k->later, by_set ? "drop this --set" : "remove it from the config");
+    }
+    if (!k->inert) return apply_typed(cfg, k, v, origin);
+    pfgm_config def, tmp;
+    pfgm_config_defaults(&def);
+    tmp = def;
+    PFGM_TRY(apply_typed(&tmp, k, v, origin));
+    const char *got = (const char *)&tmp + k->offset, *want = (const char *)&def + k->offset;
+    if (memcmp(got, want, k->size) != 0) {
+        char got_text[160], want_text[160];
+        value_text(&tmp, k, got_text, sizeof got_text);
+        value_text(&def, k, want_text, sizeof want_text);
+        return pfgm_cfg_error(origin, v->line, k->full,
+                              "%s would change nothing: %s; remove the key or write %s (the authors' "
+                              "value)",
+                              got_text, k->inert, want_text);
+    }
+    memcpy((char *)cfg + k->offset, got, k->size);
+    return PFGM_OK;
 }
 
 /* ---- formatting and comparison ---------------------------------------------------------- */
@@ -691,6 +755,7 @@ void pfgm_cfg_format(const pfgm_config *cfg, const pfgm_cfg_key *k, char *buf, s
     }
     case PFGM_CFG_STR: snprintf(buf, n, "%.*s", (int)k->size, field); return;
     case PFGM_CFG_INT_LIST: snprintf(buf, n, "[list]"); return;
+    case PFGM_CFG_LATER: if (n) buf[0] = '\0'; return;
     }
 }
 

@@ -16,7 +16,10 @@ typedef enum {
     PFGM_CFG_BOOL,     /* bool */
     PFGM_CFG_STR,      /* char[size]; free text, or one of `names` when names != NULL */
     PFGM_CFG_ENUM,     /* C enum stored as int; value = index into `names` */
-    PFGM_CFG_INT_LIST  /* pfgm_int_list */
+    PFGM_CFG_INT_LIST, /* pfgm_int_list */
+    PFGM_CFG_LATER     /* an authors' key of a feature pfgm does not implement yet: no field,
+                          any value is refused (config-reference.md "Keys pfgm does not
+                          implement"); `later` names the feature */
 } pfgm_cfg_type;
 
 /* Range flags of float keys. */
@@ -41,6 +44,9 @@ typedef struct pfgm_cfg_key {
                                 the authors' values that pfgm rejects as unsupported */
     int bool_support;        /* PFGM_CFG_BOOL_* */
     size_t list_min;         /* INT_LIST: fewest entries */
+    const char *later;       /* LATER: the feature that will read the key ("evaluation") */
+    const char *inert;       /* non-NULL: a value other than the default would change nothing
+                                in pfgm's network; the reason, for the message that refuses it */
 } pfgm_cfg_key;
 
 /* Where a key's current value came from, for messages: origin (file name, "--set") and
@@ -73,7 +79,9 @@ typedef struct pfgm_cfg_value {
 
 void pfgm_cfg_value_free(pfgm_cfg_value *v);
 
-/* The key table, in emission order (sections grouped, table order within a section). */
+/* The key table, in emission order (sections grouped, table order within a section): the
+ * *n keys with a field in pfgm_config. The LATER keys are apart: pfgm_cfg_find finds them,
+ * their pfgm_cfg_index is *n and up (below PFGM_CFG_MAX_KEYS), nothing iterates them. */
 const pfgm_cfg_key *pfgm_cfg_keys(size_t *n);
 /* Section names in emission order, NULL-terminated. */
 const char *const *pfgm_cfg_sections(void);
@@ -82,8 +90,9 @@ const pfgm_cfg_key *pfgm_cfg_find(const char *section, const char *name);
 bool pfgm_cfg_is_section(const char *name);
 size_t pfgm_cfg_index(const pfgm_cfg_key *k);
 /* " (did you mean X?)" for an unknown key written as `section.name` (section NULL at top
- * level): the nearest known keys of any section by edit distance (up to three named when
- * equally near, the typed section preferred on a tie), or "" when nothing is close. */
+ * level): the nearest keys of the table (never a LATER key) by edit distance (up to three
+ * named when equally near, the typed section preferred on a tie), or "" when nothing is
+ * close. */
 void pfgm_cfg_suggest(const char *section, const char *name, char *buf, size_t n);
 /* "an integer", "a list of integers", ... for type errors. */
 const char *pfgm_cfg_type_phrase(const pfgm_cfg_key *k);
@@ -107,9 +116,11 @@ void pfgm_cfg_format(const pfgm_config *cfg, const pfgm_cfg_key *k, char *buf, s
 bool pfgm_cfg_is_free_string(const pfgm_cfg_key *k);
 
 /* libyaml reading (config_yaml.c): parse `text` (len bytes) and apply it to *cfg, recording
- * origins. origin names the source in messages. */
+ * origins. origin names the source in messages. skip_later: a LATER key's value is read and
+ * dropped instead of refused (the config embedded in a checkpoint of an earlier pfgm, which
+ * wrote every key of its table). */
 pfgm_status pfgm_cfg_read_yaml(const char *text, size_t len, const char *origin, pfgm_config *cfg,
-                               pfgm_cfg_origin *origins);
+                               pfgm_cfg_origin *origins, bool skip_later);
 /* One `section.key=value` applied to *cfg (origins may be NULL). */
 pfgm_status pfgm_cfg_set_at(pfgm_config *cfg, const char *assignment, pfgm_cfg_origin *origins);
 

@@ -23,7 +23,7 @@ struct pfgm_dataset {
     int64_t steps;       /* floor(per_rank / L) */
     int64_t L;           /* large batch size */
     int64_t C, H, W, dim;
-    uint32_t seed, prep_seed;
+    uint32_t seed;
     int random_flip, has_labels;
     uint8_t *pixels;     /* [per_rank, C, H, W] */
     int32_t *labels;     /* [per_rank], NULL without /labels */
@@ -400,7 +400,6 @@ pfgm_status pfgm_dataset_open(const pfgm_dataset_options *opt, pfgm_dataset **ou
     ds->W = info.width;
     ds->dim = ds->C * ds->H * ds->W;
     ds->seed = opt->seed;
-    ds->prep_seed = info.seed;
     ds->random_flip = opt->random_flip != 0;
     ds->has_labels = info.has_labels;
     ds->perm_epoch = -1;
@@ -453,12 +452,6 @@ void pfgm_dataset_close(pfgm_dataset *ds) {
 int64_t pfgm_dataset_count(const pfgm_dataset *ds) { return ds->count; }
 int64_t pfgm_dataset_per_rank(const pfgm_dataset *ds) { return ds->per_rank; }
 int64_t pfgm_dataset_steps_per_epoch(const pfgm_dataset *ds) { return ds->steps; }
-int64_t pfgm_dataset_batch_size(const pfgm_dataset *ds) { return ds->L; }
-int64_t pfgm_dataset_channels(const pfgm_dataset *ds) { return ds->C; }
-int64_t pfgm_dataset_image_size(const pfgm_dataset *ds) { return ds->H; }
-int64_t pfgm_dataset_image_dim(const pfgm_dataset *ds) { return ds->dim; }
-int pfgm_dataset_has_labels(const pfgm_dataset *ds) { return ds->has_labels; }
-uint32_t pfgm_dataset_prep_seed(const pfgm_dataset *ds) { return ds->prep_seed; }
 
 /* ---- batches -------------------------------------------------------------------------- */
 

@@ -202,9 +202,7 @@ pfgm_status pfgm_optim_step(pfgm_optim *opt, float *params, float *grads, int64_
     return PFGM_OK;
 }
 
-int64_t pfgm_optim_n_params(const pfgm_optim *opt) { return opt->n_params; }
 int64_t pfgm_optim_updates(const pfgm_optim *opt) { return opt->updates; }
-const pfgm_optim_hparams *pfgm_optim_get_hparams(const pfgm_optim *opt) { return &opt->hp; }
 float *pfgm_optim_m(pfgm_optim *opt) { return opt->m; }
 float *pfgm_optim_v(pfgm_optim *opt) { return opt->v; }
 float *pfgm_optim_ema(pfgm_optim *opt) { return opt->ema; }

@@ -176,10 +176,10 @@ static void test_unknown_key_in_another_section(void **state) {
     /* a misspelt section: its own key wins over the same name in other sections */
     expect_set_error("trianing.bach_size=64",
                      "trianing.bach_size: unknown key (did you mean training.batch_size?)");
-    /* an exact name in three other sections: all three, not the first in table order */
+    /* an exact name in two other sections: both, not the first in table order (eval.batch_size
+     * is not implemented yet, so never suggested) */
     expect_error("model:\n  batch_size: 64\n", 2, "model.batch_size",
-                 "unknown key (did you mean training.batch_size, sampling.batch_size or "
-                 "eval.batch_size?)");
+                 "unknown key (did you mean training.batch_size or sampling.batch_size?)");
     /* nothing within the budget: no hint (the nearest key to lerning_rate is model.ema_rate,
      * six edits away; optim.lr is ten) */
     expect_error("optim:\n  lerning_rate: 1e-4\n", 2, "optim.lerning_rate", "unknown key");
@@ -361,6 +361,71 @@ static void test_unsupported_values(void **state) {
 /* distributed.* -> backend (pfgm_config_backend_create): cpu gives the CPU backend with or
  * without allow_tf32 (it has no TF32: its caps never say TF32); cuda without a device (or
  * without the CUDA build) is PFGM_ERR_UNSUPPORTED, with a GPU it is the cuda backend. */
+/* Keys the program does not implement are refused, not ignored (issue 12, item 4): the
+ * evaluation keys whatever their value, in a file and by --set, at the key's line; the inert
+ * keys at any value other than the authors' (which the shipped configs carry). */
+static void test_keys_not_implemented_yet(void **state) {
+    (void)state;
+    const char *later = "not implemented yet (evaluation: a later release); remove it from the config";
+    expect_error("training:\n  n_iters: 10\n  eval_freq: 5\n", 3, "training.eval_freq", later);
+    expect_error("eval:\n  batch_size: 4\n", 2, "eval.batch_size", later);
+    expect_error("seed: 1\neval:\n  num_samples: 8\n", 3, "eval.num_samples", later);
+    /* whatever the value: the default, a wrong type, a mapping */
+    expect_error("training:\n  eval_freq: 10000\n", 2, "training.eval_freq", later);
+    expect_error("eval:\n  batch_size: [1, 2]\n", 2, "eval.batch_size", later);
+    expect_error("eval:\n  num_samples:\n    a: 1\n", 2, "eval.num_samples", later);
+    expect_set_error("eval.batch_size=1000",
+                     "eval.batch_size: not implemented yet (evaluation: a later release); drop this --set");
+    expect_set_error("training.eval_freq=1",
+                     "training.eval_freq: not implemented yet (evaluation: a later release); drop this "
+                     "--set");
+    /* an eval section with every key commented out is still a section */
+    pfgm_config c = load_ok("eval:\n#  batch_size: 4\nseed: 5\n");
+    assert_int_equal(c.seed, 5);
+    /* resolve (what the binaries run) refuses it with exit code 2 */
+    const char *sets[] = {"eval.num_samples=10"};
+    assert_int_equal(pfgm_config_resolve(NULL, sets, 1, &c), PFGM_ERR_CONFIG);
+    assert_int_equal(pfgm_status_exit_code(PFGM_ERR_CONFIG), 2);
+    const char *bf16[] = {"distributed.bf16=true"};
+    assert_int_equal(pfgm_config_resolve(NULL, bf16, 1, &c), PFGM_ERR_CONFIG);
+    assert_non_null(strstr(pfgm_error_message(), "--set: distributed.bf16: true is not supported"));
+
+    /* inert keys: the authors' value loads, another would change nothing and is refused */
+    c = load_ok("model:\n  resamp_with_conv: true\n  fir_kernel: [1, 3, 3, 1]\n");
+    assert_true(c.model.resamp_with_conv);
+    expect_error("model:\n  resamp_with_conv: false\n", 2, "model.resamp_with_conv",
+                 "false would change nothing: it selects the resampling of the DDPM-style blocks");
+    assert_non_null(strstr(pfgm_error_message(), "; remove the key or write true (the authors' value)"));
+    expect_error("model:\n  fir_kernel: [1, 2, 1]\n", 2, "model.fir_kernel",
+                 "[1, 2, 1] would change nothing: the FIR taps are used only with model.fir: true, which "
+                 "pfgm does not support; remove the key or write [1, 3, 3, 1] (the authors' value)");
+    /* the type and range rules still come first */
+    expect_error("model:\n  fir_kernel: [1, 0]\n", 2, "model.fir_kernel", "out of range");
+    expect_error("model:\n  resamp_with_conv: no\n", 2, "model.resamp_with_conv", "write true or false");
+    expect_set_error("model.resamp_with_conv=false",
+                     "model.resamp_with_conv: false would change nothing: it selects the resampling of "
+                     "the DDPM-style blocks and of the progressive paths, which pfgm does not build (the "
+                     "BigGAN blocks resample without a convolution); remove the key or write true (the "
+                     "authors' value)");
+    /* a struct edited in code is caught by validation too */
+    pfgm_config_defaults(&c);
+    c.model.fir_kernel.v[1] = 4;
+    assert_int_equal(pfgm_config_validate(&c), PFGM_ERR_CONFIG);
+    assert_non_null(strstr(pfgm_error_message(), "config: model.fir_kernel: [1, 4, 3, 1] would change nothing"));
+}
+
+/* Batch sizes are GEMM row counts, which cuBLAS and OpenBLAS take as int: at most INT_MAX. */
+static void test_batch_sizes_fit_an_int(void **state) {
+    (void)state;
+    expect_error("training:\n  batch_size: 2147483648\n", 2, "training.batch_size",
+                 "2147483648 is out of range (must be in [1, 2147483647])");
+    expect_error("sampling:\n  batch_size: 2147483648\n", 2, "sampling.batch_size",
+                 "out of range (must be in [1, 2147483647])");
+    pfgm_config c = load_ok("training:\n  batch_size: 2147483647\nsampling:\n  batch_size: 2147483647\n");
+    assert_int_equal(c.training.batch_size, INT64_C(2147483647));
+    assert_int_equal(c.sampling.batch_size, INT64_C(2147483647));
+}
+
 static void test_backend_from_config(void **state) {
     (void)state;
     pfgm_config c = load_ok("distributed:\n  backend: cpu\n  allow_tf32: true\n");
@@ -471,6 +536,8 @@ int main(void) {
         cmocka_unit_test(test_single_key_ranges),
         cmocka_unit_test(test_cross_field_ranges),
         cmocka_unit_test(test_unsupported_values),
+        cmocka_unit_test(test_keys_not_implemented_yet),
+        cmocka_unit_test(test_batch_sizes_fit_an_int),
         cmocka_unit_test(test_backend_from_config),
         cmocka_unit_test(test_empty_and_missing_files),
         cmocka_unit_test(test_structure_errors),

@@ -230,6 +230,44 @@ static void test_equal_detects_differences(void **state) {
     assert_false(pfgm_config_equal(&a, &b));
 }
 
+/* The keys not implemented yet (training.eval_freq, eval.*; issue 12, item 4) are never
+ * written; the config text of a checkpoint from an earlier pfgm, which holds them, still
+ * loads with them dropped, while the same text as a file is refused. */
+static void test_keys_not_implemented_yet(void **state) {
+    (void)state;
+    pfgm_config c;
+    pfgm_config_defaults(&c);
+    char *text = NULL;
+    assert_int_equal(pfgm_config_to_yaml_string(&c, &text, NULL), PFGM_OK);
+    if (strstr(text, "eval")) print_error("written config names eval keys:\n%s\n", text);
+    assert_null(strstr(text, "eval"));
+    free(text);
+
+    const char *old = "seed: 3\ntraining:\n  log_freq: 5\n  eval_freq: 250\neval:\n  batch_size: 250\n"
+                      "  num_samples:\n    a: [1, 2]\nlogging:\n  level: warn\n";
+    pfgm_config back, want;
+    pfgm_status st = pfgm_config_load_string(old, "ckpt_00000010.h5", &back);
+    if (st != PFGM_OK) print_error("%s\n", pfgm_error_message());
+    assert_int_equal(st, PFGM_OK);
+    pfgm_config_defaults(&want);
+    set_ok(&want, "seed=3");
+    set_ok(&want, "training.log_freq=5");
+    set_ok(&want, "logging.level=warn");
+    assert_true(pfgm_config_equal(&want, &back));
+    assert_true(memcmp(&want, &back, sizeof back) == 0);
+    /* other errors in a checkpoint's text are still errors */
+    assert_int_equal(pfgm_config_load_string("eval:\n  batch_sze: 1\n", "ckpt", &back), PFGM_ERR_CONFIG);
+    assert_non_null(strstr(pfgm_error_message(), "ckpt:2: eval.batch_sze: unknown key"));
+
+    char path[400];
+    snprintf(path, sizeof path, "%s/old.yaml", g_dir);
+    write_text(path, old);
+    assert_int_equal(pfgm_config_load(path, &back), PFGM_ERR_CONFIG);
+    char msg[600];
+    snprintf(msg, sizeof msg, "%s:4: training.eval_freq: not implemented yet", path);
+    assert_non_null(strstr(pfgm_error_message(), msg));
+}
+
 static bool has_suffix(const char *s, const char *suf) {
     size_t ls = strlen(s), lf = strlen(suf);
     return ls >= lf && strcmp(s + ls - lf, suf) == 0;
@@ -344,6 +382,7 @@ int main(void) {
         cmocka_unit_test(test_resolve_file_then_sets),
         cmocka_unit_test(test_round_trip_defaults_and_odd_values),
         cmocka_unit_test(test_equal_detects_differences),
+        cmocka_unit_test(test_keys_not_implemented_yet),
         cmocka_unit_test(test_every_shipped_config_loads_and_round_trips),
         cmocka_unit_test(test_shipped_config_values),
         cmocka_unit_test(test_write_failure_leaves_nothing),
