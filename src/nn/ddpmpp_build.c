@@ -281,40 +281,40 @@ static pfgm_status dd_plan(pfgm_ddpmpp *m) {
             switch (S->life) {
             case PFGM_SLOT_UNUSED: break;
             case PFGM_SLOT_SAVED:
-                PFGM_TRY(nn_plan_add(&m->plan, S->per_image, S->fixed_bytes, j, &L->fbuf[s]));
-                nn_plan_use(&m->plan, L->fbuf[s], BWD(j));
+                PFGM_TRY(pfgm_nn_plan_add(&m->plan, S->per_image, S->fixed_bytes, j, &L->fbuf[s]));
+                pfgm_nn_plan_use(&m->plan, L->fbuf[s], BWD(j));
                 L->bbuf[s] = L->fbuf[s];
                 break;
-            case PFGM_SLOT_FWD_TEMP: PFGM_TRY(nn_plan_add(&m->plan, S->per_image, S->fixed_bytes, j, &L->fbuf[s])); break;
+            case PFGM_SLOT_FWD_TEMP: PFGM_TRY(pfgm_nn_plan_add(&m->plan, S->per_image, S->fixed_bytes, j, &L->fbuf[s])); break;
             case PFGM_SLOT_BWD_TEMP:
-                PFGM_TRY(nn_plan_add(&m->plan, S->per_image, S->fixed_bytes, BWD(j), &L->bbuf[s]));
+                PFGM_TRY(pfgm_nn_plan_add(&m->plan, S->per_image, S->fixed_bytes, BWD(j), &L->bbuf[s]));
                 break;
             case PFGM_SLOT_SCRATCH:
-                PFGM_TRY(nn_plan_add(&m->plan, S->per_image, S->fixed_bytes, j, &L->fbuf[s]));
-                PFGM_TRY(nn_plan_add(&m->plan, S->per_image, S->fixed_bytes, BWD(j), &L->bbuf[s]));
+                PFGM_TRY(pfgm_nn_plan_add(&m->plan, S->per_image, S->fixed_bytes, j, &L->fbuf[s]));
+                PFGM_TRY(pfgm_nn_plan_add(&m->plan, S->per_image, S->fixed_bytes, BWD(j), &L->bbuf[s]));
                 break;
             }
         }
     }
     for (int t = 0; t < m->nt; ++t) {
         dd_tensor *T = &m->tensors[t];
-        PFGM_TRY(nn_plan_add(&m->plan, T->per_image, 0, T->producer, &T->buf));
-        if (T->last_use >= 0) nn_plan_use(&m->plan, T->buf, T->last_use);
+        PFGM_TRY(pfgm_nn_plan_add(&m->plan, T->per_image, 0, T->producer, &T->buf));
+        if (T->last_use >= 0) pfgm_nn_plan_use(&m->plan, T->buf, T->last_use);
         const int is_output = t == m->t_netx || t == m->t_netz;
         if (is_output) /* read by the caller's loss between the passes */
-            nn_plan_use(&m->plan, T->buf, train ? nl : nl - 1);
+            pfgm_nn_plan_use(&m->plan, T->buf, train ? nl : nl - 1);
         if (!train) continue;
-        if (T->first_saved >= 0) nn_plan_use(&m->plan, T->buf, BWD(T->first_saved));
+        if (T->first_saved >= 0) pfgm_nn_plan_use(&m->plan, T->buf, BWD(T->first_saved));
         if (!is_output && T->last_use >= 0) {
             /* written by the backward of the last reader, consumed by the producer's */
-            PFGM_TRY(nn_plan_add(&m->plan, T->per_image, 0, BWD(T->last_use), &T->gbuf));
-            nn_plan_use(&m->plan, T->gbuf, BWD(T->producer));
+            PFGM_TRY(pfgm_nn_plan_add(&m->plan, T->per_image, 0, BWD(T->last_use), &T->gbuf));
+            pfgm_nn_plan_use(&m->plan, T->gbuf, BWD(T->producer));
         }
     }
 #undef BWD
-    PFGM_TRY(nn_plan_solve(&m->plan, m->max_batch));
+    PFGM_TRY(pfgm_nn_plan_solve(&m->plan, m->max_batch));
     m->info.activation_bytes = m->plan.total;
-    m->info.unshared_bytes = nn_plan_unshared_bytes(&m->plan);
+    m->info.unshared_bytes = pfgm_nn_plan_unshared_bytes(&m->plan);
     return PFGM_OK;
 }
 
@@ -351,7 +351,7 @@ static pfgm_status dd_check_ops(const pfgm_backend *be) {
     return PFGM_OK;
 }
 
-pfgm_status dd_build(pfgm_ddpmpp *m, pfgm_backend *be, const pfgm_ddpmpp_desc *d, int64_t max_batch,
+pfgm_status pfgm_dd_build(pfgm_ddpmpp *m, pfgm_backend *be, const pfgm_ddpmpp_desc *d, int64_t max_batch,
                      pfgm_ddpmpp_mode mode, int alloc) {
     PFGM_TRY(pfgm_ddpmpp_desc_validate(d));
     if (be) PFGM_TRY(dd_check_ops(be));
@@ -379,11 +379,11 @@ pfgm_status dd_build(pfgm_ddpmpp *m, pfgm_backend *be, const pfgm_ddpmpp_desc *d
     return PFGM_OK;
 }
 
-void dd_release(pfgm_ddpmpp *m) {
+void pfgm_dd_release(pfgm_ddpmpp *m) {
     if (m->be && m->arena) m->be->free(m->be, m->arena);
     m->arena = NULL;
     pfgm_nn_params_release(&m->params);
-    nn_plan_release(&m->plan);
+    pfgm_nn_plan_release(&m->plan);
     free(m->layers);
     free(m->tensors);
     m->layers = NULL;
@@ -397,9 +397,9 @@ pfgm_status pfgm_ddpmpp_plan(const pfgm_ddpmpp_desc *d, pfgm_backend *be, int64_
                              pfgm_ddpmpp_info *info) {
     pfgm_ddpmpp m;
     memset(&m, 0, sizeof m);
-    pfgm_status st = dd_build(&m, be, d, batch, mode, 0);
+    pfgm_status st = pfgm_dd_build(&m, be, d, batch, mode, 0);
     if (st == PFGM_OK) *info = m.info;
-    dd_release(&m);
+    pfgm_dd_release(&m);
     return st;
 }
 
@@ -409,9 +409,9 @@ pfgm_status pfgm_ddpmpp_create(pfgm_backend *be, const pfgm_ddpmpp_desc *d, int6
     if (!be) return pfgm_error(PFGM_ERR_INVALID_ARG, "DDPM++: no backend");
     pfgm_ddpmpp *m = calloc(1, sizeof *m);
     if (!m) return pfgm_error(PFGM_ERR_NOMEM, "DDPM++: model struct");
-    pfgm_status st = dd_build(m, be, d, max_batch, mode, 1);
+    pfgm_status st = pfgm_dd_build(m, be, d, max_batch, mode, 1);
     if (st != PFGM_OK) {
-        dd_release(m);
+        pfgm_dd_release(m);
         free(m);
         return st;
     }
@@ -421,7 +421,7 @@ pfgm_status pfgm_ddpmpp_create(pfgm_backend *be, const pfgm_ddpmpp_desc *d, int6
 
 void pfgm_ddpmpp_destroy(pfgm_ddpmpp *m) {
     if (!m) return;
-    dd_release(m);
+    pfgm_dd_release(m);
     free(m);
 }
 
@@ -432,7 +432,7 @@ pfgm_nn_params *pfgm_ddpmpp_params(pfgm_ddpmpp *m) { return &m->params; }
 
 pfgm_status pfgm_ddpmpp_activation_bytes(const pfgm_ddpmpp *m, int64_t batch, size_t *bytes) {
     if (batch < 1) return pfgm_error(PFGM_ERR_INVALID_ARG, "DDPM++: batch = %lld", (long long)batch);
-    return nn_plan_bytes_at(&m->plan, batch, bytes);
+    return pfgm_nn_plan_bytes_at(&m->plan, batch, bytes);
 }
 
 pfgm_status pfgm_ddpmpp_init_params(pfgm_ddpmpp *m, uint32_t seed) {

@@ -70,9 +70,9 @@ struct pfgm_ddpmpp {
 
 /* Builds graph, parameters and plan; allocates when `alloc` (model) or not (plan only).
  * be may be NULL only when !alloc. */
-pfgm_status dd_build(pfgm_ddpmpp *m, pfgm_backend *be, const pfgm_ddpmpp_desc *d, int64_t max_batch,
+pfgm_status pfgm_dd_build(pfgm_ddpmpp *m, pfgm_backend *be, const pfgm_ddpmpp_desc *d, int64_t max_batch,
                      pfgm_ddpmpp_mode mode, int alloc);
-/* Frees what dd_build made (not the struct). */
-void dd_release(pfgm_ddpmpp *m);
+/* Frees what pfgm_dd_build made (not the struct). */
+void pfgm_dd_release(pfgm_ddpmpp *m);
 
 #endif

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-pfgm_status nn_plan_add(nn_plan *p, int64_t per_image, size_t fixed_bytes, int step, int *id) {
+pfgm_status pfgm_nn_plan_add(nn_plan *p, int64_t per_image, size_t fixed_bytes, int step, int *id) {
     if (p->n == p->cap) {
         int cap = p->cap ? 2 * p->cap : 256;
         nn_plan_buf *b = realloc(p->b, (size_t)cap * sizeof *b);
@@ -17,7 +17,7 @@ pfgm_status nn_plan_add(nn_plan *p, int64_t per_image, size_t fixed_bytes, int s
     return PFGM_OK;
 }
 
-void nn_plan_use(nn_plan *p, int id, int step) {
+void pfgm_nn_plan_use(nn_plan *p, int id, int step) {
     if (step < p->b[id].first) p->b[id].first = step;
     if (step > p->b[id].last) p->b[id].last = step;
 }
@@ -87,9 +87,9 @@ static pfgm_status plan_solve(nn_plan_buf *bufs, int n, int64_t batch, size_t *t
     return PFGM_OK;
 }
 
-pfgm_status nn_plan_solve(nn_plan *p, int64_t batch) { return plan_solve(p->b, p->n, batch, &p->total); }
+pfgm_status pfgm_nn_plan_solve(nn_plan *p, int64_t batch) { return plan_solve(p->b, p->n, batch, &p->total); }
 
-pfgm_status nn_plan_bytes_at(const nn_plan *p, int64_t batch, size_t *bytes) {
+pfgm_status pfgm_nn_plan_bytes_at(const nn_plan *p, int64_t batch, size_t *bytes) {
     nn_plan_buf *copy = malloc((size_t)(p->n ? p->n : 1) * sizeof *copy);
     if (!copy) return pfgm_error(PFGM_ERR_NOMEM, "activation plan: cannot copy %d buffers", p->n);
     memcpy(copy, p->b, (size_t)p->n * sizeof *copy);
@@ -98,13 +98,13 @@ pfgm_status nn_plan_bytes_at(const nn_plan *p, int64_t batch, size_t *bytes) {
     return st;
 }
 
-size_t nn_plan_unshared_bytes(const nn_plan *p) {
+size_t pfgm_nn_plan_unshared_bytes(const nn_plan *p) {
     size_t s = 0;
     for (int i = 0; i < p->n; ++i) s += p->b[i].bytes;
     return s;
 }
 
-void nn_plan_release(nn_plan *p) {
+void pfgm_nn_plan_release(nn_plan *p) {
     free(p->b);
     memset(p, 0, sizeof *p);
 }

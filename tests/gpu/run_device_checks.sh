@@ -257,7 +257,6 @@ SHARED=${PFGM_SHARED_DIR:-}
 [ -z "$SHARED" ] && { [ -d "$ROOT/shared/testvectors" ] && SHARED=$ROOT/shared || SHARED=$ROOT/../shared; }
 if [ -d "$SHARED/testvectors" ]; then
     SHARED=$(cd "$SHARED" && pwd)
-    CMAKE_ARGS+=("-DPFGM_SHARED_DIR=$SHARED")
     export PFGM_DDPMPP_FIXTURE=$SHARED/testvectors/ddpmpp_tiny_reference.h5
     export PFGM_TEST_VECTORS=$SHARED/testvectors/pfgm_vectors.h5
     say "test vectors: $SHARED/testvectors"
