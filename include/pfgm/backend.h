@@ -2,7 +2,13 @@
  * (src/core) and the network (src/nn) run, written once for every device. Buffers passed
  * to ops live in the backend's memory (host memory for the CPU backend, device memory for
  * CUDA); all matrices are row-major float32 unless stated. Every op returns pfgm_status:
- * PFGM_ERR_INVALID_ARG for impossible shapes, the device's error code otherwise.
+ * PFGM_OK, or the device's error code (and the few errors an op's comment names).
+ *
+ * Call ops through include/pfgm/ops.h (pfgm_op_<name>), never through these pointers: the
+ * front end checks once, for every backend, that the op exists and that its arguments are
+ * possible (PFGM_ERR_UNSUPPORTED, PFGM_ERR_INVALID_ARG), and the backends are kernels only:
+ * a bad call straight to a backend's op is not checked. A backend keeps only the checks
+ * that are its own (the size of its workspace, the int range of a cuBLAS call).
  *
  * Backends:
  *   cpu            OpenBLAS sgemm + OpenMP loops (the fast path)
@@ -11,8 +17,9 @@
  *   cuda           cuBLAS + kernels (built when nvcc is found; PFGM_CAP_DEVICE_MEMORY)
  *
  * Ops are grouped by the layer that calls them; a group's comment names the calling files.
- * A backend that lacks an op leaves the pointer NULL; callers check with pfgm_backend_has()
- * or the capability bits. */
+ * A backend that lacks an op leaves the pointer NULL (the front end then refuses the call
+ * with PFGM_ERR_UNSUPPORTED); the capability bits say how an op runs. Adding an op: its
+ * pointer and contract here, one table entry per backend, one function in ops.h/ops.c. */
 #ifndef PFGM_BACKEND_H
 #define PFGM_BACKEND_H
 
@@ -43,6 +50,9 @@ typedef enum {
     PFGM_COPY_D2H = 1, /* backend memory -> host */
     PFGM_COPY_D2D = 2  /* within backend memory */
 } pfgm_copy_kind;
+
+/* Most stage terms (nk) of one ode_combine or ode_sumsq call: the Dormand-Prince pair uses 7. */
+#define PFGM_OP_MAX_TERMS 8
 
 typedef struct pfgm_backend pfgm_backend;
 
@@ -136,9 +146,9 @@ struct pfgm_backend {
     pfgm_status (*ode_init_state)(pfgm_backend *be, int64_t B, int64_t N, int64_t P, const float *x, double z,
                                   double *y);
     /* Runge-Kutta combination, double state, float stages: for each row r,
-     * v = y[r] + h[r] * sum_j coef[j] * k[j][r] (h NULL: 1; nk may be 0). Writes v to
-     * y_out (NULL: skip) and (float)v[:nx] to x_out[rows, nx] (NULL: skip). coef (nk values)
-     * and k (nk backend pointers) are host arrays. y_out may equal y. */
+     * v = y[r] + h[r] * sum_j coef[j] * k[j][r] (h NULL: 1; 0 <= nk <= PFGM_OP_MAX_TERMS).
+     * Writes v to y_out (NULL: skip) and (float)v[:nx] to x_out[rows, nx] (NULL: skip). coef
+     * (nk values) and k (nk backend pointers) are host arrays. y_out may equal y. */
     pfgm_status (*ode_combine)(pfgm_backend *be, int64_t rows, int64_t cols, const double *y, const double *h,
                                int nk, const double *coef, const float *const *k, double *y_out, float *x_out,
                                int64_t nx);
@@ -159,7 +169,8 @@ struct pfgm_backend {
     /* Convolution (spec §3.1), NCHW, stride 1, square kernel `k` in {1, 3} with zero padding
      * (k-1)/2, so y has x's height h and width w. x [batch, cin, h, w], weight [cout, cin, k, k]
      * (PyTorch layout), bias [cout] or NULL, y [batch, cout, h, w]. `ws` is scratch of at least
-     * conv2d_workspace() bytes for the same shape (may be NULL when that is 0). */
+     * conv2d_workspace() bytes for the same shape (may be NULL when that is 0); a smaller one
+     * is the backend's PFGM_ERR_INVALID_ARG (each backend plans its own scratch). */
     size_t (*conv2d_workspace)(pfgm_backend *be, int64_t batch, int64_t cin, int64_t cout, int64_t h,
                                int64_t w, int k);
     pfgm_status (*conv2d_fwd)(pfgm_backend *be, int64_t batch, int64_t cin, int64_t cout, int64_t h,
@@ -274,15 +285,6 @@ typedef struct pfgm_cuda_options {
  * pfgm was built without CUDA or no device is present, PFGM_ERR_INVALID_ARG for a device
  * index out of range, PFGM_ERR_CUDA / PFGM_ERR_CUBLAS when the device cannot be initialised. */
 pfgm_status pfgm_backend_cuda_create(const pfgm_cuda_options *opt, pfgm_backend **out);
-
-/* The checks every backend's gemm() makes before touching memory (one definition, so the
- * CPU and CUDA paths accept and refuse the same calls): m, n, k >= 0, each leading
- * dimension >= max(1, the width of its row-major matrix) as BLAS and cuBLAS require (also
- * when k = 0), and m, n, k and the leading dimensions <= INT_MAX, the most a 32-bit BLAS or
- * cuBLAS index can hold. Returns PFGM_OK, else PFGM_ERR_INVALID_ARG with a message naming
- * `op` and every value. */
-pfgm_status pfgm_gemm_check_args(const char *op, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
-                                 int64_t lda, int64_t ldb, int64_t ldc);
 
 /* Creates a backend by name: "cpu", "cpu-reference", "cuda" (device 0, fp32). Errors:
  * PFGM_ERR_INVALID_ARG for an unknown name (the message lists the known ones), plus the

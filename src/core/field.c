@@ -5,6 +5,7 @@
 
 #include <math.h>
 
+#include "pfgm/ops.h"
 #include "util/check.h"
 
 #define ALIGN64(n) (((n) + (size_t)63) & ~(size_t)63)
@@ -50,14 +51,14 @@ pfgm_status pfgm_field_targets(pfgm_backend *be, int64_t B, int64_t L, int64_t N
     float *csum = (float *)((char *)b2 + ALIGN64((size_t)L * sizeof(float)));
 
     /* |x~_k|^2 over N+1 values (z included), |y_i|^2 over N, and x_k . y_i: [B, L]. */
-    PFGM_TRY(be->row_sumsq(be, B, N + 1, perturbed, N + 1, a2));
-    PFGM_TRY(be->row_sumsq(be, L, N, charges, N, b2));
-    PFGM_TRY(be->gemm(be, 0, 1, B, L, N, 1.0f, perturbed, N + 1, charges, N, 0.0f, gc, L));
+    PFGM_TRY(pfgm_op_row_sumsq(be, B, N + 1, perturbed, N + 1, a2));
+    PFGM_TRY(pfgm_op_row_sumsq(be, L, N, charges, N, b2));
+    PFGM_TRY(pfgm_op_gemm(be, 0, 1, B, L, N, 1.0f, perturbed, N + 1, charges, N, 0.0f, gc, L));
     /* c = softmax(-(N+1)/2 ln d^2); fails on a non-finite norm before targets is touched. */
-    PFGM_TRY(be->field_weights(be, B, L, 0.5 * (double)(N + 1), a2, b2, gc, csum));
+    PFGM_TRY(pfgm_op_field_weights(be, B, L, 0.5 * (double)(N + 1), a2, b2, gc, csum));
     /* E_x = C.Y - (sum c) x, E_z = -(sum c) z, then sqrt(N) E / (|E| + gamma). */
-    PFGM_TRY(be->gemm(be, 0, 0, B, N, L, 1.0f, gc, L, charges, N, 0.0f, targets, N + 1));
-    PFGM_TRY(be->field_finish(be, B, N, gamma, csum, perturbed, targets));
+    PFGM_TRY(pfgm_op_gemm(be, 0, 0, B, N, L, 1.0f, gc, L, charges, N, 0.0f, targets, N + 1));
+    PFGM_TRY(pfgm_op_field_finish(be, B, N, gamma, csum, perturbed, targets));
     return PFGM_OK;
 }
 

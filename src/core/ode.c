@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/ode_internal.h"
+#include "pfgm/ops.h"
 #include "util/check.h"
 
 pfgm_ode_options pfgm_ode_options_default(void) {
@@ -35,8 +36,7 @@ pfgm_status pfgm_ode_drift(pfgm_backend *be, int64_t B, int64_t N, int64_t P, co
     if (!(gamma >= 0.0) || !isfinite(gamma) || isnan(z_exp))
         return pfgm_error(PFGM_ERR_INVALID_ARG, "ode drift: training.gamma = %g must be >= 0, sampling.z_exp = %g",
                           gamma, z_exp);
-    if (!be->ode_drift) return pfgm_error(PFGM_ERR_UNSUPPORTED, "ode drift: backend '%s' lacks the op", be->name);
-    return be->ode_drift(be, B, N, P, z, gamma, z_exp, v_x, v_z, k, v_z_used, guards);
+    return pfgm_op_ode_drift(be, B, N, P, z, gamma, z_exp, v_x, v_z, k, v_z_used, guards);
 }
 
 pfgm_status pfgm_ode_time_grid(int64_t steps, double z_max, double z_min, float *t) {
@@ -161,14 +161,14 @@ static pfgm_status eval_common(pfgm_ode_solver *s, int64_t p, float *k) {
     pfgm_backend *be = s->be;
     PFGM_TRY(s->field(s->user, s->B, s->x32, s->z, s->v_x, s->v_z));
     int64_t guards = 0;
-    PFGM_TRY(be->ode_drift(be, s->B, s->N, p, s->z, s->opt.gamma, s->opt.z_exp, s->v_x, s->v_z, k, NULL, &guards));
+    PFGM_TRY(pfgm_op_ode_drift(be, s->B, s->N, p, s->z, s->opt.gamma, s->opt.z_exp, s->v_x, s->v_z, k, NULL, &guards));
     s->stats.nfe += 1;
     s->stats.rho_guard += guards;
     return PFGM_OK;
 }
 
 pfgm_status pfgm_ode_eval_zf(pfgm_ode_solver *s, float zf, int64_t p, float *k) {
-    PFGM_TRY(s->be->fill(s->be, s->B, zf, s->z));
+    PFGM_TRY(pfgm_op_fill(s->be, s->B, zf, s->z));
     return eval_common(s, p, k);
 }
 
@@ -197,17 +197,17 @@ static pfgm_status solve_euler_heun(pfgm_ode_solver *s) {
         if (!heun || i == n - 1) {
             const double c[1] = {(double)dt};
             const float *k[1] = {s->k[0]};
-            PFGM_TRY_GOTO(be->ode_combine(be, s->B, s->D, s->y, NULL, 1, c, k, s->y, s->x32, s->N), done);
+            PFGM_TRY_GOTO(pfgm_op_ode_combine(be, s->B, s->D, s->y, NULL, 1, c, k, s->y, s->x32, s->N), done);
             continue;
         }
         const double cp[1] = {(double)dt};
         const float *kp[1] = {s->k[0]};
-        PFGM_TRY_GOTO(be->ode_combine(be, s->B, s->D, s->y, NULL, 1, cp, kp, NULL, s->x32, s->N), done);
+        PFGM_TRY_GOTO(pfgm_op_ode_combine(be, s->B, s->D, s->y, NULL, 1, cp, kp, NULL, s->x32, s->N), done);
         PFGM_TRY_GOTO(pfgm_ode_eval_zf(s, expf(t[i + 1]), 0, s->k[1]), done);
         const float dt2 = 1.0f - expf(t[i] - t[i + 1]);
         const double c[2] = {0.5 * (double)dt, 0.5 * (double)dt2};
         const float *k[2] = {s->k[0], s->k[1]};
-        PFGM_TRY_GOTO(be->ode_combine(be, s->B, s->D, s->y, NULL, 2, c, k, s->y, s->x32, s->N), done);
+        PFGM_TRY_GOTO(pfgm_op_ode_combine(be, s->B, s->D, s->y, NULL, 2, c, k, s->y, s->x32, s->N), done);
     }
 done:
     return st;
@@ -219,7 +219,7 @@ pfgm_status pfgm_ode_solve(pfgm_ode_solver *s, float *x, pfgm_field_fn field, vo
     s->field = field;
     s->user = user;
     memset(&s->stats, 0, sizeof s->stats);
-    PFGM_TRY(be->ode_init_state(be, s->B, s->N, s->P, x, s->opt.z_max, s->y));
+    PFGM_TRY(pfgm_op_ode_init_state(be, s->B, s->N, s->P, x, s->opt.z_max, s->y));
     PFGM_TRY(be->copy(be, s->x32, x, (size_t)s->B * (size_t)s->N * sizeof(float), PFGM_COPY_D2D));
     if (s->opt.method == PFGM_ODE_RK45)
         PFGM_TRY(pfgm_ode_rk45(s));
@@ -227,7 +227,7 @@ pfgm_status pfgm_ode_solve(pfgm_ode_solver *s, float *x, pfgm_field_fn field, vo
         PFGM_TRY(solve_euler_heun(s));
     /* A non-finite field poisons the state silently in Euler/Heun (RK45 stops at its error
      * norm): check the final state (B sums to the host) before x is overwritten. */
-    PFGM_TRY(be->ode_sumsq(be, s->B, s->D, s->y, NULL, 0, NULL, NULL, s->y, NULL, 0.0, 1.0, s->row));
+    PFGM_TRY(pfgm_op_ode_sumsq(be, s->B, s->D, s->y, NULL, 0, NULL, NULL, s->y, NULL, 0.0, 1.0, s->row));
     for (int64_t b = 0; b < s->B; ++b)
         if (!isfinite(s->row[b]))
             return pfgm_error(PFGM_ERR_NUMERIC, "ode solve: sample %lld is not finite at z_min (the field returned "

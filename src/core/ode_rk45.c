@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/ode_internal.h"
+#include "pfgm/ops.h"
 #include "util/check.h"
 
 /* Dormand-Prince tableau, as scipy's RK45 class. */
@@ -48,7 +49,7 @@ static pfgm_status rk_step(pfgm_ode_solver *s, const double *t, double tg, doubl
         for (int j = 0; j < st; ++j) k[j] = s->k[j];
         const double *coef = st < 6 ? DP_A[st] : DP_B;
         /* stage 6 is y_new itself: y + h (K^T B) */
-        PFGM_TRY(be->ode_combine(be, s->B, s->D, s->y, s->h, st, coef, k, st < 6 ? NULL : s->y_new, s->x32, s->N));
+        PFGM_TRY(pfgm_op_ode_combine(be, s->B, s->D, s->y, s->h, st, coef, k, st < 6 ? NULL : s->y_new, s->x32, s->N));
         const double c = st < 6 ? DP_C[st] : 1.0;
         if (t) {
             for (int64_t b = 0; b < s->B; ++b) s->t_new[b] = t[b] + c * s->h_host[b];
@@ -68,8 +69,8 @@ static pfgm_status upload_h(pfgm_ode_solver *s) {
 static pfgm_status error_rows(pfgm_ode_solver *s) {
     const float *k[ODE_STAGES];
     for (int j = 0; j < ODE_STAGES; ++j) k[j] = s->k[j];
-    return s->be->ode_sumsq(s->be, s->B, s->D, NULL, s->h, ODE_STAGES, DP_E, k, s->y, s->y_new, s->opt.rtol,
-                            s->opt.atol, s->row);
+    return pfgm_op_ode_sumsq(s->be, s->B, s->D, NULL, s->h, ODE_STAGES, DP_E, k, s->y, s->y_new, s->opt.rtol,
+                             s->opt.atol, s->row);
 }
 
 static void swap_state(pfgm_ode_solver *s) {
@@ -92,14 +93,14 @@ static pfgm_status initial_step(pfgm_ode_solver *s, double t0, double t_bound, i
     const float *k0[1] = {s->k[0]};
     const double one[1] = {1.0};
     /* d0 = |y0 / scale|, d1 = |f0 / scale|, scale = atol + |y0| rtol */
-    PFGM_TRY(be->ode_sumsq(be, B, s->D, s->y, NULL, 0, NULL, NULL, s->y, NULL, rtol, atol, s->row));
+    PFGM_TRY(pfgm_op_ode_sumsq(be, B, s->D, s->y, NULL, 0, NULL, NULL, s->y, NULL, rtol, atol, s->row));
     for (int64_t g = 0; g < groups; ++g) s->d0[g] = per_sample ? sqrt(s->row[g] / n) : 0.0;
     if (!per_sample) {
         double sum = 0.0;
         for (int64_t b = 0; b < B; ++b) sum += s->row[b];
         s->d0[0] = sqrt(sum / n);
     }
-    PFGM_TRY(be->ode_sumsq(be, B, s->D, NULL, NULL, 1, one, k0, s->y, NULL, rtol, atol, s->row));
+    PFGM_TRY(pfgm_op_ode_sumsq(be, B, s->D, NULL, NULL, 1, one, k0, s->y, NULL, rtol, atol, s->row));
     if (per_sample) {
         for (int64_t g = 0; g < B; ++g) s->d1[g] = sqrt(s->row[g] / n);
     } else {
@@ -115,18 +116,18 @@ static pfgm_status initial_step(pfgm_ode_solver *s, double t0, double t_bound, i
     for (int64_t b = 0; b < B; ++b) s->h_host[b] = s->h_abs[per_sample ? b : 0] * DIRECTION;
     if (per_sample) {
         PFGM_TRY(upload_h(s));
-        PFGM_TRY(be->ode_combine(be, B, s->D, s->y, s->h, 1, one, k0, NULL, s->x32, s->N));
+        PFGM_TRY(pfgm_op_ode_combine(be, B, s->D, s->y, s->h, 1, one, k0, NULL, s->x32, s->N));
         for (int64_t b = 0; b < B; ++b) s->t_new[b] = t0 + s->h_host[b];
         PFGM_TRY(pfgm_ode_eval(s, s->t_new, 0.0, s->P, s->k[1]));
     } else {
         const double c[1] = {s->h_host[0]};
-        PFGM_TRY(be->ode_combine(be, B, s->D, s->y, NULL, 1, c, k0, NULL, s->x32, s->N));
+        PFGM_TRY(pfgm_op_ode_combine(be, B, s->D, s->y, NULL, 1, c, k0, NULL, s->x32, s->N));
         PFGM_TRY(pfgm_ode_eval(s, NULL, t0 + s->h_host[0], s->P, s->k[1]));
     }
     /* d2 = |(f1 - f0) / scale| / h0 */
     const double pm[2] = {1.0, -1.0};
     const float *k10[2] = {s->k[1], s->k[0]};
-    PFGM_TRY(be->ode_sumsq(be, B, s->D, NULL, NULL, 2, pm, k10, s->y, NULL, rtol, atol, s->row));
+    PFGM_TRY(pfgm_op_ode_sumsq(be, B, s->D, NULL, NULL, 2, pm, k10, s->y, NULL, rtol, atol, s->row));
     double total = 0.0;
     for (int64_t b = 0; b < B; ++b) total += s->row[b];
     for (int64_t g = 0; g < groups; ++g) {
@@ -262,5 +263,5 @@ pfgm_status pfgm_ode_rk45(pfgm_ode_solver *s) {
     else
         PFGM_TRY(rk45_global(s, t0, t_bound, cap));
     /* x32 = float32(x part of the final state) */
-    return s->be->ode_combine(s->be, s->B, s->D, s->y, NULL, 0, NULL, NULL, NULL, s->x32, s->N);
+    return pfgm_op_ode_combine(s->be, s->B, s->D, s->y, NULL, 0, NULL, NULL, NULL, s->x32, s->N);
 }

@@ -4,7 +4,9 @@
 
 #include <math.h>
 
+#include "pfgm/ops.h"
 #include "util/check.h"
+#include "util/philox_impl.h"
 
 /* Elements addressable in one (seed, rank, stream, step): a 32-bit block counter times 4. */
 #define PHILOX_STREAM_ELEMENTS (UINT64_C(1) << 34)
@@ -13,10 +15,7 @@ pfgm_perturb_params pfgm_perturb_params_default(void) {
     return (pfgm_perturb_params){.M = 291, .tau = 0.03, .sigma_end = 0.01, .restrict_M = 1};
 }
 
-uint64_t pfgm_perturb_stride(int64_t N) {
-    uint64_t n4 = ((uint64_t)(N > 0 ? N : 0) + 3u) & ~(uint64_t)3u;
-    return 4u + 2u * n4;
-}
+uint64_t pfgm_perturb_stride(int64_t N) { return pfgm_philox_perturb_stride((uint64_t)(N > 0 ? N : 0)); }
 
 pfgm_status pfgm_perturb(pfgm_backend *be, const pfgm_rng *rng, const pfgm_perturb_params *p, int64_t B, int64_t N,
                          const float *x, float *out, float *x_net, float *z_net) {
@@ -35,6 +34,5 @@ pfgm_status pfgm_perturb(pfgm_backend *be, const pfgm_rng *rng, const pfgm_pertu
     if ((uint64_t)B > PHILOX_STREAM_ELEMENTS / pfgm_perturb_stride(N))
         return pfgm_error(PFGM_ERR_INVALID_ARG, "perturb: B=%lld x %llu draws exceed one Philox stream (2^34)",
                           (long long)B, (unsigned long long)pfgm_perturb_stride(N));
-    if (!be->perturb) return pfgm_error(PFGM_ERR_UNSUPPORTED, "perturb: backend '%s' lacks the op", be->name);
-    return be->perturb(be, rng, B, N, x, p->M, p->tau, p->sigma_end, p->restrict_M, out, x_net, z_net);
+    return pfgm_op_perturb(be, rng, B, N, x, p->M, p->tau, p->sigma_end, p->restrict_M, out, x_net, z_net);
 }

@@ -5,7 +5,9 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "pfgm/ops.h"
 #include "util/check.h"
+#include "util/philox_impl.h"
 
 /* Box-Muller normal from two f64 uniforms in (0, 1) (the cosine branch only). */
 static double normal_f64(const pfgm_rng *r, uint64_t *cursor) {
@@ -48,8 +50,7 @@ static pfgm_status check_n_zmax(int64_t N, double z_max) {
 
 /* Direction normals take words [k W, k W + ceil4(N)); the Gamma draws follow. */
 static uint64_t gamma_first_element(int64_t k, int64_t N) {
-    uint64_t n4 = ((uint64_t)N + 3u) & ~(uint64_t)3u;
-    return ((uint64_t)k * PFGM_PRIOR_WINDOW + n4) / 2; /* f64 elements are word pairs */
+    return ((uint64_t)k * PFGM_PRIOR_WINDOW + pfgm_philox_ceil4((uint64_t)N)) / 2; /* f64 elements are word pairs */
 }
 
 pfgm_status pfgm_prior_radius(const pfgm_rng *r, int64_t k, int64_t N, double z_max, double *R) {
@@ -94,7 +95,7 @@ pfgm_status pfgm_prior_sample(pfgm_backend *be, const pfgm_rng *rng, int64_t B, 
     }
     PFGM_TRY_GOTO(be->alloc(be, (size_t)B * sizeof(double), &dev), done);
     PFGM_TRY_GOTO(be->copy(be, dev, host, (size_t)B * sizeof(double), PFGM_COPY_H2D), done);
-    PFGM_TRY_GOTO(be->sphere_points(be, rng, 0, PFGM_PRIOR_WINDOW, B, N, dev, x, N), done);
+    PFGM_TRY_GOTO(pfgm_op_sphere_points(be, rng, 0, PFGM_PRIOR_WINDOW, B, N, dev, x, N), done);
     if (be->sync) PFGM_TRY_GOTO(be->sync(be), done);
     if (radii)
         for (int64_t k = 0; k < B; ++k) radii[k] = host[k];

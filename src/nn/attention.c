@@ -7,6 +7,7 @@
 #include <stdio.h>
 
 #include "pfgm/nn.h"
+#include "pfgm/ops.h"
 #include "util/check.h"
 
 pfgm_status pfgm_attn_setup(pfgm_attn *a, pfgm_nn_params *t, const char *prefix, int64_t ch, int64_t height,
@@ -61,13 +62,13 @@ pfgm_status pfgm_attn_forward(pfgm_backend *be, const pfgm_attn *a, int64_t batc
     PFGM_TRY(pfgm_nin_forward(be, &a->nin[2], batch, hn, v));
     /* scores_b [hw_q, hw_k] = q_b^T k_b / sqrt(C), then softmax over the keys */
     const float scale = (float)(1.0 / sqrt((double)c));
-    PFGM_TRY(be->gemm_batched(be, 1, 0, hw, hw, c, scale, q, hw, n, k, hw, n, 0.0f, p, hw, hw * hw, batch));
-    PFGM_TRY(be->softmax_rows(be, batch * hw, hw, p));
+    PFGM_TRY(pfgm_op_gemm_batched(be, 1, 0, hw, hw, c, scale, q, hw, n, k, hw, n, 0.0f, p, hw, hw * hw, batch));
+    PFGM_TRY(pfgm_op_softmax_rows(be, batch * hw, hw, p));
     /* o_b [C, hw_q] = v_b [C, hw_k] . w_b^T */
-    PFGM_TRY(be->gemm_batched(be, 0, 1, c, hw, hw, 1.0f, v, hw, n, p, hw, hw * hw, 0.0f, o, hw, n, batch));
+    PFGM_TRY(pfgm_op_gemm_batched(be, 0, 1, c, hw, hw, 1.0f, v, hw, n, p, hw, hw * hw, 0.0f, o, hw, n, batch));
     PFGM_TRY(pfgm_nin_forward(be, &a->nin[3], batch, o, out));
     const float s = attn_skip_scale(a);
-    return be->axpby(be, batch * n, s, x, s, out);
+    return pfgm_op_axpby(be, batch * n, s, x, s, out);
 }
 
 pfgm_status pfgm_attn_backward(pfgm_backend *be, const pfgm_attn *a, int64_t batch, const float *x,
@@ -81,16 +82,16 @@ pfgm_status pfgm_attn_backward(pfgm_backend *be, const pfgm_attn *a, int64_t bat
     const float scale = (float)(1.0 / sqrt((double)c));
 
     /* out = s (x + h): the identity path takes s * dout straight to dx */
-    PFGM_TRY(be->axpby(be, batch * n, attn_skip_scale(a), dout, 0.0f, dout));
-    PFGM_TRY(be->axpby(be, batch * n, 1.0f, dout, acc ? 1.0f : 0.0f, dx));
+    PFGM_TRY(pfgm_op_axpby(be, batch * n, attn_skip_scale(a), dout, 0.0f, dout));
+    PFGM_TRY(pfgm_op_axpby(be, batch * n, 1.0f, dout, acc ? 1.0f : 0.0f, dx));
     PFGM_TRY(pfgm_nin_backward(be, &a->nin[3], batch, o, dout, go, 0));
     /* o = v w^T: dv = do . w, dw = do^T . v */
-    PFGM_TRY(be->gemm_batched(be, 0, 0, c, hw, hw, 1.0f, go, hw, n, p, hw, hw * hw, 0.0f, gv, hw, n, batch));
-    PFGM_TRY(be->gemm_batched(be, 1, 0, hw, hw, c, 1.0f, go, hw, n, v, hw, n, 0.0f, gp, hw, hw * hw, batch));
-    PFGM_TRY(be->softmax_rows_bwd(be, batch * hw, hw, p, gp));
+    PFGM_TRY(pfgm_op_gemm_batched(be, 0, 0, c, hw, hw, 1.0f, go, hw, n, p, hw, hw * hw, 0.0f, gv, hw, n, batch));
+    PFGM_TRY(pfgm_op_gemm_batched(be, 1, 0, hw, hw, c, 1.0f, go, hw, n, v, hw, n, 0.0f, gp, hw, hw * hw, batch));
+    PFGM_TRY(pfgm_op_softmax_rows_bwd(be, batch * hw, hw, p, gp));
     /* scores = scale q^T k: dq = scale k . dS^T, dk = scale q . dS */
-    PFGM_TRY(be->gemm_batched(be, 0, 1, c, hw, hw, scale, k, hw, n, gp, hw, hw * hw, 0.0f, gq, hw, n, batch));
-    PFGM_TRY(be->gemm_batched(be, 0, 0, c, hw, hw, scale, q, hw, n, gp, hw, hw * hw, 0.0f, gk, hw, n, batch));
+    PFGM_TRY(pfgm_op_gemm_batched(be, 0, 1, c, hw, hw, scale, k, hw, n, gp, hw, hw * hw, 0.0f, gq, hw, n, batch));
+    PFGM_TRY(pfgm_op_gemm_batched(be, 0, 0, c, hw, hw, scale, q, hw, n, gp, hw, hw * hw, 0.0f, gk, hw, n, batch));
     PFGM_TRY(pfgm_nin_backward(be, &a->nin[0], batch, hn, gq, gh, 0));
     PFGM_TRY(pfgm_nin_backward(be, &a->nin[1], batch, hn, gk, gh, 1));
     PFGM_TRY(pfgm_nin_backward(be, &a->nin[2], batch, hn, gv, gh, 1));

@@ -4,6 +4,7 @@
 #include <stdio.h>
 
 #include "pfgm/nn.h"
+#include "pfgm/ops.h"
 #include "util/check.h"
 
 /* ---- z embedding ---------------------------------------------------------------------- */
@@ -49,13 +50,13 @@ pfgm_status pfgm_zembed_forward(pfgm_backend *be, const pfgm_zembed *m, int64_t 
                                 float *const *slots, float *act_temb) {
     if (batch == 0) return PFGM_OK;
     const int64_t t = m->temb_dim;
-    PFGM_TRY(be->zembed_fwd(be, batch, zembed_half(m), m->type == PFGM_EMBEDDING_FOURIER, z, m->fourier_w,
-                            slots[PFGM_ZEMB_EMB]));
+    PFGM_TRY(pfgm_op_zembed_fwd(be, batch, zembed_half(m), m->type == PFGM_EMBEDDING_FOURIER, z, m->fourier_w,
+                                slots[PFGM_ZEMB_EMB]));
     PFGM_TRY(pfgm_linear_forward(be, &m->dense0, batch, slots[PFGM_ZEMB_EMB], slots[PFGM_ZEMB_T1]));
-    PFGM_TRY(be->silu_fwd(be, batch * t, slots[PFGM_ZEMB_T1], slots[PFGM_ZEMB_A1]));
+    PFGM_TRY(pfgm_op_silu_fwd(be, batch * t, slots[PFGM_ZEMB_T1], slots[PFGM_ZEMB_A1]));
     PFGM_TRY(pfgm_linear_forward(be, &m->dense1, batch, slots[PFGM_ZEMB_A1], slots[PFGM_ZEMB_TEMB]));
     /* every residual block applies SiLU to zemb before its Dense_0: do it once here */
-    return be->silu_fwd(be, batch * t, slots[PFGM_ZEMB_TEMB], act_temb);
+    return pfgm_op_silu_fwd(be, batch * t, slots[PFGM_ZEMB_TEMB], act_temb);
 }
 
 pfgm_status pfgm_zembed_backward(pfgm_backend *be, const pfgm_zembed *m, int64_t batch, const float *z,
@@ -65,13 +66,13 @@ pfgm_status pfgm_zembed_backward(pfgm_backend *be, const pfgm_zembed *m, int64_t
     (void)act_temb;
     const int64_t t = m->temb_dim;
     float *g1 = slots[PFGM_ZEMB_G1], *g2 = slots[PFGM_ZEMB_G2];
-    PFGM_TRY(be->silu_bwd(be, batch * t, slots[PFGM_ZEMB_TEMB], d_act_temb, g1, 0));
+    PFGM_TRY(pfgm_op_silu_bwd(be, batch * t, slots[PFGM_ZEMB_TEMB], d_act_temb, g1, 0));
     PFGM_TRY(pfgm_linear_backward(be, &m->dense1, batch, slots[PFGM_ZEMB_A1], g1, g2, 0));
-    PFGM_TRY(be->silu_bwd(be, batch * t, slots[PFGM_ZEMB_T1], g2, g1, 0));
+    PFGM_TRY(pfgm_op_silu_bwd(be, batch * t, slots[PFGM_ZEMB_T1], g2, g1, 0));
     PFGM_TRY(pfgm_linear_backward(be, &m->dense0, batch, slots[PFGM_ZEMB_EMB], g1, dz ? g2 : NULL, 0));
     if (!dz) return PFGM_OK;
-    return be->zembed_bwd(be, batch, zembed_half(m), m->type == PFGM_EMBEDDING_FOURIER, z, m->fourier_w, g2, dz,
-                          accumulate);
+    return pfgm_op_zembed_bwd(be, batch, zembed_half(m), m->type == PFGM_EMBEDDING_FOURIER, z, m->fourier_w, g2, dz,
+                              accumulate);
 }
 
 /* ---- PFGM head ------------------------------------------------------------------------ */
@@ -113,8 +114,8 @@ pfgm_status pfgm_head_forward(pfgm_backend *be, const pfgm_head *h, int64_t batc
     const size_t wsb = ws ? pfgm_conv2d_workspace(be, &h->conv, batch) : 0;
     PFGM_TRY(pfgm_groupnorm_forward(be, &h->gn, batch, 1, x, slots[PFGM_HEAD_A], slots[PFGM_HEAD_GN]));
     PFGM_TRY(pfgm_conv2d_forward(be, &h->conv, batch, slots[PFGM_HEAD_A], slots[PFGM_HEAD_H], ws, wsb));
-    PFGM_TRY(be->copy_channels(be, batch, hw, h->channels, slots[PFGM_HEAD_H], co, 0, net_x, h->channels, 0, 0));
-    return be->channel_mean_fwd(be, batch, co, hw, h->channels, slots[PFGM_HEAD_H], net_z);
+    PFGM_TRY(pfgm_op_copy_channels(be, batch, hw, h->channels, slots[PFGM_HEAD_H], co, 0, net_x, h->channels, 0, 0));
+    return pfgm_op_channel_mean_fwd(be, batch, co, hw, h->channels, slots[PFGM_HEAD_H], net_z);
 }
 
 pfgm_status pfgm_head_backward(pfgm_backend *be, const pfgm_head *h, int64_t batch, const float *x,
@@ -124,8 +125,8 @@ pfgm_status pfgm_head_backward(pfgm_backend *be, const pfgm_head *h, int64_t bat
     void *ws = slots[PFGM_HEAD_WS];
     const size_t wsb = ws ? pfgm_conv2d_workspace(be, &h->conv, batch) : 0;
     float *gh = slots[PFGM_HEAD_GH], *ga = slots[PFGM_HEAD_GA];
-    PFGM_TRY(be->copy_channels(be, batch, hw, h->channels, dnet_x, h->channels, 0, gh, co, 0, 0));
-    PFGM_TRY(be->channel_mean_bwd(be, batch, co, hw, h->channels, dnet_z, gh, 0));
+    PFGM_TRY(pfgm_op_copy_channels(be, batch, hw, h->channels, dnet_x, h->channels, 0, gh, co, 0, 0));
+    PFGM_TRY(pfgm_op_channel_mean_bwd(be, batch, co, hw, h->channels, dnet_z, gh, 0));
     PFGM_TRY(pfgm_conv2d_backward(be, &h->conv, batch, slots[PFGM_HEAD_A], gh, ga, 0, ws, wsb));
     return pfgm_groupnorm_backward(be, &h->gn, batch, 1, x, slots[PFGM_HEAD_GN], ga, dx, acc);
 }

@@ -5,6 +5,7 @@
 
 #include <stdio.h>
 
+#include "pfgm/ops.h"
 #include "util/check.h"
 
 static pfgm_status name2(char *out, size_t n, const char *prefix, const char *leaf) {
@@ -31,19 +32,19 @@ pfgm_status pfgm_conv2d_setup(pfgm_conv2d *c, pfgm_nn_params *t, const char *pre
 }
 
 size_t pfgm_conv2d_workspace(pfgm_backend *be, const pfgm_conv2d *c, int64_t batch) {
-    return be->conv2d_workspace(be, batch, c->in_ch, c->out_ch, c->height, c->width, c->kernel);
+    return pfgm_op_conv2d_workspace(be, batch, c->in_ch, c->out_ch, c->height, c->width, c->kernel);
 }
 
 pfgm_status pfgm_conv2d_forward(pfgm_backend *be, const pfgm_conv2d *c, int64_t batch, const float *x, float *y,
                                 void *ws, size_t ws_bytes) {
-    return be->conv2d_fwd(be, batch, c->in_ch, c->out_ch, c->height, c->width, c->kernel, x, c->w, c->b, y, ws,
-                          ws_bytes);
+    return pfgm_op_conv2d_fwd(be, batch, c->in_ch, c->out_ch, c->height, c->width, c->kernel, x, c->w, c->b, y, ws,
+                              ws_bytes);
 }
 
 pfgm_status pfgm_conv2d_backward(pfgm_backend *be, const pfgm_conv2d *c, int64_t batch, const float *x,
                                  const float *dy, float *dx, int accumulate, void *ws, size_t ws_bytes) {
-    return be->conv2d_bwd(be, batch, c->in_ch, c->out_ch, c->height, c->width, c->kernel, x, c->w, dy, dx,
-                          accumulate, c->dw, c->db, ws, ws_bytes);
+    return pfgm_op_conv2d_bwd(be, batch, c->in_ch, c->out_ch, c->height, c->width, c->kernel, x, c->w, dy, dx,
+                              accumulate, c->dw, c->db, ws, ws_bytes);
 }
 
 /* ---- Linear --------------------------------------------------------------------------- */
@@ -64,19 +65,19 @@ pfgm_status pfgm_linear_setup(pfgm_linear *l, pfgm_nn_params *t, const char *pre
 pfgm_status pfgm_linear_forward(pfgm_backend *be, const pfgm_linear *l, int64_t batch, const float *x, float *y) {
     if (batch == 0) return PFGM_OK;
     /* y [batch, out] = x [batch, in] . W^T */
-    PFGM_TRY(be->gemm(be, 0, 1, batch, l->out, l->in, 1.0f, x, l->in, l->w, l->in, 0.0f, y, l->out));
-    return be->bcast_add_fwd(be, batch, l->out, 1, l->b, 0, y);
+    PFGM_TRY(pfgm_op_gemm(be, 0, 1, batch, l->out, l->in, 1.0f, x, l->in, l->w, l->in, 0.0f, y, l->out));
+    return pfgm_op_bcast_add_fwd(be, batch, l->out, 1, l->b, 0, y);
 }
 
 pfgm_status pfgm_linear_backward(pfgm_backend *be, const pfgm_linear *l, int64_t batch, const float *x,
                                  const float *dy, float *dx, int accumulate) {
     if (batch == 0) return PFGM_OK;
     /* dW [out, in] += dy^T x; db += column sums of dy; dx = dy W */
-    PFGM_TRY(be->gemm(be, 1, 0, l->out, l->in, batch, 1.0f, dy, l->out, x, l->in, 1.0f, l->dw, l->in));
-    PFGM_TRY(be->bcast_add_bwd(be, batch, l->out, 1, dy, 0, l->db, 1));
+    PFGM_TRY(pfgm_op_gemm(be, 1, 0, l->out, l->in, batch, 1.0f, dy, l->out, x, l->in, 1.0f, l->dw, l->in));
+    PFGM_TRY(pfgm_op_bcast_add_bwd(be, batch, l->out, 1, dy, 0, l->db, 1));
     if (!dx) return PFGM_OK;
-    return be->gemm(be, 0, 0, batch, l->in, l->out, 1.0f, dy, l->out, l->w, l->in, accumulate ? 1.0f : 0.0f, dx,
-                    l->in);
+    return pfgm_op_gemm(be, 0, 0, batch, l->in, l->out, 1.0f, dy, l->out, l->w, l->in, accumulate ? 1.0f : 0.0f, dx,
+                        l->in);
 }
 
 /* ---- NIN ------------------------------------------------------------------------------ */
@@ -98,22 +99,22 @@ pfgm_status pfgm_nin_setup(pfgm_nin *l, pfgm_nn_params *t, const char *prefix, i
 pfgm_status pfgm_nin_forward(pfgm_backend *be, const pfgm_nin *l, int64_t batch, const float *x, float *y) {
     if (batch == 0) return PFGM_OK;
     /* y_b [out, hw] = W^T [out, in] . x_b [in, hw] */
-    PFGM_TRY(be->gemm_batched(be, 1, 0, l->out, l->hw, l->in, 1.0f, l->w, l->out, 0, x, l->hw, l->in * l->hw, 0.0f,
-                              y, l->hw, l->out * l->hw, batch));
-    return be->bcast_add_fwd(be, batch, l->out, l->hw, l->b, 0, y);
+    PFGM_TRY(pfgm_op_gemm_batched(be, 1, 0, l->out, l->hw, l->in, 1.0f, l->w, l->out, 0, x, l->hw, l->in * l->hw, 0.0f,
+                                  y, l->hw, l->out * l->hw, batch));
+    return pfgm_op_bcast_add_fwd(be, batch, l->out, l->hw, l->b, 0, y);
 }
 
 pfgm_status pfgm_nin_backward(pfgm_backend *be, const pfgm_nin *l, int64_t batch, const float *x, const float *dy,
                               float *dx, int accumulate) {
     if (batch == 0) return PFGM_OK;
     /* dW [in, out] += sum_b x_b dy_b^T (a reduction over the batch) */
-    PFGM_TRY(be->gemm_batched(be, 0, 1, l->in, l->out, l->hw, 1.0f, x, l->hw, l->in * l->hw, dy, l->hw,
-                              l->out * l->hw, 1.0f, l->dw, l->out, 0, batch));
-    PFGM_TRY(be->bcast_add_bwd(be, batch, l->out, l->hw, dy, 0, l->db, 1));
+    PFGM_TRY(pfgm_op_gemm_batched(be, 0, 1, l->in, l->out, l->hw, 1.0f, x, l->hw, l->in * l->hw, dy, l->hw,
+                                  l->out * l->hw, 1.0f, l->dw, l->out, 0, batch));
+    PFGM_TRY(pfgm_op_bcast_add_bwd(be, batch, l->out, l->hw, dy, 0, l->db, 1));
     if (!dx) return PFGM_OK;
     /* dx_b [in, hw] = W [in, out] . dy_b [out, hw] */
-    return be->gemm_batched(be, 0, 0, l->in, l->hw, l->out, 1.0f, l->w, l->out, 0, dy, l->hw, l->out * l->hw,
-                            accumulate ? 1.0f : 0.0f, dx, l->hw, l->in * l->hw, batch);
+    return pfgm_op_gemm_batched(be, 0, 0, l->in, l->hw, l->out, 1.0f, l->w, l->out, 0, dy, l->hw, l->out * l->hw,
+                                accumulate ? 1.0f : 0.0f, dx, l->hw, l->in * l->hw, batch);
 }
 
 /* ---- GroupNorm ------------------------------------------------------------------------ */
@@ -140,13 +141,13 @@ int64_t pfgm_groupnorm_stats_per_image(const pfgm_groupnorm *g) { return 2 * g->
 pfgm_status pfgm_groupnorm_forward(pfgm_backend *be, const pfgm_groupnorm *g, int64_t batch, int silu,
                                    const float *x, float *y, float *stats) {
     if (batch == 0) return PFGM_OK;
-    return be->groupnorm_fwd(be, batch, g->channels, g->hw, g->groups, g->eps, silu, x, g->gamma, g->beta, y, stats,
-                             stats + batch * g->groups);
+    return pfgm_op_groupnorm_fwd(be, batch, g->channels, g->hw, g->groups, g->eps, silu, x, g->gamma, g->beta, y, stats,
+                                 stats + batch * g->groups);
 }
 
 pfgm_status pfgm_groupnorm_backward(pfgm_backend *be, const pfgm_groupnorm *g, int64_t batch, int silu,
                                     const float *x, const float *stats, const float *dy, float *dx, int accumulate) {
     if (batch == 0) return PFGM_OK;
-    return be->groupnorm_bwd(be, batch, g->channels, g->hw, g->groups, silu, x, g->gamma, g->beta, stats,
-                             stats + batch * g->groups, dy, dx, accumulate, g->dgamma, g->dbeta);
+    return pfgm_op_groupnorm_bwd(be, batch, g->channels, g->hw, g->groups, silu, x, g->gamma, g->beta, stats,
+                                 stats + batch * g->groups, dy, dx, accumulate, g->dgamma, g->dbeta);
 }

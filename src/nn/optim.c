@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pfgm/ops.h"
 #include "util/check.h"
 
 struct pfgm_optim {
@@ -145,7 +146,7 @@ static pfgm_status grad_norm(pfgm_optim *opt, const float *grads, double *norm) 
     double total = 0.0;
     for (int64_t r = 0; r < opt->n_ranges; ++r) {
         double s = 0.0;
-        PFGM_TRY(opt->be->sumsq(opt->be, opt->ranges[r].count, grads + opt->ranges[r].offset, &s));
+        PFGM_TRY(pfgm_op_sumsq(opt->be, opt->ranges[r].count, grads + opt->ranges[r].offset, &s));
         total += s;
     }
     *norm = sqrt(total);
@@ -177,7 +178,7 @@ pfgm_status pfgm_optim_step(pfgm_optim *opt, float *params, float *grads, int64_
             clipped = 1;
             for (int64_t r = 0; r < opt->n_ranges; ++r) {
                 float *g = grads + opt->ranges[r].offset;
-                PFGM_TRY(be->axpby(be, opt->ranges[r].count, (float)coef, g, 0.0f, g));
+                PFGM_TRY(pfgm_op_axpby(be, opt->ranges[r].count, (float)coef, g, 0.0f, g));
             }
         }
     }
@@ -186,15 +187,15 @@ pfgm_status pfgm_optim_step(pfgm_optim *opt, float *params, float *grads, int64_
     int64_t t = opt->updates + 1;
     for (int64_t r = 0; r < opt->n_ranges; ++r) {
         int64_t o = opt->ranges[r].offset;
-        PFGM_TRY(be->adam_update(be, opt->ranges[r].count, lr, hp->beta1, hp->beta2, hp->eps, hp->weight_decay, t,
-                                 params + o, grads + o, opt->m + o, opt->v + o));
+        PFGM_TRY(pfgm_op_adam_update(be, opt->ranges[r].count, lr, hp->beta1, hp->beta2, hp->eps, hp->weight_decay, t,
+                                     params + o, grads + o, opt->m + o, opt->v + o));
     }
 
     /* step 6: EMA of the trainable parameters, decay from models/ema.py's num_updates. */
     double decay = pfgm_optim_ema_decay_at(hp->ema_rate, t);
     for (int64_t r = 0; r < opt->n_ranges; ++r) {
         int64_t o = opt->ranges[r].offset;
-        PFGM_TRY(be->ema_update(be, opt->ranges[r].count, decay, opt->ema + o, params + o));
+        PFGM_TRY(pfgm_op_ema_update(be, opt->ranges[r].count, decay, opt->ema + o, params + o));
     }
     opt->updates = t;
 

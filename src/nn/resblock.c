@@ -8,6 +8,7 @@
 #include <stdio.h>
 
 #include "pfgm/nn.h"
+#include "pfgm/ops.h"
 #include "util/check.h"
 
 pfgm_status pfgm_resblock_setup(pfgm_resblock *rb, pfgm_nn_params *t, const char *prefix, int64_t in_ch,
@@ -104,14 +105,14 @@ static size_t rb_ws_bytes(pfgm_backend *be, const pfgm_resblock *rb, int64_t bat
 
 /* Nearest 2x up or 2x2 mean down of `planes` planes at the block's input resolution. */
 static pfgm_status rb_resample(pfgm_backend *be, const pfgm_resblock *rb, int64_t planes, const float *x, float *y) {
-    if (rb->up) return be->upsample2x_fwd(be, planes, rb->height, rb->width, x, y);
-    return be->avgpool2x2_fwd(be, planes, rb->height, rb->width, x, y);
+    if (rb->up) return pfgm_op_upsample2x_fwd(be, planes, rb->height, rb->width, x, y);
+    return pfgm_op_avgpool2x2_fwd(be, planes, rb->height, rb->width, x, y);
 }
 
 static pfgm_status rb_resample_bwd(pfgm_backend *be, const pfgm_resblock *rb, int64_t planes, const float *dy,
                                    float *dx, int acc) {
-    if (rb->up) return be->upsample2x_bwd(be, planes, rb->height, rb->width, dy, dx, acc);
-    return be->avgpool2x2_bwd(be, planes, rb->height, rb->width, dy, dx, acc);
+    if (rb->up) return pfgm_op_upsample2x_bwd(be, planes, rb->height, rb->width, dy, dx, acc);
+    return pfgm_op_avgpool2x2_bwd(be, planes, rb->height, rb->width, dy, dx, acc);
 }
 
 pfgm_status pfgm_resblock_forward(pfgm_backend *be, const pfgm_resblock *rb, int64_t batch, const pfgm_nn_run *run,
@@ -128,8 +129,8 @@ pfgm_status pfgm_resblock_forward(pfgm_backend *be, const pfgm_resblock *rb, int
     const float *in = x;
     if (rb->skip_ch) {
         float *cat = slots[PFGM_RB_CAT];
-        PFGM_TRY(be->copy_channels(be, batch, hw, rb->in_ch, x, rb->in_ch, 0, cat, cin, 0, 0));
-        PFGM_TRY(be->copy_channels(be, batch, hw, rb->skip_ch, skip, rb->skip_ch, 0, cat, cin, rb->in_ch, 0));
+        PFGM_TRY(pfgm_op_copy_channels(be, batch, hw, rb->in_ch, x, rb->in_ch, 0, cat, cin, 0, 0));
+        PFGM_TRY(pfgm_op_copy_channels(be, batch, hw, rb->skip_ch, skip, rb->skip_ch, 0, cat, cin, rb->in_ch, 0));
         in = cat;
     }
     PFGM_TRY(pfgm_groupnorm_forward(be, &rb->gn0, batch, 1, in, slots[PFGM_RB_A0], slots[PFGM_RB_GN0]));
@@ -143,12 +144,13 @@ pfgm_status pfgm_resblock_forward(pfgm_backend *be, const pfgm_resblock *rb, int
     float *h0 = slots[PFGM_RB_H0];
     PFGM_TRY(pfgm_conv2d_forward(be, &rb->conv0, batch, c0in, h0, ws, wsb));
     PFGM_TRY(pfgm_linear_forward(be, &rb->dense0, batch, act_temb, slots[PFGM_RB_T]));
-    PFGM_TRY(be->bcast_add_fwd(be, batch, rb->out_ch, hw2, slots[PFGM_RB_T], rb->out_ch, h0));
+    PFGM_TRY(pfgm_op_bcast_add_fwd(be, batch, rb->out_ch, hw2, slots[PFGM_RB_T], rb->out_ch, h0));
     float *d1 = slots[PFGM_RB_D1];
     const int64_t n2 = batch * rb->out_ch * hw2;
     if (drop) {
         PFGM_TRY(pfgm_groupnorm_forward(be, &rb->gn1, batch, 1, h0, slots[PFGM_RB_A1], slots[PFGM_RB_GN1]));
-        PFGM_TRY(be->dropout_fwd(be, n2, rb->dropout, &run->dropout_rng, rb->dropout_offset, slots[PFGM_RB_A1], d1));
+        PFGM_TRY(pfgm_op_dropout_fwd(be, n2, rb->dropout, &run->dropout_rng, rb->dropout_offset, slots[PFGM_RB_A1],
+                                     d1));
     } else {
         PFGM_TRY(pfgm_groupnorm_forward(be, &rb->gn1, batch, 1, h0, d1, slots[PFGM_RB_GN1]));
     }
@@ -156,10 +158,10 @@ pfgm_status pfgm_resblock_forward(pfgm_backend *be, const pfgm_resblock *rb, int
     if (rb->has_conv2) {
         PFGM_TRY(pfgm_conv2d_forward(be, &rb->conv2, batch, xs, out, ws, wsb));
         PFGM_TRY(pfgm_conv2d_forward(be, &rb->conv1, batch, d1, slots[PFGM_RB_H1], ws, wsb));
-        return be->axpby(be, n2, s, slots[PFGM_RB_H1], s, out);
+        return pfgm_op_axpby(be, n2, s, slots[PFGM_RB_H1], s, out);
     }
     PFGM_TRY(pfgm_conv2d_forward(be, &rb->conv1, batch, d1, out, ws, wsb));
-    return be->axpby(be, n2, s, xs, s, out);
+    return pfgm_op_axpby(be, n2, s, xs, s, out);
 }
 
 pfgm_status pfgm_resblock_backward(pfgm_backend *be, const pfgm_resblock *rb, int64_t batch, const pfgm_nn_run *run,
@@ -179,12 +181,12 @@ pfgm_status pfgm_resblock_backward(pfgm_backend *be, const pfgm_resblock *rb, in
     float *g1 = slots[PFGM_RB_G1], *g2 = slots[PFGM_RB_G2], *g3 = slots[PFGM_RB_G3];
 
     /* out = s (skip + h): both branches receive s * dout */
-    PFGM_TRY(be->axpby(be, n2, rb_scale(rb), dout, 0.0f, dout));
+    PFGM_TRY(pfgm_op_axpby(be, n2, rb_scale(rb), dout, 0.0f, dout));
     PFGM_TRY(pfgm_conv2d_backward(be, &rb->conv1, batch, slots[PFGM_RB_D1], dout, g1, 0, ws, wsb));
-    if (drop) PFGM_TRY(be->dropout_bwd(be, n2, rb->dropout, &run->dropout_rng, rb->dropout_offset, g1, g1, 0));
+    if (drop) PFGM_TRY(pfgm_op_dropout_bwd(be, n2, rb->dropout, &run->dropout_rng, rb->dropout_offset, g1, g1, 0));
     PFGM_TRY(pfgm_groupnorm_backward(be, &rb->gn1, batch, 1, slots[PFGM_RB_H0], slots[PFGM_RB_GN1], g1, g2, 0));
     /* h0 = Conv_0(.) + Dense_0(SiLU(zemb)) broadcast over pixels */
-    PFGM_TRY(be->bcast_add_bwd(be, batch, rb->out_ch, hw2, g2, rb->out_ch, slots[PFGM_RB_GT], 0));
+    PFGM_TRY(pfgm_op_bcast_add_bwd(be, batch, rb->out_ch, hw2, g2, rb->out_ch, slots[PFGM_RB_GT], 0));
     PFGM_TRY(pfgm_linear_backward(be, &rb->dense0, batch, act_temb, slots[PFGM_RB_GT], d_act_temb, acc_temb));
     PFGM_TRY(pfgm_conv2d_backward(be, &rb->conv0, batch, c0in, g2, g3, 0, ws, wsb));
 
@@ -205,11 +207,12 @@ pfgm_status pfgm_resblock_backward(pfgm_backend *be, const pfgm_resblock *rb, in
             PFGM_TRY(pfgm_conv2d_backward(be, &rb->conv2, batch, xs, dout, din, 1, ws, wsb));
         }
     } else {
-        PFGM_TRY(be->axpby(be, batch * cin * hw, 1.0f, dout, 1.0f, din));
+        PFGM_TRY(pfgm_op_axpby(be, batch * cin * hw, 1.0f, dout, 1.0f, din));
     }
     if (rb->skip_ch) {
-        PFGM_TRY(be->copy_channels(be, batch, hw, rb->in_ch, din, cin, 0, dx, rb->in_ch, 0, acc_dx));
-        PFGM_TRY(be->copy_channels(be, batch, hw, rb->skip_ch, din, cin, rb->in_ch, dskip, rb->skip_ch, 0, acc_dskip));
+        PFGM_TRY(pfgm_op_copy_channels(be, batch, hw, rb->in_ch, din, cin, 0, dx, rb->in_ch, 0, acc_dx));
+        PFGM_TRY(
+            pfgm_op_copy_channels(be, batch, hw, rb->skip_ch, din, cin, rb->in_ch, dskip, rb->skip_ch, 0, acc_dskip));
     }
     return PFGM_OK;
 }

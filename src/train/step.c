@@ -8,6 +8,7 @@
 
 #include "pfgm/field.h"
 #include "pfgm/loss.h"
+#include "pfgm/ops.h"
 #include "pfgm/perturb.h"
 #include "util/check.h"
 
@@ -110,7 +111,7 @@ void pfgm_step_get_view(const pfgm_step *s, pfgm_step_view *v) {
 static pfgm_status agree_finite(pfgm_step *s, int64_t step, int have_grads, pfgm_step_result *res) {
     const pfgm_nn_params *p = pfgm_ddpmpp_params(s->set.model);
     double gsq = NAN;
-    if (have_grads) PFGM_TRY(s->set.be->sumsq(s->set.be, p->trainable_floats, p->grad, &gsq));
+    if (have_grads) PFGM_TRY(pfgm_op_sumsq(s->set.be, p->trainable_floats, p->grad, &gsq));
     int32_t bad = !isfinite(res->loss) ? 1 : !isfinite(gsq) ? 2 : 0;
     if (bad && s->set.lg)
         pfgm_log_warn(s->set.lg,
@@ -185,7 +186,7 @@ pfgm_status pfgm_step_run(pfgm_step *s, int64_t step, const float *host_batch, c
     if (ls == PFGM_OK) {
         PFGM_TRY(pfgm_nn_params_zero_grad(params));
         PFGM_TRY(pfgm_ddpmpp_backward(s->set.model, s->dnet_x, s->dnet_z, NULL));
-        if (faulty && f->grad) PFGM_TRY(be->fill(be, 1, NAN, params->grad));
+        if (faulty && f->grad) PFGM_TRY(pfgm_op_fill(be, 1, NAN, params->grad));
     }
     PFGM_TRY(phase_end(hooks, s, PFGM_STEP_BACKWARD));
 

@@ -1,6 +1,7 @@
-/* The Philox4x32-10 bijection and the word -> float conversions, as inline functions that
- * compile for the host (C) and the device (CUDA), so both backends produce the same bits.
- * Private header; the public API is include/pfgm/rng.h. */
+/* The Philox4x32-10 bijection, the word -> float conversions and the element layouts built
+ * on them (the perturbation kernel's per-sample window, block spans), as inline functions
+ * that compile for the host (C) and the device (CUDA), so both backends produce the same bits
+ * from one definition. Private header; the public API is include/pfgm/rng.h. */
 #ifndef PFGM_UTIL_PHILOX_IMPL_H
 #define PFGM_UTIL_PHILOX_IMPL_H
 
@@ -58,6 +59,25 @@ PFGM_HD void pfgm_philox_box_muller(uint32_t a, uint32_t b, float *z0, float *z1
     double rad = sqrt(-2.0 * log(u1));
     *z0 = (float)(rad * cos(two_pi * u2));
     *z1 = (float)(rad * sin(two_pi * u2));
+}
+
+/* ---- Philox layouts shared by the host and the kernels (docs/numerics.md) ----------------- */
+
+/* n rounded up to a multiple of 4: a run of n elements that starts on a block boundary and
+ * fills whole blocks. */
+PFGM_HD uint64_t pfgm_philox_ceil4(uint64_t n) { return (n + 3u) & ~(uint64_t)3u; }
+
+/* Elements of the perturbation kernel's window per sample for dimension n (spec §1.4; the one
+ * definition behind pfgm_perturb_stride and both backends' perturb): 2 uniforms and the z
+ * normal in the first block, then eps_x and the direction, each ceil4(n) long. A multiple of
+ * 4, so every sample's window starts on a block boundary. */
+PFGM_HD uint64_t pfgm_philox_perturb_stride(uint64_t n) { return 4u + 2u * pfgm_philox_ceil4(n); }
+
+/* The Philox blocks that elements [offset, offset + n) of a stream touch, n >= 1: blocks
+ * offset / 4 through pfgm_philox_last_block, pfgm_philox_block_count of them. */
+PFGM_HD uint64_t pfgm_philox_last_block(uint64_t offset, uint64_t n) { return (offset + n - 1) >> 2; }
+PFGM_HD uint64_t pfgm_philox_block_count(uint64_t offset, uint64_t n) {
+    return pfgm_philox_last_block(offset, n) - (offset >> 2) + 1;
 }
 
 #endif

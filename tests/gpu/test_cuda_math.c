@@ -30,6 +30,7 @@
 
 #include "pfgm/backend.h"
 #include "pfgm/field.h"
+#include "pfgm/ops.h"
 #include "pfgm/prior.h"
 
 #include "field_vectors_check.h"
@@ -88,7 +89,7 @@ static void check_perturb(int64_t B, int64_t N, int restrict_M, uint32_t rank, u
     assert_int_equal(bad, 0);
     /* NULL network outputs are optional */
     assert_int_equal(gpu_->perturb(gpu_, &r, B, N, dx, M, tau, sigma_end, restrict_M, dout, NULL, NULL), PFGM_OK);
-    assert_int_equal(gpu_->perturb(gpu_, &r, B, 0, dx, M, tau, sigma_end, restrict_M, dout, NULL, NULL),
+    assert_int_equal(pfgm_op_perturb(gpu_, &r, B, 0, dx, M, tau, sigma_end, restrict_M, dout, NULL, NULL),
                      PFGM_ERR_INVALID_ARG);
     gpu_->free(gpu_, dx);
     gpu_->free(gpu_, dout);
@@ -161,7 +162,7 @@ static void check_field_weights(int64_t B, int64_t L, int64_t N) {
     assert_non_null(strstr(pfgm_error_message(), what));
     cc_download(gpu_, gc1, dgc, sizeof(float) * (size_t)(B * L));
     assert_memory_equal(gc1, gc0, sizeof(float) * (size_t)(B * L));
-    assert_int_equal(gpu_->field_weights(gpu_, B, 0, h, da2, db2, dgc, dcs), PFGM_ERR_INVALID_ARG);
+    assert_int_equal(pfgm_op_field_weights(gpu_, B, 0, h, da2, db2, dgc, dcs), PFGM_ERR_INVALID_ARG);
 
     gpu_->free(gpu_, da2);
     gpu_->free(gpu_, db2);
@@ -285,7 +286,7 @@ static void check_loss(int64_t B, int64_t D, int reduce_mean) {
     assert_memory_equal(&l1, &l2, sizeof(double)); /* the same launch shape: the same bits */
     /* the gradient is elementwise double arithmetic rounded once: the same bits */
     assert_int_equal(cc_compare_f32("loss_mse gradient", g0, g1, B * D, 0.0, 0.0), 0);
-    assert_int_equal(gpu_->loss_mse(gpu_, 0, N, dp, dp, dt, reduce_mean, dg, dg, &l1), PFGM_ERR_INVALID_ARG);
+    assert_int_equal(pfgm_op_loss_mse(gpu_, 0, N, dp, dp, dt, reduce_mean, dg, dg, &l1), PFGM_ERR_INVALID_ARG);
     gpu_->free(gpu_, dp);
     gpu_->free(gpu_, dt);
     gpu_->free(gpu_, dg);
@@ -320,7 +321,7 @@ static void check_sphere(int64_t B, int64_t N, uint64_t offset, uint64_t stride)
     snprintf(what, sizeof what, "sphere_points B=%lld N=%lld off=%llu", (long long)B, (long long)N,
              (unsigned long long)offset);
     assert_int_equal(cc_compare_f32(what, x0, x1, B * ldx, ULP4, 0.0), 0);
-    assert_int_equal(gpu_->sphere_points(gpu_, &r, offset, (uint64_t)N - 1, B, N, dr, dx, ldx), PFGM_ERR_INVALID_ARG);
+    assert_int_equal(pfgm_op_sphere_points(gpu_, &r, offset, (uint64_t)N - 1, B, N, dr, dx, ldx), PFGM_ERR_INVALID_ARG);
     gpu_->free(gpu_, dx);
     gpu_->free(gpu_, dr);
     free(radii);
@@ -445,7 +446,7 @@ static void test_ode_state_combine_sumsq(void **state) {
     assert_int_equal(gpu_->ode_combine(gpu_, rows, cols, dy, dh, NK, coef, kd, dy, NULL, 0), PFGM_OK);
     cc_download(gpu_, y1, dy, sizeof(double) * (size_t)n);
     assert_memory_equal(y0, y1, sizeof(double) * (size_t)n);
-    assert_int_equal(gpu_->ode_combine(gpu_, rows, cols, dy, dh, 9, coef, kd, dy, NULL, 0), PFGM_ERR_INVALID_ARG);
+    assert_int_equal(pfgm_op_ode_combine(gpu_, rows, cols, dy, dh, 9, coef, kd, dy, NULL, 0), PFGM_ERR_INVALID_ARG);
     printf("ode_init_state, ode_combine                 bit-equal to the CPU reference\n");
 
     /* ode_sumsq: the three forms the solvers use; a double sum per row (b) */

@@ -22,6 +22,7 @@
 #include <cmocka.h>
 
 #include "cuda_nn_testutil.h"
+#include "pfgm/ops.h"
 
 #define TOL_REDUCE 1e-6
 #define TOL_GN_BWD 1e-5
@@ -316,7 +317,8 @@ static void test_groupnorm(void **state) {
         }
 }
 
-/* Impossible arguments: the GPU refuses what the CPU refuses, with the same status. */
+/* Impossible arguments: the op front end (ops.c) refuses them for either backend, with the
+ * same status, before a kernel runs. */
 static void test_argument_errors(void **state) {
     (void)state;
     float *d = nt_alloc(&cg_pool, 64);
@@ -327,20 +329,20 @@ static void test_argument_errors(void **state) {
         pfgm_backend *be = bes[i];
         float *p = i ? d : h;
         printf("  %s\n", be->name);
-        assert_int_equal(be->avgpool2x2_fwd(be, 1, 3, 4, p, p), PFGM_ERR_INVALID_ARG);
-        assert_int_equal(be->avgpool2x2_bwd(be, 1, 4, 5, p, p, 0), PFGM_ERR_INVALID_ARG);
-        assert_int_equal(be->upsample2x_fwd(be, 1, 0, 4, p, p), PFGM_ERR_INVALID_ARG);
-        assert_int_equal(be->copy_channels(be, 1, 4, 3, p, 2, 0, p, 4, 0, 0), PFGM_ERR_INVALID_ARG);
-        assert_int_equal(be->groupnorm_fwd(be, 1, 6, 4, 4, 1e-6f, 0, p, p, p, p, p, p), PFGM_ERR_INVALID_ARG);
-        assert_int_equal(be->groupnorm_bwd(be, 1, 6, 4, 4, 0, p, p, p, p, p, p, p, 0, p, p), PFGM_ERR_INVALID_ARG);
-        assert_int_equal(be->dropout_fwd(be, 4, 1.5f, &r, 0, p, p), PFGM_ERR_INVALID_ARG);
-        assert_int_equal(be->dropout_bwd(be, 4, -0.1f, &r, 0, p, p, 0), PFGM_ERR_INVALID_ARG);
-        assert_int_equal(be->zembed_fwd(be, 1, 1, 0, p, p, p), PFGM_ERR_INVALID_ARG);
-        assert_int_equal(be->softmax_rows_bwd(be, 2, 0, p, p), PFGM_ERR_INVALID_ARG);
-        assert_int_equal(be->bcast_add_fwd(be, 1, 2, 2, p, -1, p), PFGM_ERR_INVALID_ARG);
-        assert_int_equal(be->channel_mean_fwd(be, 1, 2, 2, 2, p, p), PFGM_ERR_INVALID_ARG);
-        assert_int_equal(be->conv2d_fwd(be, 1, 2, 2, 2, 2, 2, p, p, NULL, p, p, 256), PFGM_ERR_INVALID_ARG);
-        assert_int_equal(be->gemm_batched(be, 0, 0, 2, 2, 2, 1.0f, p, 1, 4, p, 2, 4, 0.0f, p, 2, 4, 2),
+        assert_int_equal(pfgm_op_avgpool2x2_fwd(be, 1, 3, 4, p, p), PFGM_ERR_INVALID_ARG);
+        assert_int_equal(pfgm_op_avgpool2x2_bwd(be, 1, 4, 5, p, p, 0), PFGM_ERR_INVALID_ARG);
+        assert_int_equal(pfgm_op_upsample2x_fwd(be, 1, 0, 4, p, p), PFGM_ERR_INVALID_ARG);
+        assert_int_equal(pfgm_op_copy_channels(be, 1, 4, 3, p, 2, 0, p, 4, 0, 0), PFGM_ERR_INVALID_ARG);
+        assert_int_equal(pfgm_op_groupnorm_fwd(be, 1, 6, 4, 4, 1e-6f, 0, p, p, p, p, p, p), PFGM_ERR_INVALID_ARG);
+        assert_int_equal(pfgm_op_groupnorm_bwd(be, 1, 6, 4, 4, 0, p, p, p, p, p, p, p, 0, p, p), PFGM_ERR_INVALID_ARG);
+        assert_int_equal(pfgm_op_dropout_fwd(be, 4, 1.5f, &r, 0, p, p), PFGM_ERR_INVALID_ARG);
+        assert_int_equal(pfgm_op_dropout_bwd(be, 4, -0.1f, &r, 0, p, p, 0), PFGM_ERR_INVALID_ARG);
+        assert_int_equal(pfgm_op_zembed_fwd(be, 1, 1, 0, p, p, p), PFGM_ERR_INVALID_ARG);
+        assert_int_equal(pfgm_op_softmax_rows_bwd(be, 2, 0, p, p), PFGM_ERR_INVALID_ARG);
+        assert_int_equal(pfgm_op_bcast_add_fwd(be, 1, 2, 2, p, -1, p), PFGM_ERR_INVALID_ARG);
+        assert_int_equal(pfgm_op_channel_mean_fwd(be, 1, 2, 2, 2, p, p), PFGM_ERR_INVALID_ARG);
+        assert_int_equal(pfgm_op_conv2d_fwd(be, 1, 2, 2, 2, 2, 2, p, p, NULL, p, p, 256), PFGM_ERR_INVALID_ARG);
+        assert_int_equal(pfgm_op_gemm_batched(be, 0, 0, 2, 2, 2, 1.0f, p, 1, 4, p, 2, 4, 0.0f, p, 2, 4, 2),
                          PFGM_ERR_INVALID_ARG);
     }
     cg_release();

@@ -17,7 +17,7 @@ allow=(
 # The layer of each public header: the src/ directory that implements it.
 declare -A header_layer=(
   [status.h]=util [log.h]=util [rng.h]=util [preempt.h]=util [run_lock.h]=util
-  [backend.h]=backend
+  [backend.h]=backend [ops.h]=backend
   [comm.h]=comm
   [field.h]=core [loss.h]=core [ode.h]=core [perturb.h]=core [prior.h]=core
   [nn.h]=nn [ddpmpp.h]=nn [optim.h]=nn

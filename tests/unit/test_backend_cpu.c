@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include "pfgm/backend.h"
+#include "pfgm/ops.h"
 
 typedef struct { pfgm_backend *fast, *ref; } fixture;
 
@@ -66,10 +67,11 @@ static void test_alloc_copy(void **state) {
     assert_null(z);
 }
 
-/* The argument check every backend's gemm shares (pfgm_gemm_check_args): leading dimensions
- * of at least 1 even for k = 0 (cuBLAS refuses 0), sizes and leading dimensions that a
- * 32-bit BLAS index holds, negative sizes; refused before any memory is touched (NULL
- * pointers here), on both CPU modes. A valid k = 0 product scales C by beta. */
+/* The argument check of gemm, made once for every backend by the front end (pfgm_op_gemm,
+ * ops.c): leading dimensions of at least 1 even for k = 0 (cuBLAS refuses 0), sizes and
+ * leading dimensions that a 32-bit BLAS index holds, negative sizes; refused before any
+ * memory is touched (NULL pointers here), on both CPU modes. A valid k = 0 product scales C
+ * by beta. A backend without the op is refused with PFGM_ERR_UNSUPPORTED naming both. */
 static void test_gemm_argument_check(void **state) {
     fixture *f = *state;
     pfgm_backend *bes[2] = {f->fast, f->ref};
@@ -86,16 +88,21 @@ static void test_gemm_argument_check(void **state) {
     };
     for (int b = 0; b < 2; ++b)
         for (size_t i = 0; i < sizeof bad / sizeof bad[0]; ++i) {
-            pfgm_status st = bes[b]->gemm(bes[b], bad[i].ta, bad[i].tb, bad[i].m, bad[i].n, bad[i].k, 1.0f, NULL,
+            pfgm_status st = pfgm_op_gemm(bes[b], bad[i].ta, bad[i].tb, bad[i].m, bad[i].n, bad[i].k, 1.0f, NULL,
                                           bad[i].lda, NULL, bad[i].ldb, 0.0f, NULL, bad[i].ldc);
             if (st != PFGM_ERR_INVALID_ARG) fail_msg("%s case %zu: status %d", bes[b]->name, i, (int)st);
             assert_non_null(strstr(pfgm_error_message(), "gemm: bad shape"));
         }
     for (int b = 0; b < 2; ++b) {
         float c[4] = {1, 2, 3, 4};
-        assert_int_equal(bes[b]->gemm(bes[b], 0, 0, 2, 2, 0, 1.0f, NULL, 1, NULL, 2, 0.5f, c, 2), PFGM_OK);
+        assert_int_equal(pfgm_op_gemm(bes[b], 0, 0, 2, 2, 0, 1.0f, NULL, 1, NULL, 2, 0.5f, c, 2), PFGM_OK);
         assert_true(c[0] == 0.5f && c[3] == 2.0f);
     }
+    pfgm_backend bare = *f->ref; /* a copy of the table without the op */
+    bare.gemm = NULL;
+    float c[4] = {0};
+    assert_int_equal(pfgm_op_gemm(&bare, 0, 0, 2, 2, 0, 1.0f, NULL, 1, NULL, 2, 0.5f, c, 2), PFGM_ERR_UNSUPPORTED);
+    assert_non_null(strstr(pfgm_error_message(), "gemm: backend 'cpu-reference' lacks the op"));
 }
 
 /* Every transpose combination, odd sizes, leading dimensions larger than the width. */
@@ -120,7 +127,7 @@ static void test_gemm(void **state) {
             free(a); free(b); free(c0); free(c1);
         }
     float dummy = 0;
-    assert_int_equal(f->fast->gemm(f->fast, 0, 0, 2, 2, 2, 1, &dummy, 1, &dummy, 2, 0, &dummy, 2), PFGM_ERR_INVALID_ARG);
+    assert_int_equal(pfgm_op_gemm(f->fast, 0, 0, 2, 2, 2, 1, &dummy, 1, &dummy, 2, 0, &dummy, 2), PFGM_ERR_INVALID_ARG);
 }
 
 /* The reference gemm against a hand-computed product. */

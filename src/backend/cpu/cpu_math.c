@@ -12,6 +12,7 @@
 #include "backend/cpu/cpu.h"
 
 #include "backend/cpu/cpu_simd.h"
+#include "util/philox_impl.h"
 
 #include <float.h>
 #include <math.h>
@@ -36,9 +37,6 @@ static double sumsq_simd(const float *x, int64_t n) {
 
 static pfgm_status cpu_row_sumsq(pfgm_backend *be, int64_t rows, int64_t cols, const float *x, int64_t ld,
                                  float *out) {
-    if (rows < 0 || cols < 0 || ld < cols)
-        return pfgm_error(PFGM_ERR_INVALID_ARG, "row_sumsq: bad shape rows=%lld cols=%lld ld=%lld",
-                          (long long)rows, (long long)cols, (long long)ld);
     const int ref = cpu_reference(be);
 #pragma omp parallel for schedule(static) if (!ref && rows * cols > PAR_MIN)
     for (int64_t r = 0; r < rows; ++r) out[r] = (float)(ref ? sumsq_plain(x + r * ld, cols) : sumsq_simd(x + r * ld, cols));
@@ -92,9 +90,6 @@ PFGM_AVX2 static void softmax_row_avx2(float *row, int64_t cols) {
 #endif
 
 static pfgm_status cpu_softmax_rows(pfgm_backend *be, int64_t rows, int64_t cols, float *x) {
-    if (rows < 0 || cols <= 0)
-        return pfgm_error(PFGM_ERR_INVALID_ARG, "softmax_rows: bad shape rows=%lld cols=%lld",
-                          (long long)rows, (long long)cols);
 #if PFGM_CPU_SIMD
     if (cpu_have_avx2()) {
 #pragma omp parallel for schedule(static) if (!cpu_reference(be) && rows * cols > PAR_MIN)
@@ -138,11 +133,7 @@ static double normal_sumsq(const pfgm_rng *r, uint64_t offset, int64_t n) {
 static pfgm_status cpu_perturb(pfgm_backend *be, const pfgm_rng *r, int64_t B, int64_t N, const float *x,
                                int64_t M, double tau, double sigma_end, int restrict_M, float *out,
                                float *x_net, float *z_net) {
-    if (B < 0 || N <= 0 || M <= 0)
-        return pfgm_error(PFGM_ERR_INVALID_ARG, "perturb: bad shape B=%lld N=%lld M=%lld", (long long)B,
-                          (long long)N, (long long)M);
-    const uint64_t n4 = ((uint64_t)N + 3u) & ~(uint64_t)3u;
-    const uint64_t stride = 4u + 2u * n4;
+    const uint64_t n4 = pfgm_philox_ceil4((uint64_t)N), stride = pfgm_philox_perturb_stride((uint64_t)N);
     const int64_t m_restricted = (int64_t)((double)M * 0.7); /* int(M * 0.7), as the authors */
 #pragma omp parallel for schedule(static) if (!cpu_reference(be) && B > 1 && B * N > 4096)
     for (int64_t k = 0; k < B; ++k) {
@@ -180,9 +171,6 @@ static inline double field_d2(double a2, const float *b2, const float *g, int64_
 
 static pfgm_status cpu_field_weights(pfgm_backend *be, int64_t B, int64_t L, double half_exponent,
                                      const float *a2, const float *b2, float *gc, float *csum) {
-    if (B < 0 || L <= 0 || !(half_exponent > 0.0))
-        return pfgm_error(PFGM_ERR_INVALID_ARG, "field_weights: bad shape B=%lld L=%lld exponent=%g",
-                          (long long)B, (long long)L, half_exponent);
     for (int64_t b = 0; b < B; ++b)
         if (!isfinite(a2[b]))
             return pfgm_error(PFGM_ERR_NUMERIC, "field targets: perturbed point %lld has a non-finite norm",
@@ -221,9 +209,6 @@ static pfgm_status cpu_field_weights(pfgm_backend *be, int64_t B, int64_t L, dou
 
 static pfgm_status cpu_field_finish(pfgm_backend *be, int64_t B, int64_t N, double gamma, const float *csum,
                                     const float *perturbed, float *e) {
-    if (B < 0 || N <= 0 || !(gamma >= 0.0))
-        return pfgm_error(PFGM_ERR_INVALID_ARG, "field_finish: bad arguments B=%lld N=%lld gamma=%g",
-                          (long long)B, (long long)N, gamma);
     const double sqrt_n = sqrt((double)N);
 #pragma omp parallel for schedule(static) if (!cpu_reference(be) && B > 1 && B * N > PAR_MIN)
     for (int64_t b = 0; b < B; ++b) {
@@ -247,8 +232,6 @@ static pfgm_status cpu_field_finish(pfgm_backend *be, int64_t B, int64_t N, doub
 
 static pfgm_status cpu_loss_mse(pfgm_backend *be, int64_t B, int64_t N, const float *pred_x, const float *pred_z,
                                 const float *target, int reduce_mean, float *grad_x, float *grad_z, double *loss) {
-    if (B <= 0 || N <= 0)
-        return pfgm_error(PFGM_ERR_INVALID_ARG, "loss: bad shape B=%lld N=%lld", (long long)B, (long long)N);
     const int64_t D = N + 1;
     const double s = reduce_mean ? 1.0 / (double)D : 0.5;
     const double gscale = 2.0 * s / (double)B; /* d/dpred of (1/B) s (pred - target)^2 */
@@ -281,9 +264,6 @@ static pfgm_status cpu_loss_mse(pfgm_backend *be, int64_t B, int64_t N, const fl
 
 static pfgm_status cpu_sphere_points(pfgm_backend *be, const pfgm_rng *r, uint64_t offset, uint64_t stride,
                                      int64_t B, int64_t N, const double *radii, float *x, int64_t ldx) {
-    if (B < 0 || N <= 0 || ldx < N || stride < (uint64_t)N)
-        return pfgm_error(PFGM_ERR_INVALID_ARG, "sphere_points: bad shape B=%lld N=%lld ldx=%lld",
-                          (long long)B, (long long)N, (long long)ldx);
 #pragma omp parallel for schedule(static) if (!cpu_reference(be) && B > 1 && B * N > 4096)
     for (int64_t k = 0; k < B; ++k) {
         float *row = x + k * ldx;
@@ -304,9 +284,6 @@ static pfgm_status cpu_sphere_points(pfgm_backend *be, const pfgm_rng *r, uint64
 static pfgm_status cpu_ode_drift(pfgm_backend *be, int64_t B, int64_t N, int64_t P, const float *z, double gamma,
                                  double z_exp, const float *v_x, const float *v_z, float *k, float *v_z_used,
                                  int64_t *guard_count) {
-    if (B < 0 || N <= 0 || P < 0 || !(gamma >= 0.0))
-        return pfgm_error(PFGM_ERR_INVALID_ARG, "ode_drift: bad arguments B=%lld N=%lld P=%lld gamma=%g",
-                          (long long)B, (long long)N, (long long)P, gamma);
     const double sqrt_n = sqrt((double)N);
     int64_t guards = 0;
 #pragma omp parallel for schedule(static) reduction(+ : guards) if (!cpu_reference(be) && B > 1 && B * N > PAR_MIN)
@@ -338,9 +315,6 @@ static pfgm_status cpu_ode_drift(pfgm_backend *be, int64_t B, int64_t N, int64_t
 
 static pfgm_status cpu_ode_init_state(pfgm_backend *be, int64_t B, int64_t N, int64_t P, const float *x, double z,
                                       double *y) {
-    if (B < 0 || N <= 0 || P < 0)
-        return pfgm_error(PFGM_ERR_INVALID_ARG, "ode_init_state: bad shape B=%lld N=%lld P=%lld", (long long)B,
-                          (long long)N, (long long)P);
 #pragma omp parallel for schedule(static) if (!cpu_reference(be) && B * (N + P) > PAR_MIN)
     for (int64_t b = 0; b < B; ++b) {
         double *yr = y + b * (N + P);
@@ -350,14 +324,9 @@ static pfgm_status cpu_ode_init_state(pfgm_backend *be, int64_t B, int64_t N, in
     return PFGM_OK;
 }
 
-#define ODE_MAX_TERMS 8
-
 static pfgm_status cpu_ode_combine(pfgm_backend *be, int64_t rows, int64_t cols, const double *y, const double *h,
                                    int nk, const double *coef, const float *const *k, double *y_out, float *x_out,
                                    int64_t nx) {
-    if (rows < 0 || cols <= 0 || nk < 0 || nk > ODE_MAX_TERMS || (x_out && (nx < 0 || nx > cols)))
-        return pfgm_error(PFGM_ERR_INVALID_ARG, "ode_combine: bad arguments rows=%lld cols=%lld nk=%d nx=%lld",
-                          (long long)rows, (long long)cols, nk, (long long)nx);
 #pragma omp parallel for schedule(static) if (!cpu_reference(be) && rows * cols > PAR_MIN)
     for (int64_t r = 0; r < rows; ++r) {
         const double hr = h ? h[r] : 1.0;
@@ -376,9 +345,6 @@ static pfgm_status cpu_ode_combine(pfgm_backend *be, int64_t rows, int64_t cols,
 static pfgm_status cpu_ode_sumsq(pfgm_backend *be, int64_t rows, int64_t cols, const double *num_y, const double *h,
                                  int nk, const double *coef, const float *const *k, const double *ya,
                                  const double *yb, double rtol, double atol, double *row_out) {
-    if (rows < 0 || cols <= 0 || nk < 0 || nk > ODE_MAX_TERMS)
-        return pfgm_error(PFGM_ERR_INVALID_ARG, "ode_sumsq: bad arguments rows=%lld cols=%lld nk=%d",
-                          (long long)rows, (long long)cols, nk);
 #pragma omp parallel for schedule(static) if (!cpu_reference(be) && rows > 1 && rows * cols > PAR_MIN)
     for (int64_t r = 0; r < rows; ++r) {
         const double hr = h ? h[r] : 1.0;

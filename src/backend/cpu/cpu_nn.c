@@ -16,10 +16,6 @@
 #define PAR_MIN (1 << 21)
 #define PAR(be, n) (!cpu_reference(be) && (n) > PAR_MIN)
 
-static pfgm_status bad_shape(const char *op) {
-    return pfgm_error(PFGM_ERR_INVALID_ARG, "%s: negative or zero size", op);
-}
-
 static pfgm_status cpu_silu_fwd(pfgm_backend *be, int64_t n, const float *x, float *y) {
 #pragma omp parallel for simd schedule(static) if (PAR(be, n))
     for (int64_t i = 0; i < n; ++i) y[i] = x[i] / (1.0f + expf(-x[i]));
@@ -39,7 +35,6 @@ static pfgm_status cpu_silu_bwd(pfgm_backend *be, int64_t n, const float *x, con
 }
 
 static pfgm_status cpu_softmax_rows_bwd(pfgm_backend *be, int64_t rows, int64_t cols, const float *p, float *dp) {
-    if (rows < 0 || cols <= 0) return bad_shape("softmax_rows_bwd");
 #pragma omp parallel for schedule(static) if (PAR(be, rows * cols))
     for (int64_t r = 0; r < rows; ++r) {
         const float *pr = p + r * cols;
@@ -56,7 +51,6 @@ static pfgm_status cpu_softmax_rows_bwd(pfgm_backend *be, int64_t rows, int64_t 
 
 static pfgm_status cpu_upsample2x_fwd(pfgm_backend *be, int64_t planes, int64_t h, int64_t w, const float *x,
                                       float *y) {
-    if (planes < 0 || h <= 0 || w <= 0) return bad_shape("upsample2x_fwd");
 #pragma omp parallel for schedule(static) if (PAR(be, planes * h * w * 4))
     for (int64_t p = 0; p < planes; ++p)
         for (int64_t i = 0; i < 2 * h; ++i) {
@@ -69,7 +63,6 @@ static pfgm_status cpu_upsample2x_fwd(pfgm_backend *be, int64_t planes, int64_t 
 
 static pfgm_status cpu_upsample2x_bwd(pfgm_backend *be, int64_t planes, int64_t h, int64_t w, const float *dy,
                                       float *dx, int accumulate) {
-    if (planes < 0 || h <= 0 || w <= 0) return bad_shape("upsample2x_bwd");
 #pragma omp parallel for schedule(static) if (PAR(be, planes * h * w * 4))
     for (int64_t p = 0; p < planes; ++p)
         for (int64_t i = 0; i < h; ++i)
@@ -84,9 +77,6 @@ static pfgm_status cpu_upsample2x_bwd(pfgm_backend *be, int64_t planes, int64_t 
 
 static pfgm_status cpu_avgpool2x2_fwd(pfgm_backend *be, int64_t planes, int64_t h, int64_t w, const float *x,
                                       float *y) {
-    if (planes < 0 || h <= 0 || w <= 0 || h % 2 || w % 2)
-        return pfgm_error(PFGM_ERR_INVALID_ARG, "avgpool2x2_fwd: h=%lld w=%lld must be positive and even",
-                          (long long)h, (long long)w);
     const int64_t ho = h / 2, wo = w / 2;
 #pragma omp parallel for schedule(static) if (PAR(be, planes * h * w))
     for (int64_t p = 0; p < planes; ++p)
@@ -100,9 +90,6 @@ static pfgm_status cpu_avgpool2x2_fwd(pfgm_backend *be, int64_t planes, int64_t 
 
 static pfgm_status cpu_avgpool2x2_bwd(pfgm_backend *be, int64_t planes, int64_t h, int64_t w, const float *dy,
                                       float *dx, int accumulate) {
-    if (planes < 0 || h <= 0 || w <= 0 || h % 2 || w % 2)
-        return pfgm_error(PFGM_ERR_INVALID_ARG, "avgpool2x2_bwd: h=%lld w=%lld must be positive and even",
-                          (long long)h, (long long)w);
     const int64_t ho = h / 2, wo = w / 2;
 #pragma omp parallel for schedule(static) if (PAR(be, planes * h * w))
     for (int64_t p = 0; p < planes; ++p)
@@ -119,7 +106,6 @@ static pfgm_status cpu_avgpool2x2_bwd(pfgm_backend *be, int64_t planes, int64_t 
 
 static pfgm_status cpu_bcast_add_fwd(pfgm_backend *be, int64_t batch, int64_t c, int64_t hw, const float *v,
                                      int64_t v_stride, float *y) {
-    if (batch < 0 || c <= 0 || hw <= 0 || v_stride < 0) return bad_shape("bcast_add_fwd");
 #pragma omp parallel for schedule(static) if (PAR(be, batch * c * hw))
     for (int64_t bc = 0; bc < batch * c; ++bc) {
         const float a = v[(bc / c) * v_stride + bc % c];
@@ -131,7 +117,6 @@ static pfgm_status cpu_bcast_add_fwd(pfgm_backend *be, int64_t batch, int64_t c,
 
 static pfgm_status cpu_bcast_add_bwd(pfgm_backend *be, int64_t batch, int64_t c, int64_t hw, const float *dy,
                                      int64_t v_stride, float *dv, int accumulate) {
-    if (batch < 0 || c <= 0 || hw <= 0 || v_stride < 0) return bad_shape("bcast_add_bwd");
     if (v_stride == 0) {
 #pragma omp parallel for schedule(static) if (PAR(be, batch * c * hw))
         for (int64_t ch = 0; ch < c; ++ch) {
@@ -158,11 +143,6 @@ static pfgm_status cpu_bcast_add_bwd(pfgm_backend *be, int64_t batch, int64_t c,
 static pfgm_status cpu_copy_channels(pfgm_backend *be, int64_t batch, int64_t hw, int64_t nc, const float *src,
                                      int64_t src_c, int64_t src_c0, float *dst, int64_t dst_c, int64_t dst_c0,
                                      int accumulate) {
-    if (batch < 0 || hw <= 0 || nc < 0 || src_c0 < 0 || dst_c0 < 0 || src_c0 + nc > src_c || dst_c0 + nc > dst_c)
-        return pfgm_error(PFGM_ERR_INVALID_ARG,
-                          "copy_channels: channels [%lld, %lld) of %lld -> [%lld, %lld) of %lld out of range",
-                          (long long)src_c0, (long long)(src_c0 + nc), (long long)src_c, (long long)dst_c0,
-                          (long long)(dst_c0 + nc), (long long)dst_c);
 #pragma omp parallel for schedule(static) if (PAR(be, batch * nc * hw))
     for (int64_t b = 0; b < batch; ++b) {
         const float *s = src + (b * src_c + src_c0) * hw;
@@ -178,7 +158,6 @@ static pfgm_status cpu_copy_channels(pfgm_backend *be, int64_t batch, int64_t hw
 
 static pfgm_status cpu_channel_mean_fwd(pfgm_backend *be, int64_t batch, int64_t c, int64_t hw, int64_t ch,
                                         const float *x, float *out) {
-    if (batch < 0 || c <= 0 || hw <= 0 || ch < 0 || ch >= c) return bad_shape("channel_mean_fwd");
     for (int64_t b = 0; b < batch; ++b) {
         const float *row = x + (b * c + ch) * hw;
         double s = 0.0;
@@ -190,7 +169,6 @@ static pfgm_status cpu_channel_mean_fwd(pfgm_backend *be, int64_t batch, int64_t
 
 static pfgm_status cpu_channel_mean_bwd(pfgm_backend *be, int64_t batch, int64_t c, int64_t hw, int64_t ch,
                                         const float *dout, float *dx, int accumulate) {
-    if (batch < 0 || c <= 0 || hw <= 0 || ch < 0 || ch >= c) return bad_shape("channel_mean_bwd");
     for (int64_t b = 0; b < batch; ++b) {
         float *row = dx + (b * c + ch) * hw;
         const float g = (float)((double)dout[b] / (double)hw);
@@ -211,7 +189,6 @@ static const float PI_F = 3.14159265358979323846f;
 
 static pfgm_status cpu_zembed_fwd(pfgm_backend *be, int64_t batch, int64_t half, int fourier, const float *z,
                                   const float *w, float *out) {
-    if (batch < 0 || half < 2) return bad_shape("zembed_fwd (half must be at least 2)");
     for (int64_t b = 0; b < batch; ++b) {
         float *o = out + b * 2 * half;
         const float lz = fourier ? logf(z[b]) : 0.0f;
@@ -227,7 +204,6 @@ static pfgm_status cpu_zembed_fwd(pfgm_backend *be, int64_t batch, int64_t half,
 
 static pfgm_status cpu_zembed_bwd(pfgm_backend *be, int64_t batch, int64_t half, int fourier, const float *z,
                                   const float *w, const float *dout, float *dz, int accumulate) {
-    if (batch < 0 || half < 2) return bad_shape("zembed_bwd (half must be at least 2)");
     for (int64_t b = 0; b < batch; ++b) {
         const float *d = dout + b * 2 * half;
         const float lz = fourier ? logf(z[b]) : 0.0f;
@@ -254,8 +230,6 @@ static pfgm_status cpu_zembed_bwd(pfgm_backend *be, int64_t batch, int64_t half,
 #define DROP_CHUNK 2048
 static pfgm_status dropout_apply(pfgm_backend *be, int64_t n, float p, const pfgm_rng *r, uint64_t offset,
                                  const float *x, float *y, int accumulate) {
-    if (n < 0 || !(p >= 0.0f) || p > 1.0f)
-        return pfgm_error(PFGM_ERR_INVALID_ARG, "dropout: n=%lld p=%g (p must be in [0, 1])", (long long)n, (double)p);
     const float scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
     const int64_t chunks = (n + DROP_CHUNK - 1) / DROP_CHUNK;
 #pragma omp parallel for schedule(static) if (!cpu_reference(be) && chunks > 4)

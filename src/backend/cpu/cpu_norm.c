@@ -16,14 +16,6 @@
 
 #include <math.h>
 
-static pfgm_status gn_check(const char *op, int64_t batch, int64_t c, int64_t hw, int64_t groups) {
-    if (batch < 0 || c <= 0 || hw <= 0 || groups <= 0 || c % groups != 0)
-        return pfgm_error(PFGM_ERR_INVALID_ARG,
-                          "%s: bad shape batch=%lld c=%lld hw=%lld groups=%lld (c must be a multiple of groups)", op,
-                          (long long)batch, (long long)c, (long long)hw, (long long)groups);
-    return PFGM_OK;
-}
-
 static inline float sigmoidf(float v) { return 1.0f / (1.0f + expf(-v)); }
 
 #if PFGM_CPU_SIMD
@@ -182,8 +174,6 @@ PFGM_AVX2 static void gn_bwd_avx2(int64_t batch, int64_t c, int64_t hw, int64_t 
 static pfgm_status cpu_groupnorm_fwd(pfgm_backend *be, int64_t batch, int64_t c, int64_t hw, int64_t groups, float eps,
                                      int silu, const float *x, const float *gamma, const float *beta, float *y,
                                      float *mean, float *rstd) {
-    pfgm_status st = gn_check("groupnorm_fwd", batch, c, hw, groups);
-    if (st != PFGM_OK) return st;
     const int64_t cg = c / groups, n = cg * hw;
 #if PFGM_CPU_SIMD
     if (!cpu_reference(be) && cpu_have_avx2()) {
@@ -227,8 +217,6 @@ static pfgm_status cpu_groupnorm_bwd(pfgm_backend *be, int64_t batch, int64_t c,
                                      const float *x, const float *gamma, const float *beta, const float *mean,
                                      const float *rstd, const float *dy, float *dx, int acc_dx, float *dgamma,
                                      float *dbeta) {
-    pfgm_status st = gn_check("groupnorm_bwd", batch, c, hw, groups);
-    if (st != PFGM_OK) return st;
     const int64_t cg = c / groups, n = cg * hw;
     const int par = !cpu_reference(be) && batch * c * hw > 32768;
 #if PFGM_CPU_SIMD

@@ -12,19 +12,12 @@
 #include <immintrin.h>
 #endif
 
-#include "util/check.h"
-
 /* Loops shorter than this run on one thread: the fork costs more than the work. */
 #define OPTIM_PAR_MIN 32768
 /* sumsq: the fast path sums fixed blocks of this many elements, each in 8 interleaved
  * lanes, then adds the block sums in index order. */
 #define SUMSQ_BLOCK 65536
 #define SUMSQ_LANES 8
-
-static pfgm_status check_n(const char *op, int64_t n) {
-    if (n < 0) return pfgm_error(PFGM_ERR_INVALID_ARG, "%s: negative element count %lld", op, (long long)n);
-    return PFGM_OK;
-}
 
 /* sum_{i<n} x[i]^2 with SUMSQ_LANES interleaved double accumulators combined in lane
  * order. A float's square is exact in double; only the additions round. */
@@ -40,7 +33,6 @@ static double sumsq_block(const float *x, int64_t n) {
 }
 
 static pfgm_status cpu_sumsq(pfgm_backend *be, int64_t n, const float *x, double *out) {
-    PFGM_TRY(check_n("sumsq", n));
     double acc = 0.0;
     if (cpu_reference(be)) {
         for (int64_t i = 0; i < n; ++i) acc += (double)x[i] * (double)x[i];
@@ -126,10 +118,6 @@ static void adam_range(const adam_coef *c, int use_wd, int64_t lo, int64_t hi, f
 static pfgm_status cpu_adam_update(pfgm_backend *be, int64_t n, double lr, double beta1, double beta2,
                                    double eps, double wd, int64_t step, float *p, const float *g, float *m,
                                    float *v) {
-    PFGM_TRY(check_n("adam_update", n));
-    if (step < 1)
-        return pfgm_error(PFGM_ERR_INVALID_ARG, "adam_update: step %lld, the bias correction needs step >= 1",
-                          (long long)step);
     double bc1 = 1.0 - pow(beta1, (double)step), bc2 = 1.0 - pow(beta2, (double)step);
     adam_coef c = {.b1 = (float)beta1,
                    .omb1 = (float)(1.0 - beta1),
@@ -165,7 +153,6 @@ static pfgm_status cpu_adam_update(pfgm_backend *be, int64_t n, double lr, doubl
 static inline float ema_elem(float omd, float s, float p) { return s - omd * (s - p); }
 
 static pfgm_status cpu_ema_update(pfgm_backend *be, int64_t n, double decay, float *shadow, const float *p) {
-    PFGM_TRY(check_n("ema_update", n));
     float omd = (float)(1.0 - decay);
     if (cpu_reference(be)) {
         for (int64_t i = 0; i < n; ++i) shadow[i] = ema_elem(omd, shadow[i], p[i]);

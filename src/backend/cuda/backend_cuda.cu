@@ -73,11 +73,11 @@ pfgm_status cuda_sync(pfgm_backend *be) {
     return PFGM_OK;
 }
 
-/* Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: swap the operands. */
+/* Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: swap the operands. The
+ * front end (pfgm_op_gemm) has refused sizes beyond INT_MAX, so the int casts are exact. */
 pfgm_status cuda_gemm(pfgm_backend *be, int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha,
                       const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
                       int64_t ldc) {
-    PFGM_TRY(pfgm_gemm_check_args("gemm", ta, tb, m, n, k, lda, ldb, ldc));
     if (m == 0 || n == 0) return PFGM_OK;
     PFGM_CUBLAS_CHECK(cublasSgemm(ctx_of(be)->blas, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N,
                                   (int)n, (int)m, (int)k, &alpha, b, (int)ldb, a, (int)lda, &beta, c, (int)ldc));
@@ -130,8 +130,7 @@ pfgm_status cuda_dot(pfgm_backend *be, int64_t n, const float *x, const float *y
  * of the stream, exactly as pfgm_rng_uniform/normal on the host. */
 template <bool Normal>
 __global__ void k_philox(pfgm_rng r, uint64_t offset, int64_t n, float *out) {
-    uint64_t first_block = offset >> 2;
-    uint64_t last_block = (offset + (uint64_t)n - 1) >> 2;
+    const uint64_t first_block = offset >> 2, last_block = pfgm_philox_last_block(offset, (uint64_t)n);
     for (uint64_t b = first_block + blockIdx.x * (uint64_t)blockDim.x + threadIdx.x; b <= last_block;
          b += (uint64_t)gridDim.x * blockDim.x) {
         uint32_t w[4];
@@ -153,7 +152,7 @@ __global__ void k_philox(pfgm_rng r, uint64_t offset, int64_t n, float *out) {
 template <bool Normal>
 pfgm_status cuda_fill_rng(pfgm_backend *be, const pfgm_rng *r, uint64_t offset, int64_t n, float *out) {
     if (n <= 0) return PFGM_OK;
-    int64_t blocks = (int64_t)(((offset + (uint64_t)n - 1) >> 2) - (offset >> 2) + 1);
+    const int64_t blocks = (int64_t)pfgm_philox_block_count(offset, (uint64_t)n);
     k_philox<Normal><<<blocks_for(blocks, 65535), kThreads, 0, ctx_of(be)->stream>>>(*r, offset, n, out);
     PFGM_CUDA_CHECK(cudaGetLastError());
     return PFGM_OK;

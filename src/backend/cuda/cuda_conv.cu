@@ -26,14 +26,6 @@ namespace {
 /* Largest workspace a convolution asks for: the chunk G shrinks to fit (at least one image). */
 const size_t kConvChunkBytes = (size_t)128 << 20;
 
-pfgm_status conv_check(int64_t batch, int64_t cin, int64_t cout, int64_t h, int64_t w, int k) {
-    if (batch < 0 || cin <= 0 || cout <= 0 || h <= 0 || w <= 0 || (k != 1 && k != 3))
-        return pfgm_error(PFGM_ERR_INVALID_ARG,
-                          "conv2d: bad shape batch=%lld cin=%lld cout=%lld h=%lld w=%lld k=%d (k must be 1 or 3)",
-                          (long long)batch, (long long)cin, (long long)cout, (long long)h, (long long)w, k);
-    return PFGM_OK;
-}
-
 /* Rows of the column matrix: input channel x kernel tap. */
 int64_t conv_col_rows(int64_t cin, int k) { return cin * k * k; }
 
@@ -60,14 +52,16 @@ int64_t conv_chunk_images(size_t ws_bytes, int64_t batch, int64_t cin, int64_t c
 
 size_t cuda_conv2d_workspace(pfgm_backend *be, int64_t batch, int64_t cin, int64_t cout, int64_t h, int64_t w,
                              int k) {
-    if (batch <= 0 || conv_check(batch, cin, cout, h, w, k) != PFGM_OK) return 0;
+    if (batch <= 0) return 0;
     const int64_t hw = h * w;
     int64_t G = conv_chunk_images(kConvChunkBytes, batch, cin, cout, hw, k);
     if (G < 1) G = 1;
     return conv_chunk_bytes(G, cin, cout, hw, k);
 }
 
-/* cuBLAS takes int sizes. */
+/* cuBLAS takes int sizes: a check of this backend's own (the front end bounds the sizes of
+ * gemm and gemm_batched, but the convolutions' products have sizes of their own, such as
+ * images x pixels, and cuBLAS's batch count is an int too). */
 bool fits_int(int64_t v) { return v >= 0 && v <= INT_MAX; }
 
 /* Row-major C_i = alpha op(A_i) op(B_i) + beta C_i, i < batch (X_i = X + i * stride_x), as the
@@ -188,7 +182,6 @@ pfgm_status launch_col2im3(cudaStream_t s, int64_t G, int64_t cin, int64_t h, in
 
 pfgm_status cuda_conv2d_fwd(pfgm_backend *be, int64_t batch, int64_t cin, int64_t cout, int64_t h, int64_t w, int k,
                             const float *x, const float *wt, const float *b, float *y, void *ws, size_t ws_bytes) {
-    PFGM_TRY(conv_check(batch, cin, cout, h, w, k));
     if (batch == 0) return PFGM_OK;
     cudaStream_t s = stream_of(be);
     const int64_t hw = h * w, kk = conv_col_rows(cin, k);
@@ -202,7 +195,7 @@ pfgm_status cuda_conv2d_fwd(pfgm_backend *be, int64_t batch, int64_t cin, int64_
     if (k == 1) /* y_n [cout, hw] = W [cout, cin] . x_n [cin, hw] */
         return rm_sgemm(be, 0, 0, cout, hw, cin, 1.0f, wt, cin, 0, x, hw, cin * hw, beta, y, hw, cout * hw, batch);
     const int64_t G = conv_chunk_images(ws_bytes, batch, cin, cout, hw, k);
-    if (G < 1 || !ws)
+    if (G < 1 || !ws) /* this backend's own check (its need); the shape is the front end's (ops.c) */
         return pfgm_error(PFGM_ERR_INVALID_ARG, "conv2d_fwd: workspace of %zu bytes is below the %zu needed", ws_bytes,
                           conv_chunk_bytes(1, cin, cout, hw, k));
     float *col = (float *)ws;
@@ -218,12 +211,11 @@ pfgm_status cuda_conv2d_fwd(pfgm_backend *be, int64_t batch, int64_t cin, int64_
 pfgm_status cuda_conv2d_bwd(pfgm_backend *be, int64_t batch, int64_t cin, int64_t cout, int64_t h, int64_t w, int k,
                             const float *x, const float *wt, const float *dy, float *dx, int acc_dx, float *dw,
                             float *db, void *ws, size_t ws_bytes) {
-    PFGM_TRY(conv_check(batch, cin, cout, h, w, k));
     if (batch == 0) return PFGM_OK;
     cudaStream_t s = stream_of(be);
     const int64_t hw = h * w, kk = conv_col_rows(cin, k);
     const int64_t G = conv_chunk_images(ws_bytes, batch, cin, cout, hw, k);
-    if (G < 1 || !ws)
+    if (G < 1 || !ws) /* this backend's own check (its need), as in conv2d_fwd */
         return pfgm_error(PFGM_ERR_INVALID_ARG, "conv2d_bwd: workspace of %zu bytes is below the %zu needed", ws_bytes,
                           conv_chunk_bytes(1, cin, cout, hw, k));
     if (db) {
@@ -258,12 +250,6 @@ pfgm_status cuda_conv2d_bwd(pfgm_backend *be, int64_t batch, int64_t cin, int64_
 pfgm_status cuda_gemm_batched(pfgm_backend *be, int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha,
                               const float *a, int64_t lda, int64_t sa, const float *b, int64_t ldb, int64_t sb,
                               float beta, float *c, int64_t ldc, int64_t sc, int64_t batch) {
-    if (batch < 0 || m < 0 || n < 0 || k <= 0 || lda < (ta ? m : k) || ldb < (tb ? k : n) || ldc < n || sa < 0 ||
-        sb < 0 || sc < 0)
-        return pfgm_error(PFGM_ERR_INVALID_ARG,
-                          "gemm_batched: bad shape m=%lld n=%lld k=%lld lda=%lld ldb=%lld ldc=%lld batch=%lld",
-                          (long long)m, (long long)n, (long long)k, (long long)lda, (long long)ldb, (long long)ldc,
-                          (long long)batch);
     if (batch == 0 || m == 0 || n == 0) return PFGM_OK;
     if (sc == 0) {
         /* The reduction: C = alpha sum_i op(A_i) op(B_i) + beta C, in batch order. */

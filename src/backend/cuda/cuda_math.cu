@@ -47,7 +47,7 @@ __device__ __forceinline__ double block_min_d(double v) {
 template <class F>
 __device__ void block_normals(const pfgm_rng &r, uint64_t start, int64_t n, F f) {
     if (n <= 0) return;
-    const uint64_t first = start >> 2, last = (start + (uint64_t)n - 1) >> 2;
+    const uint64_t first = start >> 2, last = pfgm_philox_last_block(start, (uint64_t)n);
     for (uint64_t b = first + threadIdx.x; b <= last; b += blockDim.x) {
         uint32_t w[4];
         pfgm_philox_block(r.seed, r.rank, r.stream, r.step, b, w);
@@ -83,9 +83,6 @@ __global__ void k_row_sumsq(int64_t rows, int64_t cols, const float *x, int64_t 
 }
 
 pfgm_status cuda_row_sumsq(pfgm_backend *be, int64_t rows, int64_t cols, const float *x, int64_t ld, float *out) {
-    if (rows < 0 || cols < 0 || ld < cols)
-        return pfgm_error(PFGM_ERR_INVALID_ARG, "row_sumsq: bad shape rows=%lld cols=%lld ld=%lld", (long long)rows,
-                          (long long)cols, (long long)ld);
     if (rows == 0) return PFGM_OK;
     k_row_sumsq<<<row_grid(rows, kMaxRowBlocks), kThreads, 0, stream_of(be)>>>(rows, cols, x, ld, out);
     PFGM_CUDA_LAUNCH_CHECK();
@@ -110,9 +107,6 @@ __global__ void k_softmax_rows(int64_t rows, int64_t cols, float *x) {
 }
 
 pfgm_status cuda_softmax_rows(pfgm_backend *be, int64_t rows, int64_t cols, float *x) {
-    if (rows < 0 || cols <= 0)
-        return pfgm_error(PFGM_ERR_INVALID_ARG, "softmax_rows: bad shape rows=%lld cols=%lld", (long long)rows,
-                          (long long)cols);
     if (rows == 0) return PFGM_OK;
     k_softmax_rows<<<row_grid(rows, kMaxRowBlocks), kThreads, 0, stream_of(be)>>>(rows, cols, x);
     PFGM_CUDA_LAUNCH_CHECK();
@@ -181,9 +175,6 @@ __global__ void k_perturb(perturb_args a) {
 
 pfgm_status cuda_perturb(pfgm_backend *be, const pfgm_rng *r, int64_t B, int64_t N, const float *x, int64_t M,
                          double tau, double sigma_end, int restrict_M, float *out, float *x_net, float *z_net) {
-    if (B < 0 || N <= 0 || M <= 0)
-        return pfgm_error(PFGM_ERR_INVALID_ARG, "perturb: bad shape B=%lld N=%lld M=%lld", (long long)B,
-                          (long long)N, (long long)M);
     if (B == 0) return PFGM_OK;
     perturb_args a;
     a.r = *r;
@@ -191,8 +182,8 @@ pfgm_status cuda_perturb(pfgm_backend *be, const pfgm_rng *r, int64_t B, int64_t
     a.N = N;
     a.M = M;
     a.m_restricted = (int64_t)((double)M * 0.7); /* int(M * 0.7), as the authors */
-    a.n4 = ((uint64_t)N + 3u) & ~(uint64_t)3u;
-    a.stride = 4u + 2u * a.n4;
+    a.n4 = pfgm_philox_ceil4((uint64_t)N);
+    a.stride = pfgm_philox_perturb_stride((uint64_t)N);
     a.tau = tau;
     a.sigma_end = sigma_end;
     a.restrict_M = restrict_M;
@@ -262,9 +253,6 @@ __global__ void k_field_weights(int64_t B, int64_t L, double h, const float *a2,
 
 pfgm_status cuda_field_weights(pfgm_backend *be, int64_t B, int64_t L, double half_exponent, const float *a2,
                                const float *b2, float *gc, float *csum) {
-    if (B < 0 || L <= 0 || !(half_exponent > 0.0))
-        return pfgm_error(PFGM_ERR_INVALID_ARG, "field_weights: bad shape B=%lld L=%lld exponent=%g", (long long)B,
-                          (long long)L, half_exponent);
     cuda_ctx *c = ctx_of(be);
     /* The contract names the first non-finite norm and writes nothing then: check first
      * (one small read-back per call). */
@@ -309,9 +297,6 @@ __global__ void k_field_finish(int64_t B, int64_t N, double gamma, double sqrt_n
 
 pfgm_status cuda_field_finish(pfgm_backend *be, int64_t B, int64_t N, double gamma, const float *csum,
                               const float *perturbed, float *e) {
-    if (B < 0 || N <= 0 || !(gamma >= 0.0))
-        return pfgm_error(PFGM_ERR_INVALID_ARG, "field_finish: bad arguments B=%lld N=%lld gamma=%g", (long long)B,
-                          (long long)N, gamma);
     if (B == 0) return PFGM_OK;
     k_field_finish<<<row_grid(B, kMaxRowBlocks), kThreads, 0, stream_of(be)>>>(B, N, gamma, sqrt((double)N), csum,
                                                                                 perturbed, e);
@@ -345,8 +330,6 @@ __global__ void k_loss_mse(int64_t B, int64_t N, const float *pred_x, const floa
 
 pfgm_status cuda_loss_mse(pfgm_backend *be, int64_t B, int64_t N, const float *pred_x, const float *pred_z,
                           const float *target, int reduce_mean, float *grad_x, float *grad_z, double *loss) {
-    if (B <= 0 || N <= 0)
-        return pfgm_error(PFGM_ERR_INVALID_ARG, "loss: bad shape B=%lld N=%lld", (long long)B, (long long)N);
     cuda_ctx *c = ctx_of(be);
     const double s = reduce_mean ? 1.0 / (double)(N + 1) : 0.5;
     const int nb = (int)row_grid(B, c->max_blocks);
@@ -379,9 +362,6 @@ __global__ void k_sphere_points(pfgm_rng r, uint64_t offset, uint64_t stride, in
 
 pfgm_status cuda_sphere_points(pfgm_backend *be, const pfgm_rng *r, uint64_t offset, uint64_t stride, int64_t B,
                                int64_t N, const double *radii, float *x, int64_t ldx) {
-    if (B < 0 || N <= 0 || ldx < N || stride < (uint64_t)N)
-        return pfgm_error(PFGM_ERR_INVALID_ARG, "sphere_points: bad shape B=%lld N=%lld ldx=%lld", (long long)B,
-                          (long long)N, (long long)ldx);
     if (B == 0) return PFGM_OK;
     k_sphere_points<<<row_grid(B, kMaxRowBlocks), kThreads, 0, stream_of(be)>>>(*r, offset, stride, B, N, radii, x,
                                                                                  ldx);
@@ -427,9 +407,6 @@ __global__ void k_ode_drift(int64_t B, int64_t N, int64_t P, const float *z, dou
 pfgm_status cuda_ode_drift(pfgm_backend *be, int64_t B, int64_t N, int64_t P, const float *z, double gamma,
                            double z_exp, const float *v_x, const float *v_z, float *k, float *v_z_used,
                            int64_t *guard_count) {
-    if (B < 0 || N <= 0 || P < 0 || !(gamma >= 0.0))
-        return pfgm_error(PFGM_ERR_INVALID_ARG, "ode_drift: bad arguments B=%lld N=%lld P=%lld gamma=%g",
-                          (long long)B, (long long)N, (long long)P, gamma);
     if (guard_count) *guard_count = 0;
     if (B == 0) return PFGM_OK;
     cuda_ctx *c = ctx_of(be);
@@ -456,21 +433,17 @@ __global__ void k_ode_init_state(int64_t B, int64_t N, int64_t P, const float *x
 
 pfgm_status cuda_ode_init_state(pfgm_backend *be, int64_t B, int64_t N, int64_t P, const float *x, double z,
                                 double *y) {
-    if (B < 0 || N <= 0 || P < 0)
-        return pfgm_error(PFGM_ERR_INVALID_ARG, "ode_init_state: bad shape B=%lld N=%lld P=%lld", (long long)B,
-                          (long long)N, (long long)P);
     if (B == 0) return PFGM_OK;
     k_ode_init_state<<<blocks_for(B * (N + P), 65535), kThreads, 0, stream_of(be)>>>(B, N, P, x, z, y);
     PFGM_CUDA_LAUNCH_CHECK();
     return PFGM_OK;
 }
 
-#define ODE_MAX_TERMS 8
-
-/* The stage pointers and coefficients, passed by value (they are host arrays). */
+/* The stage pointers and coefficients, passed by value (they are host arrays; the front end
+ * holds nk to PFGM_OP_MAX_TERMS). */
 struct ode_terms {
-    const float *k[ODE_MAX_TERMS];
-    double coef[ODE_MAX_TERMS];
+    const float *k[PFGM_OP_MAX_TERMS];
+    double coef[PFGM_OP_MAX_TERMS];
     int nk;
 };
 
@@ -484,7 +457,7 @@ __device__ __forceinline__ double terms_at(const ode_terms &t, int64_t i) {
 ode_terms make_terms(int nk, const double *coef, const float *const *k) {
     ode_terms t;
     t.nk = nk;
-    for (int j = 0; j < ODE_MAX_TERMS; ++j) {
+    for (int j = 0; j < PFGM_OP_MAX_TERMS; ++j) {
         t.k[j] = j < nk ? k[j] : NULL;
         t.coef[j] = j < nk ? coef[j] : 0.0;
     }
@@ -505,9 +478,6 @@ __global__ void k_ode_combine(int64_t rows, int64_t cols, const double *y, const
 
 pfgm_status cuda_ode_combine(pfgm_backend *be, int64_t rows, int64_t cols, const double *y, const double *h, int nk,
                              const double *coef, const float *const *k, double *y_out, float *x_out, int64_t nx) {
-    if (rows < 0 || cols <= 0 || nk < 0 || nk > ODE_MAX_TERMS || (x_out && (nx < 0 || nx > cols)))
-        return pfgm_error(PFGM_ERR_INVALID_ARG, "ode_combine: bad arguments rows=%lld cols=%lld nk=%d nx=%lld",
-                          (long long)rows, (long long)cols, nk, (long long)nx);
     if (rows == 0) return PFGM_OK;
     k_ode_combine<<<blocks_for(rows * cols, 65535), kThreads, 0, stream_of(be)>>>(rows, cols, y, h,
                                                                                   make_terms(nk, coef, k), y_out,
@@ -537,9 +507,6 @@ __global__ void k_ode_sumsq(int64_t r0, int64_t cols, const double *num_y, const
 pfgm_status cuda_ode_sumsq(pfgm_backend *be, int64_t rows, int64_t cols, const double *num_y, const double *h, int nk,
                            const double *coef, const float *const *k, const double *ya, const double *yb, double rtol,
                            double atol, double *row_out) {
-    if (rows < 0 || cols <= 0 || nk < 0 || nk > ODE_MAX_TERMS)
-        return pfgm_error(PFGM_ERR_INVALID_ARG, "ode_sumsq: bad arguments rows=%lld cols=%lld nk=%d", (long long)rows,
-                          (long long)cols, nk);
     cuda_ctx *c = ctx_of(be);
     const ode_terms t = make_terms(nk, coef, k);
     /* row_out is host memory: rows go through the partials scratch, max_blocks at a time. */

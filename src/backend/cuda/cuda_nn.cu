@@ -2,18 +2,16 @@
  * data-movement ops (SiLU, softmax backward, resampling, broadcast add, channel copy, the
  * z-field mean, the z embedding, dropout), and the init that gathers the group's other files
  * (cuda_conv.cu: convolutions and batched gemm; cuda_norm.cu: GroupNorm). Each op matches its
- * CPU counterpart in src/backend/cpu/cpu_nn.c: same argument checks and error messages, the
- * same float operations in the same order where the CPU has no reduction (resampling,
- * copies, broadcast add, dropout: the same bits; the CUDA sources compile with --fmad=false,
- * so a product is rounded before an add as on the CPU, and __fmul_rn marks where it
- * matters), and reductions in double
- * through a fixed block tree (deterministic, no atomics). tests/gpu/test_cuda_nn.c compares. */
+ * CPU counterpart in src/backend/cpu/cpu_nn.c (the argument checks of both are the op front
+ * end's, src/backend/ops.c): the same float operations in the same order where the CPU has
+ * no reduction (resampling, copies, broadcast add, dropout: the same bits; the CUDA sources
+ * compile with --fmad=false, so a product is rounded before an add as on the CPU, and
+ * __fmul_rn marks where it matters), and reductions in double through a fixed block tree
+ * (deterministic, no atomics). tests/gpu/test_cuda_nn.c compares. */
 #include "backend/cuda/cuda_nn.cuh"
 #include "util/philox_impl.h"
 
 namespace {
-
-pfgm_status bad_shape(const char *op) { return pfgm_error(PFGM_ERR_INVALID_ARG, "%s: negative or zero size", op); }
 
 /* ---- SiLU -------------------------------------------------------------------------------- */
 
@@ -58,7 +56,6 @@ __global__ void k_softmax_rows_bwd(int64_t rows, int64_t cols, const float *p, f
 }
 
 pfgm_status cuda_softmax_rows_bwd(pfgm_backend *be, int64_t rows, int64_t cols, const float *p, float *dp) {
-    if (rows < 0 || cols <= 0) return bad_shape("softmax_rows_bwd");
     if (rows == 0) return PFGM_OK;
     k_softmax_rows_bwd<<<row_blocks(rows), kThreads, 0, stream_of(be)>>>(rows, cols, p, dp);
     PFGM_CUDA_LAUNCH_CHECK();
@@ -107,7 +104,6 @@ __global__ void k_avgpool2x2_bwd(I planes, I h, I w, const float *dy, float *dx,
 }
 
 pfgm_status cuda_upsample2x_fwd(pfgm_backend *be, int64_t planes, int64_t h, int64_t w, const float *x, float *y) {
-    if (planes < 0 || h <= 0 || w <= 0) return bad_shape("upsample2x_fwd");
     const int64_t n = planes * h * w * 4;
     if (n == 0) return PFGM_OK;
     PFGM_LAUNCH_IDX(k_upsample2x_fwd, n, n, stream_of(be), planes, h, w, x, y);
@@ -117,7 +113,6 @@ pfgm_status cuda_upsample2x_fwd(pfgm_backend *be, int64_t planes, int64_t h, int
 
 pfgm_status cuda_upsample2x_bwd(pfgm_backend *be, int64_t planes, int64_t h, int64_t w, const float *dy, float *dx,
                                 int accumulate) {
-    if (planes < 0 || h <= 0 || w <= 0) return bad_shape("upsample2x_bwd");
     const int64_t n = planes * h * w;
     if (n == 0) return PFGM_OK;
     PFGM_LAUNCH_IDX(k_upsample2x_bwd, n, 4 * n, stream_of(be), planes, h, w, dy, dx, accumulate);
@@ -126,9 +121,6 @@ pfgm_status cuda_upsample2x_bwd(pfgm_backend *be, int64_t planes, int64_t h, int
 }
 
 pfgm_status cuda_avgpool2x2_fwd(pfgm_backend *be, int64_t planes, int64_t h, int64_t w, const float *x, float *y) {
-    if (planes < 0 || h <= 0 || w <= 0 || h % 2 || w % 2)
-        return pfgm_error(PFGM_ERR_INVALID_ARG, "avgpool2x2_fwd: h=%lld w=%lld must be positive and even",
-                          (long long)h, (long long)w);
     const int64_t n = planes * h * w;
     if (n == 0) return PFGM_OK;
     PFGM_LAUNCH_IDX(k_avgpool2x2_fwd, n / 4, n, stream_of(be), planes, h, w, x, y);
@@ -138,9 +130,6 @@ pfgm_status cuda_avgpool2x2_fwd(pfgm_backend *be, int64_t planes, int64_t h, int
 
 pfgm_status cuda_avgpool2x2_bwd(pfgm_backend *be, int64_t planes, int64_t h, int64_t w, const float *dy, float *dx,
                                 int accumulate) {
-    if (planes < 0 || h <= 0 || w <= 0 || h % 2 || w % 2)
-        return pfgm_error(PFGM_ERR_INVALID_ARG, "avgpool2x2_bwd: h=%lld w=%lld must be positive and even",
-                          (long long)h, (long long)w);
     const int64_t n = planes * h * w;
     if (n == 0) return PFGM_OK;
     PFGM_LAUNCH_IDX(k_avgpool2x2_bwd, n, n, stream_of(be), planes, h, w, dy, dx, accumulate);
@@ -189,7 +178,6 @@ __global__ void k_bcast_add_bwd_rows(int64_t batch, int64_t c, int64_t hw, const
 
 pfgm_status cuda_bcast_add_fwd(pfgm_backend *be, int64_t batch, int64_t c, int64_t hw, const float *v,
                                int64_t v_stride, float *y) {
-    if (batch < 0 || c <= 0 || hw <= 0 || v_stride < 0) return bad_shape("bcast_add_fwd");
     const int64_t n = batch * c * hw;
     if (n == 0) return PFGM_OK;
     PFGM_LAUNCH_IDX(k_bcast_add_fwd, n, n + batch * v_stride, stream_of(be), batch, c, hw, v, v_stride, y);
@@ -199,7 +187,6 @@ pfgm_status cuda_bcast_add_fwd(pfgm_backend *be, int64_t batch, int64_t c, int64
 
 pfgm_status cuda_bcast_add_bwd(pfgm_backend *be, int64_t batch, int64_t c, int64_t hw, const float *dy,
                                int64_t v_stride, float *dv, int accumulate) {
-    if (batch < 0 || c <= 0 || hw <= 0 || v_stride < 0) return bad_shape("bcast_add_bwd");
     if (v_stride == 0) {
         /* batch 0: the CPU writes zeros (or leaves dv) for every channel; so does this */
         k_bcast_add_bwd_shared<<<row_blocks(c), kThreads, 0, stream_of(be)>>>(batch, c, hw, dy, dv, accumulate);
@@ -227,11 +214,6 @@ __global__ void k_copy_channels(I batch, I hw, I nc, const float *src, I src_c, 
 pfgm_status cuda_copy_channels(pfgm_backend *be, int64_t batch, int64_t hw, int64_t nc, const float *src,
                                int64_t src_c, int64_t src_c0, float *dst, int64_t dst_c, int64_t dst_c0,
                                int accumulate) {
-    if (batch < 0 || hw <= 0 || nc < 0 || src_c0 < 0 || dst_c0 < 0 || src_c0 + nc > src_c || dst_c0 + nc > dst_c)
-        return pfgm_error(PFGM_ERR_INVALID_ARG,
-                          "copy_channels: channels [%lld, %lld) of %lld -> [%lld, %lld) of %lld out of range",
-                          (long long)src_c0, (long long)(src_c0 + nc), (long long)src_c, (long long)dst_c0,
-                          (long long)(dst_c0 + nc), (long long)dst_c);
     const int64_t n = batch * nc * hw;
     if (n == 0) return PFGM_OK;
     const int64_t extent = batch * (src_c > dst_c ? src_c : dst_c) * hw;
@@ -263,7 +245,6 @@ __global__ void k_channel_mean_bwd(int64_t batch, int64_t c, int64_t hw, int64_t
 
 pfgm_status cuda_channel_mean_fwd(pfgm_backend *be, int64_t batch, int64_t c, int64_t hw, int64_t ch, const float *x,
                                   float *out) {
-    if (batch < 0 || c <= 0 || hw <= 0 || ch < 0 || ch >= c) return bad_shape("channel_mean_fwd");
     if (batch == 0) return PFGM_OK;
     k_channel_mean_fwd<<<row_blocks(batch), kThreads, 0, stream_of(be)>>>(batch, c, hw, ch, x, out);
     PFGM_CUDA_LAUNCH_CHECK();
@@ -272,7 +253,6 @@ pfgm_status cuda_channel_mean_fwd(pfgm_backend *be, int64_t batch, int64_t c, in
 
 pfgm_status cuda_channel_mean_bwd(pfgm_backend *be, int64_t batch, int64_t c, int64_t hw, int64_t ch,
                                   const float *dout, float *dx, int accumulate) {
-    if (batch < 0 || c <= 0 || hw <= 0 || ch < 0 || ch >= c) return bad_shape("channel_mean_bwd");
     if (batch == 0) return PFGM_OK;
     k_channel_mean_bwd<<<blocks_for(batch * hw, kMaxGrid), kThreads, 0, stream_of(be)>>>(batch, c, hw, ch, dout, dx,
                                                                                           accumulate);
@@ -325,7 +305,6 @@ __global__ void k_zembed_bwd(int64_t batch, int64_t half, int fourier, const flo
 
 pfgm_status cuda_zembed_fwd(pfgm_backend *be, int64_t batch, int64_t half, int fourier, const float *z,
                             const float *w, float *out) {
-    if (batch < 0 || half < 2) return bad_shape("zembed_fwd (half must be at least 2)");
     if (batch == 0) return PFGM_OK;
     k_zembed_fwd<<<blocks_for(batch * half, kMaxGrid), kThreads, 0, stream_of(be)>>>(batch, half, fourier, z, w, out);
     PFGM_CUDA_LAUNCH_CHECK();
@@ -334,7 +313,6 @@ pfgm_status cuda_zembed_fwd(pfgm_backend *be, int64_t batch, int64_t half, int f
 
 pfgm_status cuda_zembed_bwd(pfgm_backend *be, int64_t batch, int64_t half, int fourier, const float *z,
                             const float *w, const float *dout, float *dz, int accumulate) {
-    if (batch < 0 || half < 2) return bad_shape("zembed_bwd (half must be at least 2)");
     if (batch == 0) return PFGM_OK;
     k_zembed_bwd<<<row_blocks(batch), kThreads, 0, stream_of(be)>>>(batch, half, fourier, z, w, dout, dz, accumulate);
     PFGM_CUDA_LAUNCH_CHECK();
@@ -347,7 +325,7 @@ pfgm_status cuda_zembed_bwd(pfgm_backend *be, int64_t batch, int64_t half, int f
 
 __global__ void k_dropout(int64_t n, float p, float scale, pfgm_rng r, uint64_t offset, const float *x, float *y,
                           int accumulate) {
-    const uint64_t first = offset >> 2, last = (offset + (uint64_t)n - 1) >> 2;
+    const uint64_t first = offset >> 2, last = pfgm_philox_last_block(offset, (uint64_t)n);
     for (uint64_t blk = first + blockIdx.x * (uint64_t)blockDim.x + threadIdx.x; blk <= last;
          blk += (uint64_t)gridDim.x * blockDim.x) {
         uint32_t wd[4];
@@ -364,11 +342,9 @@ __global__ void k_dropout(int64_t n, float p, float scale, pfgm_rng r, uint64_t 
 
 pfgm_status dropout_apply(pfgm_backend *be, int64_t n, float p, const pfgm_rng *r, uint64_t offset, const float *x,
                           float *y, int accumulate) {
-    if (n < 0 || !(p >= 0.0f) || p > 1.0f)
-        return pfgm_error(PFGM_ERR_INVALID_ARG, "dropout: n=%lld p=%g (p must be in [0, 1])", (long long)n, (double)p);
     if (n == 0) return PFGM_OK;
     const float scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
-    const int64_t blocks = (int64_t)(((offset + (uint64_t)n - 1) >> 2) - (offset >> 2) + 1);
+    const int64_t blocks = (int64_t)pfgm_philox_block_count(offset, (uint64_t)n);
     k_dropout<<<blocks_for(blocks, kMaxGrid), kThreads, 0, stream_of(be)>>>(n, p, scale, *r, offset, x, y, accumulate);
     PFGM_CUDA_LAUNCH_CHECK();
     return PFGM_OK;

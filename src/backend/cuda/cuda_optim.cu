@@ -25,18 +25,12 @@ __global__ void k_sumsq_partial(int64_t n, const float *x, double *partials) {
  * the host in block order, so the result is the same run to run. */
 pfgm_status cuda_sumsq(pfgm_backend *be, int64_t n, const float *x, double *out) {
     *out = 0.0;
-    if (n < 0) return pfgm_error(PFGM_ERR_INVALID_ARG, "sumsq: n = %lld", (long long)n);
     if (n == 0) return PFGM_OK;
     cuda_ctx *c = ctx_of(be);
     int nb = blocks_for(n, c->max_blocks);
     k_sumsq_partial<<<nb, kThreads, 0, c->stream>>>(n, x, c->partials);
     PFGM_CUDA_LAUNCH_CHECK();
     return pfgm_cuda_reduce_partials(be, nb, out);
-}
-
-pfgm_status check_n(const char *op, int64_t n) {
-    if (n < 0) return pfgm_error(PFGM_ERR_INVALID_ARG, "%s: negative element count %lld", op, (long long)n);
-    return PFGM_OK;
 }
 
 /* The per-step constants of torch.optim.Adam, rounded to float as cpu_optim.c rounds them. */
@@ -67,10 +61,6 @@ __global__ void k_adam(int64_t n, adam_coef c, float *p, const float *g, float *
 
 pfgm_status cuda_adam_update(pfgm_backend *be, int64_t n, double lr, double beta1, double beta2, double eps,
                              double wd, int64_t step, float *p, const float *g, float *m, float *v) {
-    PFGM_TRY(check_n("adam_update", n));
-    if (step < 1)
-        return pfgm_error(PFGM_ERR_INVALID_ARG, "adam_update: step %lld, the bias correction needs step >= 1",
-                          (long long)step);
     if (n == 0) return PFGM_OK;
     const double bc1 = 1.0 - pow(beta1, (double)step), bc2 = 1.0 - pow(beta2, (double)step);
     adam_coef c;
@@ -97,7 +87,6 @@ __global__ void k_ema(int64_t n, float omd, float *shadow, const float *p) {
 }
 
 pfgm_status cuda_ema_update(pfgm_backend *be, int64_t n, double decay, float *shadow, const float *p) {
-    PFGM_TRY(check_n("ema_update", n));
     if (n == 0) return PFGM_OK;
     k_ema<<<blocks_for(n, 65535), kThreads, 0, stream_of(be)>>>(n, (float)(1.0 - decay), shadow, p);
     PFGM_CUDA_LAUNCH_CHECK();
