@@ -94,7 +94,9 @@ tx_bytes() { ip netns exec "$NSA" cat "/sys/class/net/$VA/statistics/tx_bytes"; 
 
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1   # 4 ranks on the machine's cores
 export PFGM_NETNS_MAP="nodeA=$NSA,nodeB=$NSB"
-MPI_ARGS=(--oversubscribe --bind-to none --mca plm_rsh_agent "$SCRIPTS/netns_rsh.sh" --mca plm_rsh_no_tree_spawn 1
+# Each "node" has the machine's cores as slots, so Open MPI does not see that 4 ranks share
+# them: no binding, and waiting ranks yield instead of spinning (no effect on the results).
+MPI_ARGS=(--oversubscribe --bind-to none --mca mpi_yield_when_idle 1 --mca plm_rsh_agent "$SCRIPTS/netns_rsh.sh" --mca plm_rsh_no_tree_spawn 1
           --mca btl "tcp,self" --mca btl_tcp_if_include "$NET.0/24" --mca oob_tcp_if_include "$NET.0/24")
 
 # train HOSTS STEPS RUN_DIR: mpirun (itself on nodeA) with 4 ranks on HOSTS; bounded in time.
@@ -156,7 +158,7 @@ if [ "$MODE" = test ]; then
 fi
 
 # --bench
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'); load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "machine: $(getconf _NPROCESSORS_ONLN) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'); load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "2x2 ranks, $STEPS steps each, median step time over steps 4..$STEPS"
 printf "%-12s %10s %14s\n" link "step ms" "MB/step A->B"
 for link in "${LINKS[@]}"; do
