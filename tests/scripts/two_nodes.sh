@@ -40,6 +40,7 @@ command -v ip >/dev/null 2>&1 || skip "iproute2's ip is not installed (network n
 MPIRUN=${MPIEXEC:-mpirun}
 "$MPIRUN" --version 2>/dev/null | grep -Eq "Open MPI|OpenRTE" || skip "$MPIRUN is not Open MPI's mpirun (the rsh agent is Open MPI's plm_rsh_agent)"
 
+command -v h5diff >/dev/null 2>&1 || skip "h5diff is not installed (Debian package hdf5-tools)"
 source "$SCRIPTS/train_common.sh"   # WORK, TRAIN_ARGS (skips without Fashion-MNIST)
 
 NSA=pfgm-a-$$
@@ -104,7 +105,8 @@ train() {
   local hosts=$1 steps=$2 run=$3 rc
   timeout -k 5 $(( 60 + steps * 5 )) ip netns exec "$NSA" "$MPIRUN" -np 4 --host "$hosts" "${MPI_ARGS[@]}" \
     "$PFGM_TRAIN" "${TRAIN_ARGS[@]}" --set seed=7 --set field.reference=global \
-    --set training.n_iters="$steps" --run-dir "$run" > "$run.log" 2>&1
+    --set training.n_iters="$steps" --run-dir "$run" > "$run.log" 2>&1 &
+  wait $!   # in the background, so that a signal to this script runs the cleanup at once
   rc=$?
   [ $rc -eq 0 ] || { echo "FAIL: training on $hosts exited $rc"; tail -n 40 "$run.log"; }
   return $rc
