@@ -1,7 +1,7 @@
 # Two simulated nodes on one machine (issue 13 §2, tests/scripts/two_nodes.sh): two network
 # namespaces joined by a veth pair shaped to 1 Gbit/s, a 2x2-rank training under mpirun over
 # Open MPI's TCP transport (daemons started in each namespace by tests/scripts/netns_rsh.sh),
-# equal bitwise to the same training with 4 ranks on one node. About 10 s; SKIPPED (77) where
+# equal bitwise to the same training with 4 ranks on one node. 3-7 s here; SKIPPED (77) where
 # namespaces cannot be created (not root) or without Fashion-MNIST. Benchmark: `two_nodes.sh
 # --bench` (docs/benchmarks.md). Same environment as the train tests (tests/train.cmake),
 # defined here as well since fragments are included in name order.
