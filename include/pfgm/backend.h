@@ -42,7 +42,7 @@ enum {
     PFGM_CAP_BLAS = 1u << 2,          /* gemm runs on an optimised BLAS */
     PFGM_CAP_THREADS = 1u << 3,       /* ops run multi-threaded (OpenMP) */
     PFGM_CAP_TF32 = 1u << 4,          /* gemm may use TF32 inputs */
-    PFGM_CAP_BF16 = 1u << 5           /* gemm/conv may use bf16 inputs, fp32 accumulation */
+    PFGM_CAP_BF16 = 1u << 5           /* gemm/conv may use bf16 inputs (no backend sets it yet: distributed.bf16 is refused) */
 };
 
 typedef enum {

@@ -86,7 +86,6 @@ void pfgm_ddpmpp_destroy(pfgm_ddpmpp *m);
 
 const pfgm_ddpmpp_desc *pfgm_ddpmpp_get_desc(const pfgm_ddpmpp *m);
 void pfgm_ddpmpp_get_info(const pfgm_ddpmpp *m, pfgm_ddpmpp_info *info);
-int64_t pfgm_ddpmpp_max_batch(const pfgm_ddpmpp *m);
 /* The parameter table: names, shapes, offsets, and the value/gradient buffers. */
 pfgm_nn_params *pfgm_ddpmpp_params(pfgm_ddpmpp *m);
 

@@ -54,20 +54,39 @@ done:
     return st;
 }
 
-/* CRC-32 (zlib) of the attributes in a fixed text form: "name=value\n" for each attribute
- * below in this order, the config text last. A flipped byte in any attribute changes it. */
-static uint32_t meta_crc(const pfgm_ckpt_meta *m) {
+/* The integer attributes after `version`, in file order, with the layout version that
+ * introduced each: the one list that writing, reading and the CRC use. */
+typedef struct meta_int {
+    const char *name;
+    int64_t *v;
+    int since;
+} meta_int;
+enum { META_INTS = 10 };
+
+static void meta_ints(pfgm_ckpt_meta *m, meta_int out[META_INTS]) {
+    const meta_int t[META_INTS] = {
+        {"step", &m->step, 1},         {"epoch", &m->epoch, 1},           {"epoch_index", &m->epoch_index, 1},
+        {"ema_updates", &m->ema_updates, 1}, {"seed", &m->seed, 1},       {"world_size", &m->world_size, 1},
+        {"batch_size", &m->batch_size, 2}, {"shard_size", &m->shard_size, 2},
+        {"dataset_count", &m->dataset_count, 2}, {"steps_per_epoch", &m->steps_per_epoch, 2}};
+    memcpy(out, t, sizeof t);
+}
+
+/* CRC-32 (zlib) of the attributes in a fixed text form: "name=value\n" for format, version,
+ * the integers of meta_ints, backend and library_version in this order, then "config=" and
+ * the config text. A flipped byte in any attribute changes it. */
+static uint32_t meta_crc(pfgm_ckpt_meta *m) {
     char head[1024];
-    int n = snprintf(head, sizeof head,
-                     "format=%s\nversion=%lld\nstep=%lld\nepoch=%lld\nepoch_index=%lld\nema_updates=%lld\nseed=%lld\n"
-                     "world_size=%lld\nbatch_size=%lld\nshard_size=%lld\ndataset_count=%lld\nsteps_per_epoch=%lld\n"
-                     "backend=%s\nlibrary_version=%s\nconfig=",
-                     PFGM_CKPT_FORMAT, (long long)m->version, (long long)m->step, (long long)m->epoch,
-                     (long long)m->epoch_index, (long long)m->ema_updates, (long long)m->seed,
-                     (long long)m->world_size, (long long)m->batch_size, (long long)m->shard_size,
-                     (long long)m->dataset_count, (long long)m->steps_per_epoch, m->backend, m->library_version);
+    size_t o = (size_t)snprintf(head, sizeof head, "format=%s\nversion=%lld\n", PFGM_CKPT_FORMAT, (long long)m->version);
+    meta_int ints[META_INTS];
+    meta_ints(m, ints);
+    for (int i = 0; i < META_INTS && o < sizeof head; ++i)
+        o += (size_t)snprintf(head + o, sizeof head - o, "%s=%lld\n", ints[i].name, (long long)*ints[i].v);
+    if (o < sizeof head)
+        o += (size_t)snprintf(head + o, sizeof head - o, "backend=%s\nlibrary_version=%s\nconfig=", m->backend,
+                              m->library_version);
     uLong crc = crc32(0L, Z_NULL, 0);
-    crc = crc32(crc, (const Bytef *)head, (uInt)(n > 0 && (size_t)n < sizeof head ? n : 0));
+    crc = crc32(crc, (const Bytef *)head, (uInt)(o < sizeof head ? o : 0));
     const char *cfg = m->config_yaml ? m->config_yaml : "";
     size_t len = strlen(cfg);
     while (len > 0) { /* crc32 takes uInt lengths */
@@ -83,18 +102,11 @@ static pfgm_status write_meta(hid_t f, const pfgm_ckpt_meta *in) {
     pfgm_ckpt_meta m = *in;
     m.version = PFGM_CKPT_VERSION;
     if (!m.library_version[0]) snprintf(m.library_version, sizeof m.library_version, "%s", PFGM_VERSION_STRING);
+    meta_int ints[META_INTS];
+    meta_ints(&m, ints);
     PFGM_TRY(pfgm_h5_write_str_attr(f, "format", PFGM_CKPT_FORMAT));
     PFGM_TRY(pfgm_h5_write_int_attr(f, "version", m.version));
-    PFGM_TRY(pfgm_h5_write_int_attr(f, "step", m.step));
-    PFGM_TRY(pfgm_h5_write_int_attr(f, "epoch", m.epoch));
-    PFGM_TRY(pfgm_h5_write_int_attr(f, "epoch_index", m.epoch_index));
-    PFGM_TRY(pfgm_h5_write_int_attr(f, "ema_updates", m.ema_updates));
-    PFGM_TRY(pfgm_h5_write_int_attr(f, "seed", m.seed));
-    PFGM_TRY(pfgm_h5_write_int_attr(f, "world_size", m.world_size));
-    PFGM_TRY(pfgm_h5_write_int_attr(f, "batch_size", m.batch_size));
-    PFGM_TRY(pfgm_h5_write_int_attr(f, "shard_size", m.shard_size));
-    PFGM_TRY(pfgm_h5_write_int_attr(f, "dataset_count", m.dataset_count));
-    PFGM_TRY(pfgm_h5_write_int_attr(f, "steps_per_epoch", m.steps_per_epoch));
+    for (int i = 0; i < META_INTS; ++i) PFGM_TRY(pfgm_h5_write_int_attr(f, ints[i].name, *ints[i].v));
     PFGM_TRY(pfgm_h5_write_str_attr(f, "backend", m.backend));
     PFGM_TRY(pfgm_h5_write_str_attr(f, "library_version", m.library_version));
     PFGM_TRY(pfgm_h5_write_str_attr(f, "config", m.config_yaml ? m.config_yaml : ""));
@@ -204,6 +216,17 @@ static int64_t parse_name(const char *name) {
     return strcmp(canonical, name) == 0 ? step : -1;
 }
 
+/* Opens group `name` ("params", "adam/m") when every link of its path exists, else -1
+ * (H5Lexists itself fails on "adam/m" when "adam" is missing). */
+static hid_t open_group(hid_t f, const char *name) {
+    char part[64];
+    for (const char *slash = strchr(name, '/'); slash; slash = strchr(slash + 1, '/')) {
+        snprintf(part, sizeof part, "%.*s", (int)(slash - name), name);
+        if (H5Lexists(f, part, H5P_DEFAULT) <= 0) return -1;
+    }
+    return H5Lexists(f, name, H5P_DEFAULT) > 0 ? H5Gopen2(f, name, H5P_DEFAULT) : -1;
+}
+
 /* The attributes, then every rule of "usable" (checkpoint.h, pfgm_ckpt_open). */
 static pfgm_status read_and_validate(pfgm_ckpt *ck) {
     const char *path = ck->path;
@@ -217,12 +240,9 @@ static pfgm_status read_and_validate(pfgm_ckpt *ck) {
     if (m->version < 1 || m->version > PFGM_CKPT_VERSION)
         return pfgm_error(PFGM_ERR_FORMAT, "%s: checkpoint version %lld; this build reads 1 to %d", path,
                           (long long)m->version, PFGM_CKPT_VERSION);
-    struct { const char *name; int64_t *v; int since; } ints[] = {
-        {"step", &m->step, 1}, {"epoch", &m->epoch, 1}, {"epoch_index", &m->epoch_index, 1},
-        {"ema_updates", &m->ema_updates, 1}, {"seed", &m->seed, 1}, {"world_size", &m->world_size, 1},
-        {"batch_size", &m->batch_size, 2}, {"shard_size", &m->shard_size, 2},
-        {"dataset_count", &m->dataset_count, 2}, {"steps_per_epoch", &m->steps_per_epoch, 2}};
-    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; ++i)
+    meta_int ints[META_INTS];
+    meta_ints(m, ints);
+    for (int i = 0; i < META_INTS; ++i)
         if (m->version >= ints[i].since) PFGM_TRY(pfgm_h5_read_int_attr(f, path, ints[i].name, ints[i].v));
     PFGM_TRY(pfgm_h5_read_str_attr(f, path, "backend", m->backend, sizeof m->backend));
     PFGM_TRY(pfgm_h5_read_str_attr(f, path, "library_version", m->library_version, sizeof m->library_version));
@@ -279,9 +299,7 @@ static pfgm_status read_and_validate(pfgm_ckpt *ck) {
     hsize_t counts[4] = {0, 0, 0, 0};
     for (int g = 0; g < 4; ++g) {
         H5G_info_t info;
-        hid_t gid = H5Lexists(f, "adam", H5P_DEFAULT) > 0 || g < 2
-                        ? (H5Lexists(f, groups[g], H5P_DEFAULT) > 0 ? H5Gopen2(f, groups[g], H5P_DEFAULT) : -1)
-                        : -1;
+        hid_t gid = open_group(f, groups[g]);
         if (gid < 0) return damaged(path, "group /%s is missing", groups[g]);
         herr_t rc = H5Gget_info(gid, &info);
         H5Gclose(gid);
@@ -409,7 +427,7 @@ static pfgm_status check_dataset(hid_t file, hid_t ds, const char *path, const c
 static pfgm_status read_tensor(hid_t file, hid_t grp, const char *path, const char *group,
                                const pfgm_ckpt_tensor *t) {
     pfgm_status st = PFGM_OK;
-    hid_t ds = -1, space = -1, type = -1;
+    hid_t ds = -1, space = -1;
     if (H5Lexists(grp, t->name, H5P_DEFAULT) <= 0)
         return pfgm_error(PFGM_ERR_FORMAT, "%s: dataset /%s/%s missing", path, group, t->name);
     ds = H5Dopen2(grp, t->name, H5P_DEFAULT);
@@ -422,15 +440,11 @@ static pfgm_status read_tensor(hid_t file, hid_t grp, const char *path, const ch
         H5Dclose(ds);
         return st;
     }
-    type = H5Dget_type(ds);
+    /* type, rank range and chunking were checked; the shape must be this model's */
     space = H5Dget_space(ds);
-    if (type < 0 || space < 0 || H5Tget_class(type) != H5T_FLOAT || H5Tget_size(type) != 4) {
-        st = pfgm_error(PFGM_ERR_FORMAT, "%s: dataset /%s/%s is not float32", path, group, t->name);
-        goto done;
-    }
-    hsize_t dims[8];
+    hsize_t dims[PFGM_CKPT_MAX_DIMS];
     int nd = H5Sget_simple_extent_ndims(space);
-    if (nd != t->ndim || nd > 8) {
+    if (nd != t->ndim) {
         st = pfgm_error(PFGM_ERR_FORMAT, "%s: dataset /%s/%s has %d dimensions, expected %d", path, group, t->name,
                         nd, t->ndim);
         goto done;
@@ -446,7 +460,6 @@ static pfgm_status read_tensor(hid_t file, hid_t grp, const char *path, const ch
         st = pfgm_error(PFGM_ERR_FORMAT, "%s: dataset /%s/%s cannot be read (checksum mismatch or truncated file)",
                         path, group, t->name);
 done:
-    if (type >= 0) H5Tclose(type);
     if (space >= 0) H5Sclose(space);
     H5Dclose(ds);
     return st;
@@ -457,7 +470,7 @@ pfgm_status pfgm_ckpt_read(pfgm_ckpt *ck, const char *group, const pfgm_ckpt_ten
     pfgm_h5_quiet q;
     pfgm_h5_quiet_begin(&q);
     pfgm_status st = PFGM_OK;
-    hid_t g = H5Lexists(ck->file, group, H5P_DEFAULT) > 0 ? H5Gopen2(ck->file, group, H5P_DEFAULT) : -1;
+    hid_t g = open_group(ck->file, group);
     if (g < 0) st = pfgm_error(PFGM_ERR_FORMAT, "%s: group /%s missing", path, group);
     if (st == PFGM_OK) {
         H5G_info_t info;
@@ -504,21 +517,16 @@ static herr_t verify_cb(hid_t obj, const char *name, const verify_info *info, vo
         v->st = cs;
         return 1; /* stop iterating */
     }
-    hid_t space = H5Dget_space(ds);
-    hssize_t n = space >= 0 ? (hssize_t)elems : -1;
     herr_t rc = -1;
-    if (n >= 0) {
-        if ((size_t)n > v->cap) {
-            float *nb = realloc(v->buf, (size_t)n * sizeof(float));
-            if (nb) {
-                v->buf = nb;
-                v->cap = (size_t)n;
-            }
+    if ((size_t)elems > v->cap) {
+        float *nb = realloc(v->buf, (size_t)elems * sizeof(float));
+        if (nb) {
+            v->buf = nb;
+            v->cap = (size_t)elems;
         }
-        if ((size_t)n <= v->cap) rc = H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, v->buf);
     }
-    if (space >= 0) H5Sclose(space);
-    if (ds >= 0) H5Dclose(ds);
+    if ((size_t)elems <= v->cap) rc = H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, v->buf);
+    H5Dclose(ds);
     if (rc < 0) {
         v->st = pfgm_error(PFGM_ERR_FORMAT, "%s: dataset /%s cannot be read (checksum mismatch or truncated file)",
                            v->path, name);

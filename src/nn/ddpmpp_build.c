@@ -427,7 +427,6 @@ void pfgm_ddpmpp_destroy(pfgm_ddpmpp *m) {
 
 const pfgm_ddpmpp_desc *pfgm_ddpmpp_get_desc(const pfgm_ddpmpp *m) { return &m->desc; }
 void pfgm_ddpmpp_get_info(const pfgm_ddpmpp *m, pfgm_ddpmpp_info *info) { *info = m->info; }
-int64_t pfgm_ddpmpp_max_batch(const pfgm_ddpmpp *m) { return m->max_batch; }
 pfgm_nn_params *pfgm_ddpmpp_params(pfgm_ddpmpp *m) { return &m->params; }
 
 pfgm_status pfgm_ddpmpp_activation_bytes(const pfgm_ddpmpp *m, int64_t batch, size_t *bytes) {
