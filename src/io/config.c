@@ -153,6 +153,8 @@ static const pfgm_cfg_key keys[] = {
     K_ENUM("distributed", "backend", distributed.backend, backend_names),
     K_BOOL("distributed", "allow_tf32", distributed.allow_tf32, PFGM_CFG_BOOL_BOTH),
     K_BOOL("distributed", "bf16", distributed.bf16, PFGM_CFG_BOOL_ONLY_FALSE),
+    K_FLT("distributed", "bucket_mb", distributed.bucket_mb, 0.0, 4096.0, 0),
+    K_INT("distributed", "zero", distributed.zero, 0, 1),
 
     K_ENUM("logging", "level", logging.level, level_names),
     K_STR("logging", "metrics", logging.metrics),
@@ -319,6 +321,8 @@ void pfgm_config_defaults(pfgm_config *c) {
     c->distributed.backend = PFGM_BACKEND_CPU;
     c->distributed.allow_tf32 = false;
     c->distributed.bf16 = false;
+    c->distributed.bucket_mb = 25.0;
+    c->distributed.zero = 1;
     c->logging.level = PFGM_LOG_INFO;
     set_str(c->logging.metrics, sizeof c->logging.metrics, "metrics.jsonl");
 }

@@ -66,11 +66,13 @@ static pfgm_status check_finite(const trainer *t) {
 }
 
 pfgm_status pfgm_train_save_checkpoint(trainer *t) {
-    pfgm_status st = PFGM_OK;
+    int64_t updates = 0;
+    /* the optimizer state, assembled from every rank's shard under ZeRO (a collective) */
+    pfgm_status st = pfgm_step_export_state(t->stepper, t->h_m, t->h_v, t->h_ema, &updates);
+    if (st != PFGM_OK) return pfgm_error_prefix(st, "writing the checkpoint of step %lld", (long long)t->step);
     if (t->comm->rank == 0) {
         char path[4096], dir[4096];
         sections s;
-        int64_t updates = 0;
         pfgm_dataset_position pos;
         pfgm_dataset_get_position(t->data, &pos);
         char *yaml = NULL;
@@ -79,7 +81,6 @@ pfgm_status pfgm_train_save_checkpoint(trainer *t) {
         st = pfgm_mkdirs(dir);
         if (st == PFGM_OK) st = pfgm_ckpt_path(t->opt->run_dir, t->step, path, sizeof path);
         if (st == PFGM_OK) st = pfgm_backend_download(t->be, t->h_params, t->params->value, t->params->floats);
-        if (st == PFGM_OK) st = pfgm_optim_export(t->optim, t->h_m, t->h_v, t->h_ema, &updates);
         if (st == PFGM_OK) st = check_finite(t);
         if (st == PFGM_OK) st = pfgm_config_to_yaml_string(t->cfg, &yaml, &ylen);
         if (st == PFGM_OK) st = sections_make(t, &s);

@@ -287,6 +287,7 @@ static pfgm_status setup_and_run(trainer *t, pfgm_train_result *res) {
     t->B = c->training.small_batch_size;
     pfgm_ddpmpp_desc desc;
     PFGM_TRY(pfgm_ddpmpp_desc_from_config(c, &desc));
+    desc.param_multiple = pfgm_step_param_multiple(t->comm->world_size);
     if (t->opt->dry_run) {
         pfgm_ddpmpp_info info;
         PFGM_TRY(pfgm_ddpmpp_plan(&desc, t->be, t->B, PFGM_DDPMPP_TRAIN, &info));
@@ -337,14 +338,10 @@ static pfgm_status setup_and_run(trainer *t, pfgm_train_result *res) {
     t->h_ema = malloc(floats * sizeof(float));
     if (!t->h_params || !t->h_m || !t->h_v || !t->h_ema)
         return pfgm_error(PFGM_ERR_NOMEM, "trainer: cannot allocate checkpoint staging (4 x %zu floats)", floats);
-    pfgm_optim_hparams hp = {.lr = c->optim.lr, .beta1 = c->optim.beta1, .beta2 = c->optim.beta2, .eps = c->optim.eps,
-                             .weight_decay = c->optim.weight_decay, .warmup = c->optim.warmup,
-                             .grad_clip = c->optim.grad_clip, .ema_rate = c->model.ema_rate};
-    pfgm_optim_range trainable = {.offset = 0, .count = t->params->trainable_floats};
-    PFGM_TRY(pfgm_optim_create(t->be, &hp, t->params->floats, t->params->value, &trainable, 1, &t->optim));
-    pfgm_step_setup ss = {.cfg = c, .be = t->be, .model = t->model, .optim = t->optim, .comm = t->comm,
-                          .dcomm = t->dcomm, .lg = t->lg, .fault = fault};
+    pfgm_step_setup ss = {.cfg = c, .be = t->be, .model = t->model, .comm = t->comm, .dcomm = t->dcomm,
+                          .lg = t->lg, .fault = fault};
     PFGM_TRY(pfgm_step_create(&ss, &t->stepper));
+    t->optim = pfgm_step_optim(t->stepper);
     t->host_batch = malloc(sizeof(float) * (size_t)(t->L * t->N));
     if (!t->host_batch) return pfgm_error(PFGM_ERR_NOMEM, "trainer: cannot allocate the batch staging buffer");
     PFGM_TRY(check_identical_weights(t, "at initialisation", NULL));
@@ -402,7 +399,7 @@ pfgm_status pfgm_train(const pfgm_config *cfg, const pfgm_train_options *opt, pf
     res.end_step = t.step;
     pfgm_step_destroy(t.stepper);
     free(t.host_batch);
-    pfgm_optim_destroy(t.optim);
+
     pfgm_ddpmpp_destroy(t.model);
     pfgm_dataset_close(t.data);
     pfgm_run_lock_release(t.lock);
