@@ -53,10 +53,6 @@
 
 #define DEFAULT_TIMEOUT_S 600.0
 
-/* The compute-stream setter of the NCCL communicator. Its declaration belongs in
- * include/pfgm/comm.h; it is repeated here (an identical redeclaration) until it is there. */
-pfgm_status pfgm_comm_nccl_set_backend(pfgm_comm *c, const struct pfgm_backend *be);
-
 /* A started non-blocking collective (comm.h). Released requests keep their events on the
  * communicator's spare list for the next start: events are created only when more
  * collectives are in flight than ever before, and destroyed with the communicator. */

@@ -17,11 +17,6 @@ pfgm_status pfgm_comm_nccl_create(pfgm_comm *host, int *device, pfgm_comm **out)
                       "configure with the CUDA toolkit and NCCL installed (-DPFGM_NCCL=ON)");
 }
 
-/* Declared in include/pfgm/comm.h once it is there; repeated here (an identical
- * redeclaration) until then. */
-struct pfgm_backend;
-pfgm_status pfgm_comm_nccl_set_backend(pfgm_comm *c, const struct pfgm_backend *be);
-
 pfgm_status pfgm_comm_nccl_set_backend(pfgm_comm *c, const struct pfgm_backend *be) {
     (void)c;
     (void)be;

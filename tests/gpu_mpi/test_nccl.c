@@ -30,10 +30,6 @@
 #include "pfgm/step.h"
 #include "comm_contract.h"
 
-/* Declared in include/pfgm/comm.h once it is there; repeated here (an identical
- * redeclaration) until then. */
-pfgm_status pfgm_comm_nccl_set_backend(pfgm_comm *c, const struct pfgm_backend *be);
-
 static pfgm_comm *host_, *nccl_, *staged_;
 static pfgm_backend *gpu_;
 
