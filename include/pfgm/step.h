@@ -100,8 +100,6 @@ void pfgm_step_destroy(pfgm_step *s);
 
 /* The step's optimizer (its state is this rank's shard under distributed.zero: 1). */
 pfgm_optim *pfgm_step_optim(pfgm_step *s);
-/* Backend bytes of this rank's optimizer state: Adam m and v and the EMA (3 buffers). */
-size_t pfgm_step_optim_state_bytes(const pfgm_step *s);
 /* The whole optimizer state for a checkpoint, in host arrays of the parameter buffer's
  * `floats` each (m, v, ema) and the update count: with ZeRO (W > 1, distributed.zero: 1) a
  * collective over comm that assembles every rank's shard on every rank (all-reduce SUM of
@@ -115,6 +113,11 @@ typedef struct pfgm_step_result {
     int skipped;                /* 1: a rank had a non-finite loss or gradient; no rank updated */
     char nonfinite_ranks[256];  /* those ranks and what ("1 (gradient), 3 (loss)"); "" if none */
     pfgm_optim_stats stats;     /* of the update; grad_norm and lr NaN when skipped */
+    double grad_wait_s;         /* seconds this rank spent after backward starting the remaining
+                                 * gradient buckets and waiting for all: the part of the gradient
+                                 * average not hidden behind the backward pass */
+    double param_gather_s;      /* seconds in the parameter all-gather after a ZeRO-1 update (0
+                                 * without ZeRO): exposed communication too */
 } pfgm_step_result;
 
 /* Runs step `step` (0-based: the number of steps completed before it, which keys the
@@ -136,6 +139,9 @@ typedef struct pfgm_step_view {
     const float *net_z;     /* [B] */
     double loss;            /* after LOSS */
     size_t field_workspace_bytes;
+    size_t optim_state_bytes; /* this rank's Adam m, v and EMA in backend memory (ZeRO: its shard) */
+    int buckets;              /* gradient buckets (include/pfgm/grad_sync.h) */
+    int64_t bucket_floats;    /* floats in the largest (the top) bucket */
 } pfgm_step_view;
 void pfgm_step_get_view(const pfgm_step *s, pfgm_step_view *v);
 

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "pfgm/field.h"
 #include "pfgm/grad_sync.h"
@@ -77,9 +78,6 @@ int64_t pfgm_step_param_multiple(int world_size) { return pfgm_grad_sync_param_m
 
 pfgm_optim *pfgm_step_optim(pfgm_step *s) { return s->optim; }
 
-size_t pfgm_step_optim_state_bytes(const pfgm_step *s) {
-    return 3 * (size_t)pfgm_optim_state_floats(s->optim) * sizeof(float);
-}
 
 pfgm_status pfgm_step_export_state(pfgm_step *s, float *m, float *v, float *ema, int64_t *updates) {
     pfgm_nn_params *p = pfgm_ddpmpp_params(s->set.model);
@@ -166,7 +164,12 @@ pfgm_status pfgm_step_create(const pfgm_step_setup *setup, pfgm_step **out) {
 void pfgm_step_get_view(const pfgm_step *s, pfgm_step_view *v) {
     *v = (pfgm_step_view){.N = s->N, .L = s->L, .B = s->B, .charges = s->charges, .perturbed = s->perturbed,
                           .targets = s->targets, .net_x = s->net_x, .net_z = s->net_z, .loss = s->loss,
-                          .field_workspace_bytes = s->field_ws_bytes};
+                          .field_workspace_bytes = s->field_ws_bytes,
+                          .optim_state_bytes = 3 * (size_t)pfgm_optim_state_floats(s->optim) * sizeof(float),
+                          .buckets = pfgm_grad_sync_buckets(s->sync)};
+    int64_t lo = 0, hi = 0;
+    pfgm_grad_sync_bucket(s->sync, 0, &lo, &hi);
+    v->bucket_floats = hi - lo;
 }
 
 /* Whether every rank's loss and gradients are finite, agreed over ranks (one all-gather of an
@@ -257,7 +260,11 @@ pfgm_status pfgm_step_run(pfgm_step *s, int64_t step, const float *host_batch, c
     PFGM_TRY(phase_end(hooks, s, PFGM_STEP_BACKWARD));
 
     double local_gsq = 0.0;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     PFGM_TRY(pfgm_grad_sync_finish(s->sync, &local_gsq));
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    res->grad_wait_s = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
     PFGM_TRY(agree_finite(s, step, ls == PFGM_OK ? local_gsq : NAN, res));
     if (res->skipped) {
         res->stats.grad_norm = NAN; /* no update: logged as null, not 0 */
@@ -269,7 +276,10 @@ pfgm_status pfgm_step_run(pfgm_step *s, int64_t step, const float *host_batch, c
     PFGM_TRY(pfgm_grad_sync_norm(s->sync, &norm));
     PFGM_TRY(phase_end(hooks, s, PFGM_STEP_ALLREDUCE));
     PFGM_TRY(pfgm_optim_step_norm(s->optim, params->value, params->grad, step, norm, &res->stats));
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     PFGM_TRY(pfgm_grad_sync_gather_params(s->sync));
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    res->param_gather_s = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
     return phase_end(hooks, s, PFGM_STEP_OPTIM);
 }
 

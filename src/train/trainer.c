@@ -89,7 +89,9 @@ static const char *with_commas(int64_t v, char *buf, size_t cap) {
     return buf;
 }
 
-static void print_startup(const trainer *t, const pfgm_ddpmpp_info *info, size_t field_ws) {
+/* sv: the step's view (NULL in a dry run, which builds no step: the optimizer state is then
+ * estimated from the parameter bytes). */
+static void print_startup(const trainer *t, const pfgm_ddpmpp_info *info, size_t field_ws, const pfgm_step_view *sv) {
     char count[40];
     const pfgm_config *c = t->cfg;
     const pfgm_logger *lg = t->lg;
@@ -120,9 +122,16 @@ static void print_startup(const trainer *t, const pfgm_ddpmpp_info *info, size_t
     pfgm_log_info(lg, "  %-26s Adam lr %g (not rescaled by world size), beta1 %g, warmup %lld, clip %g, EMA %g",
                   "optimizer", c->optim.lr, c->optim.beta1, (long long)c->optim.warmup, c->optim.grad_clip,
                   c->model.ema_rate);
-    pfgm_log_info(lg, "  %-26s params %.1f MiB, grads %.1f MiB, Adam+EMA %.1f MiB, activations %.1f MiB, field %.1f MiB",
-                  "memory per rank", info->param_bytes / 1048576.0, info->param_bytes / 1048576.0,
-                  3 * info->param_bytes / 1048576.0, info->activation_bytes / 1048576.0, field_ws / 1048576.0);
+    const int sharded = W > 1 && c->distributed.zero;
+    const double optim_mib = sv ? sv->optim_state_bytes / 1048576.0 : 3.0 * info->param_bytes / (sharded ? W : 1) / 1048576.0;
+    pfgm_log_info(lg, "  %-26s params %.1f MiB, grads %.1f MiB, Adam+EMA %.1f MiB%s, activations %.1f MiB, field %.1f MiB",
+                  "memory per rank", info->param_bytes / 1048576.0, info->param_bytes / 1048576.0, optim_mib,
+                  sharded ? " (ZeRO-1 shard: 1/W)" : "", info->activation_bytes / 1048576.0, field_ws / 1048576.0);
+    if (sv)
+        pfgm_log_info(lg, "  %-26s %d bucket%s of up to %.1f MiB (distributed.bucket_mb %g%s), %s", "gradient average",
+                      sv->buckets, sv->buckets == 1 ? "" : "s", sv->bucket_floats * 4.0 / 1048576.0, c->distributed.bucket_mb,
+                      c->distributed.bucket_mb > 0 ? ": started during backward" : ": one, after backward",
+                      sharded ? "reduce-scatter + parameter all-gather (distributed.zero 1)" : "all-reduce");
     pfgm_log_info(lg, "  %-26s %.3g GFLOP forward per image; %.3g GFLOP per step and rank (forward + backward ~ 3x)",
                   "compute", info->flops_per_image / 1e9, 3.0 * info->flops_per_image * (double)t->B / 1e9);
     pfgm_log_info(lg, "  %-26s %lld steps, checkpoints every %lld (keep last %lld, every %lld), log every %lld",
@@ -190,6 +199,8 @@ static pfgm_status run_loop(trainer *t, pfgm_metrics *metrics, pfgm_train_result
                 pfgm_metrics_num(metrics, "lr", stats.lr);
                 pfgm_metrics_int(metrics, "clipped", stats.clipped);
                 pfgm_metrics_num(metrics, "images_per_s", ips);
+                pfgm_metrics_num(metrics, "grad_wait_ms", 1e3 * sr.grad_wait_s);
+                pfgm_metrics_num(metrics, "param_gather_ms", 1e3 * sr.param_gather_s);
                 pfgm_metrics_int(metrics, "epoch", pos.epoch);
                 pfgm_metrics_int(metrics, "world_size", W);
                 pfgm_metrics_int(metrics, "skipped", skipped);
@@ -292,7 +303,7 @@ static pfgm_status setup_and_run(trainer *t, pfgm_train_result *res) {
         pfgm_ddpmpp_info info;
         PFGM_TRY(pfgm_ddpmpp_plan(&desc, t->be, t->B, PFGM_DDPMPP_TRAIN, &info));
         if (open_data(t) != PFGM_OK) t->data = NULL; /* a plan needs no data; say why it is missing */
-        print_startup(t, &info, pfgm_field_workspace_bytes(t->B, t->L));
+        print_startup(t, &info, pfgm_field_workspace_bytes(t->B, t->L), NULL);
         if (t->comm->rank == 0) {
             char *yaml = NULL;
             size_t n = 0;
@@ -351,7 +362,7 @@ static pfgm_status setup_and_run(trainer *t, pfgm_train_result *res) {
     pfgm_ddpmpp_get_info(t->model, &info);
     pfgm_step_view sv;
     pfgm_step_get_view(t->stepper, &sv);
-    print_startup(t, &info, sv.field_workspace_bytes);
+    print_startup(t, &info, sv.field_workspace_bytes, &sv);
 
     pfgm_metrics *metrics = NULL;
     if (t->comm->rank == 0) {
