@@ -17,11 +17,21 @@ typedef struct pfgm_h5_quiet {
     void *data;
 } pfgm_h5_quiet;
 
-/* Turns the HDF5 error printer off for the calling thread (errors become pfgm messages):
+/* The process-wide HDF5 lock. Debian's libhdf5 is built without its thread-safety option,
+ * so no two threads may be inside the library at once; the dataset reader's prefetch thread
+ * (dataset_stream.c) reads while the trainer may write a checkpoint. Every HDF5 call of
+ * the io/ files runs between pfgm_h5_quiet_begin and pfgm_h5_quiet_end (which take and
+ * release this lock) or between pfgm_h5_lock and pfgm_h5_unlock. Recursive: a holder may
+ * take it again. The one process-wide mutable object of the library, because the library
+ * it guards is process-wide. */
+void pfgm_h5_lock(void);
+void pfgm_h5_unlock(void);
+
+/* Takes the HDF5 lock and turns the HDF5 error printer off (errors become pfgm messages):
  * until pfgm_h5_quiet_end, each HDF5 failure is recorded silently instead, for
  * pfgm_h5_context. */
 void pfgm_h5_quiet_begin(pfgm_h5_quiet *q);
-/* Restores the printer saved by pfgm_h5_quiet_begin. */
+/* Restores the printer saved by pfgm_h5_quiet_begin and releases the HDF5 lock. */
 void pfgm_h5_quiet_end(const pfgm_h5_quiet *q);
 
 /* Puts "<path>: " in front of the thread's message unless it already starts with the path.
