@@ -18,9 +18,8 @@
  *      batches, PFGM_SPEC.md §1.12).
  * So every image is used at most once per epoch across all ranks, exactly W * L *
  * steps_per_epoch of them are, and every rank runs the same number of steps. Rows are read
- * a block at a time by hyperslab into a bounded least-recently-used cache of whole blocks
- * (data.cache_mb), by a prefetch thread that prepares batch k + 1 while the caller trains
- * on batch k. */
+ * a block at a time by hyperslab into a bounded cache of whole blocks (data.cache_mb), by a
+ * prefetch thread that prepares batch k + 1 while the caller trains on batch k. */
 #ifndef PFGM_DATASET_H
 #define PFGM_DATASET_H
 

@@ -39,9 +39,8 @@ struct pfgm_dataset {
     uint8_t *slot_pixels;  /* [nslots, B, C, H, W] */
     int32_t *slot_labels;  /* [nslots, B], NULL without /labels */
     int64_t *slot_block;   /* [nslots]: block held, -1 when empty */
-    uint64_t *slot_used;   /* [nslots]: LRU stamp of the last use */
+    int64_t *slot_until;   /* [nslots]: when the block is done (cache_get in dataset_stream.c) */
     int64_t *block_slot;   /* [nblocks]: slot holding the block, -1 */
-    uint64_t clock;
     _Atomic int64_t blocks_read; /* read from the file since open (by the filler) */
     int64_t *block_perm;   /* [nblocks]: the block order of epoch perm_epoch */
     int64_t perm_epoch;    /* -1 before the first draw */

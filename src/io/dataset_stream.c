@@ -1,7 +1,8 @@
 /* The streaming side of the dataset reader (include/pfgm/dataset.h, docs/data-format.md
  * "Epoch order" and "Streaming"): the epoch order as a pure function of (epoch, index),
- * the bounded LRU cache of whole blocks, the prefetch thread that prepares batch k + 1
- * while the caller trains on batch k, and the caller's next_batch / position calls.
+ * the bounded cache of whole blocks (evicting the block done soonest), the prefetch thread
+ * that prepares batch k + 1 while the caller trains on batch k, and the caller's
+ * next_batch / position calls.
  *
  * Threads: the filler (the prefetch thread, or the caller itself with data.prefetch false)
  * owns the cache, the orders and the staging batch; the caller owns the position. They
@@ -29,20 +30,25 @@ static void block_order(pfgm_dataset *ds, int64_t epoch) {
 }
 
 /* Position g of the epoch's sequence of all images (blocks in block_perm order) as
- * (block, row in block). Only the file's last block may be short; it sits at last_at. */
-static void locate(const pfgm_dataset *ds, int64_t g, int64_t *block, int64_t *row) {
+ * (block, row in block, end: the sequence position just past the block). Only the file's
+ * last block may be short; it sits at last_at. */
+static void locate(const pfgm_dataset *ds, int64_t g, int64_t *block, int64_t *row,
+                   int64_t *end) {
     const int64_t B = ds->B, head = ds->last_at * B;
     const int64_t last_rows = ds->count - (ds->nblocks - 1) * B;
     int64_t j, r;
     if (g < head) {
         j = g / B;
         r = g % B;
+        *end = (j + 1) * B;
     } else if (g < head + last_rows) {
         j = ds->last_at;
         r = g - head;
+        *end = head + last_rows;
     } else {
         j = ds->last_at + 1 + (g - head - last_rows) / B;
         r = (g - head - last_rows) % B;
+        *end = head + last_rows + (j - ds->last_at) * B;
     }
     *block = ds->block_perm[j];
     *row = r;
@@ -66,8 +72,14 @@ static const int64_t *window_order(pfgm_dataset *ds, int64_t epoch, int64_t w) {
 
 /* ---- the block cache ------------------------------------------------------------------ */
 
-/* The slot holding block b, reading it when absent into the least recently used slot. */
-static pfgm_status cache_get(pfgm_dataset *ds, int64_t b, int64_t *slot) {
+/* The slot holding block b, reading it into a free slot or the one whose block is done
+ * soonest. `until` orders the blocks by when they are last needed: epoch * count + the
+ * epoch sequence position just past the block. The windows walk the sequence in order, so
+ * a block whose end lies before the current window is done (smaller keys than any block
+ * still needed), and a cache of K + 2 slots holds every block the current window needs:
+ * each block is read at most once per epoch. Plain LRU is not enough: it can evict a block
+ * that the previous window used first and the current one still needs. */
+static pfgm_status cache_get(pfgm_dataset *ds, int64_t b, int64_t until, int64_t *slot) {
     int64_t s = ds->block_slot[b];
     if (s < 0) {
         s = 0;
@@ -76,7 +88,7 @@ static pfgm_status cache_get(pfgm_dataset *ds, int64_t b, int64_t *slot) {
                 s = i;
                 break;
             }
-            if (ds->slot_used[i] < ds->slot_used[s]) s = i;
+            if (ds->slot_until[i] < ds->slot_until[s]) s = i;
         }
         if (ds->slot_block[s] >= 0) ds->block_slot[ds->slot_block[s]] = -1;
         ds->slot_block[s] = -1;
@@ -86,7 +98,7 @@ static pfgm_status cache_get(pfgm_dataset *ds, int64_t b, int64_t *slot) {
         ds->block_slot[b] = s;
         atomic_fetch_add_explicit(&ds->blocks_read, 1, memory_order_relaxed);
     }
-    ds->slot_used[s] = ++ds->clock;
+    ds->slot_until[s] = until;
     *slot = s;
     return PFGM_OK;
 }
@@ -105,9 +117,9 @@ static pfgm_status fill(pfgm_dataset *ds, pfgm_dataset_position pos) {
         const int64_t j = pos.index * ds->L + k;
         const int64_t w = j / ds->Q;
         const int64_t q = w * ds->Q + window_order(ds, pos.epoch, w)[j - w * ds->Q];
-        int64_t block, row, slot;
-        locate(ds, (int64_t)ds->rank * ds->per_rank + q, &block, &row);
-        PFGM_TRY(cache_get(ds, block, &slot));
+        int64_t block, row, end, slot;
+        locate(ds, (int64_t)ds->rank * ds->per_rank + q, &block, &row, &end);
+        PFGM_TRY(cache_get(ds, block, pos.epoch * ds->count + end, &slot));
         const uint8_t *x = ds->slot_pixels + (size_t)((slot * ds->B + row) * dim); /* [C,H,W] */
         float *y = ds->stage + k * dim;                                            /* [C,H,W] */
         int flip = 0;
@@ -170,14 +182,14 @@ pfgm_status pfgm_dataset_stream_start(pfgm_dataset *ds) {
     ds->slot_pixels = malloc(slot_rows * dim);
     if (ds->has_labels) ds->slot_labels = malloc(slot_rows * sizeof *ds->slot_labels);
     ds->slot_block = malloc((size_t)ds->nslots * sizeof *ds->slot_block);
-    ds->slot_used = calloc((size_t)ds->nslots, sizeof *ds->slot_used);
+    ds->slot_until = calloc((size_t)ds->nslots, sizeof *ds->slot_until);
     ds->block_slot = malloc((size_t)ds->nblocks * sizeof *ds->block_slot);
     ds->block_perm = malloc((size_t)ds->nblocks * sizeof *ds->block_perm);
     for (int s = 0; s < 2; ++s) ds->win_perm[s] = malloc((size_t)ds->Q * sizeof(int64_t));
     ds->stage = malloc((size_t)ds->L * dim * sizeof *ds->stage);
     ds->stage_labels = malloc((size_t)ds->L * sizeof *ds->stage_labels);
     if (!ds->slot_pixels || (ds->has_labels && !ds->slot_labels) || !ds->slot_block ||
-        !ds->slot_used || !ds->block_slot || !ds->block_perm || !ds->win_perm[0] ||
+        !ds->slot_until || !ds->block_slot || !ds->block_perm || !ds->win_perm[0] ||
         !ds->win_perm[1] || !ds->stage || !ds->stage_labels)
         return pfgm_error(PFGM_ERR_NOMEM, "%s: cannot allocate the reader's cache (%zu bytes)",
                           ds->path, slot_rows * dim);
@@ -211,7 +223,7 @@ void pfgm_dataset_stream_stop(pfgm_dataset *ds) {
     free(ds->slot_pixels);
     free(ds->slot_labels);
     free(ds->slot_block);
-    free(ds->slot_used);
+    free(ds->slot_until);
     free(ds->block_slot);
     free(ds->block_perm);
     free(ds->win_perm[0]);
