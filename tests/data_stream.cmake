@@ -9,3 +9,8 @@ add_test(NAME train_stream_rss COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/scripts/
 set_tests_properties(train_stream_rss PROPERTIES
   ENVIRONMENT "${PFGM_TEST_ENV};PFGM_TRAIN=$<TARGET_FILE:pfgm-train>;PFGM_PREP=$<TARGET_FILE:pfgm-prep>"
   WORKING_DIRECTORY ${CMAKE_SOURCE_DIR} SKIP_RETURN_CODE 77 TIMEOUT 300 LABELS "e2e")
+# The reader's throughput benchmark (docs/benchmarks.md "Dataset reader"): a program that
+# prints figures, not a test.
+add_executable(bench_reader ${CMAKE_CURRENT_SOURCE_DIR}/bench/bench_reader.c)
+target_compile_options(bench_reader PRIVATE ${PFGM_C_WARNINGS})
+target_link_libraries(bench_reader PRIVATE pfgm)
