@@ -51,7 +51,7 @@ struct pfgm_dataset {
     int32_t *stage_labels; /* [L] */
 
     /* ---- the hand-over between the caller and the prefetch thread (under mu) ---- */
-    int prefetch, thread_started;
+    int prefetch, lock_ready, thread_started;
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv;

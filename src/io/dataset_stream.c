@@ -195,8 +195,13 @@ pfgm_status pfgm_dataset_stream_start(pfgm_dataset *ds) {
                           ds->path, slot_rows * dim);
     for (int64_t s = 0; s < ds->nslots; ++s) ds->slot_block[s] = -1;
     for (int64_t b = 0; b < ds->nblocks; ++b) ds->block_slot[b] = -1;
-    if (pthread_mutex_init(&ds->mu, NULL) != 0 || pthread_cond_init(&ds->cv, NULL) != 0)
+    if (pthread_mutex_init(&ds->mu, NULL) != 0)
         return pfgm_error(PFGM_ERR_INTERNAL, "%s: cannot create the reader's lock", ds->path);
+    if (pthread_cond_init(&ds->cv, NULL) != 0) {
+        pthread_mutex_destroy(&ds->mu);
+        return pfgm_error(PFGM_ERR_INTERNAL, "%s: cannot create the reader's lock", ds->path);
+    }
+    ds->lock_ready = 1;
     if (!ds->prefetch) return PFGM_OK;
     pthread_mutex_lock(&ds->mu);
     request(ds, (pfgm_dataset_position){0, 0});
@@ -216,9 +221,10 @@ void pfgm_dataset_stream_stop(pfgm_dataset *ds) {
         pthread_join(ds->thread, NULL);
         ds->thread_started = 0;
     }
-    if (ds->block_perm) { /* allocated together with the lock by stream_start */
+    if (ds->lock_ready) {
         pthread_cond_destroy(&ds->cv);
         pthread_mutex_destroy(&ds->mu);
+        ds->lock_ready = 0;
     }
     free(ds->slot_pixels);
     free(ds->slot_labels);
