@@ -76,11 +76,11 @@ typedef struct pfgm_dataset pfgm_dataset;
 /* Opens opt->path and validates it, reading no pixels; allocates the block cache and the
  * staging batch and, unless opt->no_prefetch, starts the prefetch thread, which begins on
  * batch 0 at once. Position starts at (0, 0).
- * Memory (pfgm_dataset_cache_bytes): min(floor(cache_bytes / block_bytes), blocks) cache
+ * Memory (pfgm_dataset_get_stats): min(floor(cache_bytes / block_bytes), blocks) cache
  * slots of block_bytes = B * (C*H*W + 4 if labels) bytes, plus the staging batch
- * (L * (C*H*W * 4 + 4) bytes), the block order (8 bytes a block) and two window orders
- * (8 * K * B bytes each). The cache must hold K + 2 blocks (or the whole file): every
- * block is then read from the file at most once per epoch on each rank.
+ * (L * (C*H*W * 4 + 4) bytes), the block order and index (16 bytes a block) and two
+ * window orders (8 * K * B bytes each). The cache must hold K + 2 blocks (or the whole
+ * file): every block is then read from the file at most once per epoch on each rank.
  * Checksums: HDF5 verifies the Fletcher32 sum of every chunk as a block is read, so a
  * damaged chunk is reported by the next_batch that first needs it (chunks no rank reads
  * in an epoch are not checked in it). A file without the filter (an older pfgm-prep) is

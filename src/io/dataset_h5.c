@@ -343,9 +343,6 @@ static pfgm_status check_request(const pfgm_dataset_options *opt, const pfgm_dat
                           "training.batch_size %lld: no full batch",
                           p, (long long)in->count, opt->world_size, (long long)per_rank,
                           (long long)opt->batch_size);
-    if (per_rank > (int64_t)UINT32_MAX)
-        return pfgm_error(PFGM_ERR_CONFIG, "%s: %lld images per rank exceeds 2^32 - 1", p,
-                          (long long)per_rank);
     return PFGM_OK;
 }
 
