@@ -3,9 +3,9 @@
  * block of rows of /images (and /labels) by hyperslab, and diagnoses a failed read so a
  * damaged file is reported as such, with the images of the damaged chunk (HDF5 checks the
  * writer's Fletcher32 chunk checksums on every read). Also the Fisher-Yates permutation
- * shared with pfgm-prep and the epoch order, probing a file's facts, and mapping a saved
- * position to another world size. The epoch order, the cache and the prefetch thread are in
- * dataset_stream.c; the writer is in dataset_h5_write.c. */
+ * shared with pfgm-prep, probing a file's facts, and mapping a saved position to another
+ * world size. The epoch order, the cache and the prefetch thread are in dataset_stream.c;
+ * the writer is in dataset_h5_write.c. */
 #include <errno.h>
 #include <hdf5.h>
 #include <stdlib.h>
