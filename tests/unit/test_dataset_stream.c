@@ -6,7 +6,8 @@
  * one (reimplemented here from pfgm_permutation); prefetch and no prefetch hand out the
  * same bytes; a position saved mid-epoch restores the identical continuation, in the same
  * reader or a fresh one; with a cache of K + 2 blocks each block is read once per epoch; a
- * cache too small for the window is refused with a message naming both keys. */
+ * cache too small for the window is refused with a message naming both keys; HDF5 calls
+ * of the caller's thread run safely beside the prefetch thread's reads. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -243,6 +244,45 @@ static void t_blocks_read_once(void **state) {
     pfgm_dataset_close(ds);
 }
 
+/* While the prefetch thread reads the next batch (blocks of 16 rows, so each batch reads
+ * several), this thread writes dataset files through the writer API, as the trainer writes
+ * checkpoints between batches: every batch and every written file must come out whole.
+ * With an HDF5 built without its thread-safety option, the process-wide HDF5 lock is what
+ * keeps the two apart. The development machine's libhdf5 (Debian 1.10.8) is built
+ * thread-safe, and there this test passed with the lock disabled as well: it checks the
+ * concurrent use, it cannot show the lock is needed on such a build. */
+static void t_hdf5_alongside_prefetch(void **state) {
+    fixture *f = *state;
+    enum { N = 4000, CS = 3, SS = 32, D = CS * SS * SS, LL = 128 };
+    char big[320], p[320];
+    fx_join(big, sizeof big, f->dir, "rgb4000.h5");
+    fx_join(p, sizeof p, f->dir, "side.h5");
+    assert_int_equal(fx_write_dataset(big, N, CS, SS, 1), PFGM_OK);
+    pfgm_dataset_options o = {.path = big, .rank = 0, .world_size = 1, .channels = CS,
+                              .image_size = SS, .batch_size = LL, .seed = 3, .block_images = 16,
+                              .shuffle_window = 4, .cache_bytes = 8 * 16 * (D + 4)};
+    pfgm_dataset *ds = NULL;
+    assert_int_equal(pfgm_dataset_open(&o, &ds), PFGM_OK);
+    float *batch = malloc((size_t)LL * D * sizeof *batch);
+    int32_t labels[LL];
+    for (int i = 0; i < 2 * N / LL; ++i) {
+        if (pfgm_dataset_next_batch(ds, batch, labels) != PFGM_OK)
+            fail_msg("batch %d beside the writer: %s", i, pfgm_error_message());
+        for (int k = 0; k < LL; ++k) /* no flips: pixel (c 1, h 2, w 5) exactly */
+            assert_true(batch[(size_t)k * D + (1 * SS + 2) * SS + 5] ==
+                        2.0f * ((float)fx_pixel(labels[k], 1, 2, 5) / 255.0f) - 1.0f);
+        if (fx_write_dataset(p, 40, 1, 8, 1) != PFGM_OK)
+            fail_msg("write %d beside the prefetch thread: %s", i, pfgm_error_message());
+    }
+    free(batch);
+    pfgm_dataset_close(ds);
+    pfgm_dataset_info info;
+    assert_int_equal(pfgm_dataset_probe(p, &info), PFGM_OK);
+    assert_int_equal(info.count, 40);
+    unlink(p);
+    unlink(big);
+}
+
 /* A cache that cannot hold K + 2 blocks is a configuration error naming both keys. */
 static void t_cache_too_small(void **state) {
     fixture *f = *state;
@@ -268,6 +308,7 @@ int main(void) {
         cmocka_unit_test(t_resume_mid_epoch),
         cmocka_unit_test(t_blocks_read_once),
         cmocka_unit_test(t_cache_too_small),
+        cmocka_unit_test(t_hdf5_alongside_prefetch),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
