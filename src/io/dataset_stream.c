@@ -10,6 +10,7 @@
  * staging batch and marks it ready; the caller copies it out and asks for the next. HDF5
  * is entered only under the process-wide HDF5 lock (io/h5util.h), because the trainer may
  * write a checkpoint while the thread reads. */
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -206,7 +207,17 @@ pfgm_status pfgm_dataset_stream_start(pfgm_dataset *ds) {
     pthread_mutex_lock(&ds->mu);
     request(ds, (pfgm_dataset_position){0, 0});
     pthread_mutex_unlock(&ds->mu);
-    if (pthread_create(&ds->thread, NULL, prefetch_main, ds) != 0)
+    /* The thread blocks the asynchronous signals (it inherits the mask), so SIGTERM/SIGINT
+     * and the like reach the caller's thread, where pfgm-train's preemption handling runs;
+     * faults stay deliverable. */
+    sigset_t async, old;
+    sigfillset(&async);
+    const int faults[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGTRAP};
+    for (size_t i = 0; i < sizeof faults / sizeof *faults; ++i) sigdelset(&async, faults[i]);
+    pthread_sigmask(SIG_BLOCK, &async, &old);
+    const int rc = pthread_create(&ds->thread, NULL, prefetch_main, ds);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0)
         return pfgm_error(PFGM_ERR_INTERNAL, "%s: cannot start the prefetch thread", ds->path);
     ds->thread_started = 1;
     return PFGM_OK;
