@@ -153,7 +153,7 @@ pfgm_status pfgm_dataset_set_position(pfgm_dataset *ds, const pfgm_dataset_posit
  * new steps:
  *   index_new = floor(index_old * old_images_per_step / new_images_per_step),
  * and when that is past the new epoch's last batch, the next epoch's start (epoch + 1, 0).
- * Shards and permutations change with W and L, so within the interrupted epoch a few
+ * Slices and permutations change with W and L, so within the interrupted epoch a few
  * images may be seen twice or not at all; from the next epoch on the sequence is exact. A
  * non-positive argument leaves the epoch's start (epoch, 0). */
 pfgm_dataset_position pfgm_dataset_position_map(pfgm_dataset_position pos, int64_t old_images_per_step,
