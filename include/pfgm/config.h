@@ -59,6 +59,11 @@ typedef struct pfgm_config_data {
     int64_t channels;                   /* C: 1 or 3 */
     bool random_flip;                   /* random horizontal flip in training (§1.12) */
     bool centered;                      /* data scaled to [-1, 1] (§1.12); must be true */
+    int64_t block_images;               /* rows per block of the streaming reader; 0: the
+                                           file's chunk rows (docs/data-format.md) */
+    int64_t shuffle_window;             /* shuffle window in blocks (K) */
+    int64_t cache_mb;                   /* reader cache per rank, MiB (2^20 bytes) */
+    bool prefetch;                      /* read the next batch in a thread while training */
 } pfgm_config_data;
 
 typedef struct pfgm_config_model {

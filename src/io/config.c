@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "io/config_internal.h"
+#include "pfgm/dataset.h"
 #include "util/check.h"
 
 /* ---- key table ------------------------------------------------------------------------ */
@@ -81,6 +82,10 @@ static const pfgm_cfg_key keys[] = {
     K_INT("data", "channels", data.channels, 1, 3),
     K_BOOL("data", "random_flip", data.random_flip, PFGM_CFG_BOOL_BOTH),
     K_BOOL("data", "centered", data.centered, PFGM_CFG_BOOL_ONLY_TRUE),
+    K_INT("data", "block_images", data.block_images, 0, 1000000),
+    K_INT("data", "shuffle_window", data.shuffle_window, 1, 1000000),
+    K_INT("data", "cache_mb", data.cache_mb, 1, 1048576),
+    K_BOOL("data", "prefetch", data.prefetch, PFGM_CFG_BOOL_BOTH),
 
     K_CHOICE("model", "name", model.name, model_names, 1),
     K_FLT("model", "sigma_end", model.sigma_end, 0.0, INFINITY, OPEN_MIN),
@@ -250,6 +255,10 @@ void pfgm_config_defaults(pfgm_config *c) {
     c->data.channels = 3;
     c->data.random_flip = true;
     c->data.centered = true;
+    c->data.block_images = 0;
+    c->data.shuffle_window = PFGM_DATASET_DEFAULT_WINDOW;
+    c->data.cache_mb = PFGM_DATASET_DEFAULT_CACHE_MB;
+    c->data.prefetch = true;
 
     pfgm_config_model *m = &c->model;
     set_str(m->name, sizeof m->name, "ncsnpp");

@@ -208,8 +208,20 @@ static pfgm_status map_position(const trainer *t, const pfgm_ckpt *ck, pfgm_data
     const int64_t W0 = m->world_size, L0 = m->batch_size > 0 ? m->batch_size : pfgm_ckpt_config(ck)->training.batch_size;
     const int64_t C1 = pfgm_dataset_count(t->data), C0 = m->dataset_count > 0 ? m->dataset_count : C1;
     const int64_t W1 = t->comm->world_size, L1 = t->L, spe1 = pfgm_dataset_steps_per_epoch(t->data);
+    /* The reader's block rows and shuffle window shape the order inside an epoch as well;
+     * the saved values are those of the checkpoint's config (defaults for an older one). */
+    const pfgm_config_data *d0 = &pfgm_ckpt_config(ck)->data, *d1 = &t->cfg->data;
     pos->epoch = m->epoch;
     pos->index = m->epoch_index;
+    if (d0->block_images != d1->block_images || d0->shuffle_window != d1->shuffle_window) {
+        if (!t->opt->allow_reshard)
+            return pfgm_error(PFGM_ERR_CONFIG, "%s: the data position was saved with data.block_images %lld and data.shuffle_window %lld; this run has %lld and %lld, which reorder the interrupted epoch (pass --allow-reshard to keep the position anyway)",
+                              path, (long long)d0->block_images, (long long)d0->shuffle_window,
+                              (long long)d1->block_images, (long long)d1->shuffle_window);
+        pfgm_log_info(t->lg, "data.block_images %lld -> %lld, data.shuffle_window %lld -> %lld: within epoch %lld a few images may be seen twice or not at all",
+                      (long long)d0->block_images, (long long)d1->block_images, (long long)d0->shuffle_window,
+                      (long long)d1->shuffle_window, (long long)pos->epoch);
+    }
     if (W0 == W1 && L0 == L1 && C0 == C1) {
         if (pos->index >= spe1)
             return pfgm_error(PFGM_ERR_FORMAT, "%s: data position (epoch %lld, index %lld) is outside this run's epoch of %lld batches",

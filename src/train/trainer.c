@@ -102,11 +102,17 @@ static void print_startup(const trainer *t, const pfgm_ddpmpp_info *info, size_t
                       t->be->name, t->comm->name, t->dcomm->name);
     else
         pfgm_log_info(lg, "  %-26s %d (%s backend, %s communicator)", "world size", W, t->be->name, t->comm->name);
-    if (t->data)
+    if (t->data) {
+        pfgm_dataset_stats ds;
+        pfgm_dataset_get_stats(t->data, &ds);
         pfgm_log_info(lg, "  %-26s %s: %lld images, %lld per rank, %lld steps per epoch", "data", c->data.path,
                       (long long)pfgm_dataset_count(t->data), (long long)pfgm_dataset_per_rank(t->data),
                       (long long)pfgm_dataset_steps_per_epoch(t->data));
-    else
+        pfgm_log_info(lg, "  %-26s cache %.1f MiB per rank (%lld of %lld blocks of %lld images), staging %.1f MiB, "
+                      "shuffle window %lld blocks, prefetch %s", "reader", ds.cache_bytes / 1048576.0,
+                      (long long)ds.cache_slots, (long long)ds.blocks, (long long)ds.block_images,
+                      ds.staging_bytes / 1048576.0, (long long)ds.window_blocks, ds.prefetch ? "on" : "off");
+    } else
         pfgm_log_info(lg, "  %-26s %s (not opened: %s)", "data", c->data.path, pfgm_error_message());
     pfgm_log_info(lg, "  %-26s %lld x %lld x %lld (N = %lld)", "image", (long long)c->data.channels,
                   (long long)c->data.image_size, (long long)c->data.image_size, (long long)t->N);
@@ -233,7 +239,9 @@ static pfgm_status open_data(trainer *t) {
     pfgm_dataset_options o = {.path = c->data.path, .rank = t->comm->rank, .world_size = t->comm->world_size,
                               .channels = c->data.channels, .image_size = c->data.image_size,
                               .batch_size = c->training.batch_size, .seed = (uint32_t)c->seed,
-                              .random_flip = c->data.random_flip, .log = t->lg};
+                              .random_flip = c->data.random_flip, .block_images = c->data.block_images,
+                              .shuffle_window = c->data.shuffle_window, .cache_bytes = c->data.cache_mb << 20,
+                              .no_prefetch = !c->data.prefetch, .log = t->lg};
     return pfgm_dataset_open(&o, &t->data);
 }
 
