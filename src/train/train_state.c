@@ -303,9 +303,18 @@ pfgm_status pfgm_train_resume(trainer *t) {
     PFGM_TRY(c->broadcast(c, t->h_m, n, PFGM_F32, 0));
     PFGM_TRY(c->broadcast(c, t->h_v, n, PFGM_F32, 0));
     PFGM_TRY(pfgm_backend_upload(t->be, t->params->value, t->h_params, t->params->floats));
-    PFGM_TRY(pfgm_optim_import(t->optim, t->h_m, t->h_v, t->h_ema, ints[3]));
+    /* Under ZeRO each rank checks and imports only its shard: the ranks agree on the outcome,
+     * so a bad value anywhere stops every rank before any step (and before "resumed"). */
+    pfgm_status imp = pfgm_optim_import(t->optim, t->h_m, t->h_v, t->h_ema, ints[3]);
     pfgm_dataset_position pos = {.epoch = ints[1], .index = ints[2]};
-    PFGM_TRY(pfgm_dataset_set_position(t->data, &pos));
+    if (imp == PFGM_OK) imp = pfgm_dataset_set_position(t->data, &pos);
+    int64_t failed[2] = {imp != PFGM_OK ? c->rank + 1 : 0, imp};
+    PFGM_TRY(c->allreduce(c, failed, 1, PFGM_I64, PFGM_REDUCE_MAX));
+    if (failed[0] > 0) {
+        if (imp != PFGM_OK) return pfgm_error_prefix(imp, "%s", path[0] ? path : "checkpoint");
+        return pfgm_error(PFGM_ERR_NUMERIC, "%s%srank %lld could not import the optimizer state of the checkpoint (see its message)",
+                          path, path[0] ? ": " : "", (long long)(failed[0] - 1));
+    }
     t->step = ints[0];
     t->resumed_from = ints[0];
     if (c->rank == 0) pfgm_log_info(t->lg, "resumed from %s at step %lld", path, (long long)t->step);

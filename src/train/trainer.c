@@ -63,13 +63,21 @@ static pfgm_status read_fault(pfgm_step_fault *f) {
     memset(f, 0, sizeof *f);
     const char *s = getenv("PFGM_TEST_FAULT");
     if (!s || !*s) return PFGM_OK;
-    int rank = -1, used = 0;
+    /* strtol/strtoll (not sscanf's %d, whose overflow is undefined): RANK:STEP:WHAT */
+    char *end = NULL;
+    errno = 0;
+    long rank = strtol(s, &end, 10);
     long long step = 0;
-    char what[8] = "";
-    if (sscanf(s, "%d:%lld:%7[a-z]%n", &rank, &step, what, &used) != 3 || s[used] != '\0' || rank < 0 || step < 1 ||
-        (strcmp(what, "loss") != 0 && strcmp(what, "grad") != 0))
+    int ok = errno == 0 && end != s && *end == ':' && rank >= 0 && rank <= INT32_MAX;
+    if (ok) {
+        const char *p = end + 1;
+        step = strtoll(p, &end, 10);
+        ok = errno == 0 && end != p && *end == ':' && step >= 1;
+    }
+    const char *what = ok ? end + 1 : "";
+    if (!ok || (strcmp(what, "loss") != 0 && strcmp(what, "grad") != 0))
         return pfgm_error(PFGM_ERR_CONFIG, "PFGM_TEST_FAULT='%s': expected RANK:STEP:loss or RANK:STEP:grad (a test hook; STEP >= 1)", s);
-    f->rank = rank;
+    f->rank = (int)rank;
     f->step = step;
     f->grad = strcmp(what, "grad") == 0;
     return PFGM_OK;
@@ -133,9 +141,11 @@ static void print_startup(const trainer *t, const pfgm_ddpmpp_info *info, size_t
     pfgm_log_info(lg, "  %-26s params %.1f MiB, grads %.1f MiB, Adam+EMA %.1f MiB%s, activations %.1f MiB, field %.1f MiB",
                   "memory per rank", info->param_bytes / 1048576.0, info->param_bytes / 1048576.0, optim_mib,
                   sharded ? " (ZeRO-1 shard: 1/W)" : "", info->activation_bytes / 1048576.0, field_ws / 1048576.0);
-    if (sv)
-        pfgm_log_info(lg, "  %-26s %d bucket%s of up to %.1f MiB (distributed.bucket_mb %g%s), %s", "gradient average",
-                      sv->buckets, sv->buckets == 1 ? "" : "s", sv->bucket_floats * 4.0 / 1048576.0, c->distributed.bucket_mb,
+    if (sv && W == 1)
+        pfgm_log_info(lg, "  %-26s none (one process)", "gradient average");
+    else if (sv)
+        pfgm_log_info(lg, "  %-26s %d bucket%s of up to %.1f KiB (distributed.bucket_mb %g%s), %s", "gradient average",
+                      sv->buckets, sv->buckets == 1 ? "" : "s", sv->bucket_floats * 4.0 / 1024.0, c->distributed.bucket_mb,
                       c->distributed.bucket_mb > 0 ? ": started during backward" : ": one, after backward",
                       sharded ? "reduce-scatter + parameter all-gather (distributed.zero 1)" : "all-reduce");
     pfgm_log_info(lg, "  %-26s %.3g GFLOP forward per image; %.3g GFLOP per step and rank (forward + backward ~ 3x)",
@@ -328,6 +338,9 @@ static pfgm_status setup_and_run(trainer *t, pfgm_train_result *res) {
         if (fault.rank >= t->comm->world_size)
             return pfgm_error(PFGM_ERR_CONFIG, "PFGM_TEST_FAULT: rank %d does not exist (world size %d)", fault.rank,
                               t->comm->world_size);
+        if (fault.step > c->training.n_iters)
+            return pfgm_error(PFGM_ERR_CONFIG, "PFGM_TEST_FAULT: step %lld is past training.n_iters = %lld",
+                              (long long)fault.step, (long long)c->training.n_iters);
         if (t->comm->rank == 0)
             pfgm_log_warn(t->lg, "PFGM_TEST_FAULT (a test hook): rank %d gets a non-finite %s at step %lld", fault.rank,
                           fault.grad ? "gradient" : "loss", (long long)fault.step);

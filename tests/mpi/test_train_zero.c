@@ -4,6 +4,8 @@
  *     default (25 MiB, ZeRO-1) all give the same checkpoint to the bit (parameters, EMA, Adam
  *     m and v); a run that switches ZeRO on or off at a restart equals the straight run; and
  *     the logged gradient norms are the same bits.
+ *     A checkpoint with one non-finite Adam v value, in rank 0's shard, is refused by every
+ *     rank (each rank imports only its shard, and the ranks agree on the outcome).
  *   W = 3 (test train_zero_np3): buckets with ZeRO-1 are deterministic run to run, and a
  *     restart mid-run with the same settings is exact; zero on and off are compared and the
  *     count of differing datasets printed (the sum of three ranks may associate differently
@@ -12,6 +14,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
+#include <math.h>
 #include <mpi.h>
 
 #include "pfgm/backend.h"
@@ -104,6 +107,50 @@ static void test_two_ranks(void **state) {
     for (int i = 0; i < K; ++i) assert_memory_equal(&a[i], &b[i], sizeof(double));
 }
 
+/* H5Literate callback: the first link's name (name order). */
+static herr_t first_name(hid_t g, const char *name, const H5L_info_t *info, void *op) {
+    (void)g;
+    (void)info;
+    snprintf(op, 256, "%s", name);
+    return 1;
+}
+
+static void test_bad_shard_value(void **state) {
+    (void)state;
+    if (comm_->world_size != 2) skip();
+    char run[700], ck[800];
+    path_of(run, sizeof run, "bad-shard");
+    assert_int_equal(train(run, 2, "0.03", 1), PFGM_OK);
+    if (comm_->rank == 0) {
+        /* NaN into element 0 of the first /adam/v tensor (module 0: offset 0, rank 0's shard) */
+        assert_int_equal(pfgm_ckpt_path(run, 2, ck, sizeof ck), PFGM_OK);
+        hid_t f = H5Fopen(ck, H5F_ACC_RDWR, H5P_DEFAULT);
+        assert_true(f >= 0);
+        hid_t g = H5Gopen2(f, "/adam/v", H5P_DEFAULT);
+        char name[256] = "";
+        hsize_t idx = 0;
+        H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, &idx, first_name, name);
+        hid_t d = H5Dopen2(g, name, H5P_DEFAULT);
+        hid_t fs = H5Dget_space(d);
+        hsize_t one = 1, zero[4] = {0, 0, 0, 0};
+        H5Sselect_elements(fs, H5S_SELECT_SET, 1, zero);
+        hid_t ms = H5Screate_simple(1, &one, NULL);
+        float nan = NAN;
+        assert_true(H5Dwrite(d, H5T_NATIVE_FLOAT, ms, fs, H5P_DEFAULT, &nan) >= 0);
+        H5Sclose(ms);
+        H5Sclose(fs);
+        H5Dclose(d);
+        H5Gclose(g);
+        H5Fclose(f);
+        printf("W = 2: NaN written into /adam/v/%s[0] of %s\n", name, ck);
+    }
+    assert_int_equal(comm_->barrier(comm_), PFGM_OK);
+    pfgm_status st = train(run, 4, "0.03", 1);
+    printf("rank %d: resume from the damaged checkpoint: status %d: %s\n", comm_->rank, (int)st, pfgm_error_message());
+    assert_int_equal(st, PFGM_ERR_NUMERIC);
+    assert_non_null(strstr(pfgm_error_message(), comm_->rank == 0 ? "adam v[" : "rank 0 could not import"));
+}
+
 static void test_three_ranks(void **state) {
     (void)state;
     if (comm_->world_size != 3) skip();
@@ -134,7 +181,8 @@ int main(int argc, char **argv) {
     pfgm_logger_init(&lg_, comm_->rank);
     lg_.level = PFGM_LOG_WARN;
     tr_shared_dataset(comm_, dir_, sizeof dir_, data_, sizeof data_, "test_train_zero");
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_two_ranks), cmocka_unit_test(test_three_ranks)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_two_ranks), cmocka_unit_test(test_bad_shard_value),
+                                       cmocka_unit_test(test_three_ranks)};
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     int any = failed != 0;
     MPI_Allreduce(MPI_IN_PLACE, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
