@@ -168,7 +168,7 @@ static void t_bad_input(void **state) {
     snprintf(q, sizeof q, "%s/readme.md", p);
     fx_write_bytes(q, "# images\n", 9);
     assert_int_equal(run_prep(f, a5), 3);
-    expect_one_line(f, q, "not a PNG file");
+    expect_one_line(f, q, "not a PNG or JPEG file");
 
     fx_join(p, sizeof p, f->dir, "float.h5");
     hid_t file = H5Fcreate(p, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);

@@ -282,7 +282,7 @@ static void t_folder_errors(void **state) {
     write_folder(dir);
     snprintf(p, sizeof p, "%s/notes.txt", dir);
     fx_write_bytes(p, "these are my notes\n", 19);
-    expect_fail(f, dir, 4, 0, PFGM_ERR_FORMAT, p, "not a PNG file");
+    expect_fail(f, dir, 4, 0, PFGM_ERR_FORMAT, p, "not a PNG or JPEG file");
     remove(p);
 
     snprintf(p, sizeof p, "%s/c.png", dir); /* signature intact, data cut off */
