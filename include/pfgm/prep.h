@@ -47,6 +47,31 @@ void pfgm_idx_free(pfgm_idx *idx);
 pfgm_status pfgm_cifar10_read(const char *dir, int64_t *count, uint8_t **images,
                               int32_t **labels);
 
+/* Record access without reading the whole input (what each rank of a parallel pfgm-prep
+ * uses on its part). IDX: pfgm_idx_stream_open reads and checks the header as pfgm_idx_read
+ * does (same errors) and fills header->ndim, dims, size (header->data stays NULL);
+ * pfgm_idx_stream_read reads data bytes [offset, offset + n) moving forward only (a
+ * gzipped file is decompressed, not held, up to there; offset below the bytes already read
+ * is PFGM_ERR_INVALID_ARG; a file that ends early is "truncated" PFGM_ERR_FORMAT);
+ * pfgm_idx_stream_check_end makes sure the file holds exactly the declared data ("truncated"
+ * / "trailing bytes" as pfgm_idx_read). */
+typedef struct pfgm_idx_stream pfgm_idx_stream;
+pfgm_status pfgm_idx_stream_open(const char *path, uint32_t magic, pfgm_idx *header,
+                                 pfgm_idx_stream **out);
+pfgm_status pfgm_idx_stream_read(pfgm_idx_stream *s, int64_t offset, uint8_t *buf, int64_t n);
+pfgm_status pfgm_idx_stream_check_end(pfgm_idx_stream *s);
+void pfgm_idx_stream_close(pfgm_idx_stream *s);
+
+/* CIFAR-10 by record: pfgm_cifar10_open opens the five batches and checks their sizes as
+ * pfgm_cifar10_read does (*count: records in all); pfgm_cifar10_record reads record i
+ * (0 <= i < count, batches in order) with pread: image [3, 32, 32], label 0..9 (else
+ * PFGM_ERR_FORMAT "record k has label L"). */
+typedef struct pfgm_cifar10_files pfgm_cifar10_files;
+pfgm_status pfgm_cifar10_open(const char *dir, pfgm_cifar10_files **out, int64_t *count);
+pfgm_status pfgm_cifar10_record(const pfgm_cifar10_files *f, int64_t i, uint8_t *image,
+                                int32_t *label);
+void pfgm_cifar10_close(pfgm_cifar10_files *f);
+
 /* ---- converters ---------------------------------------------------------------------- */
 
 /* Progress of a conversion: `done` of `total` images written. A non-zero return asks the

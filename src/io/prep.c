@@ -83,12 +83,76 @@ static pfgm_status memory_get(void *ctx, int64_t i, uint8_t *image, int32_t *lab
     return PFGM_OK;
 }
 
+/* ---- record-streaming sources (parallel runs: each rank reads only its part) ---------- */
+
+typedef struct idx_stream_source {
+    pfgm_idx_stream *im, *lb; /* lb NULL without labels */
+    int64_t n, dim;
+} idx_stream_source;
+
+static pfgm_status idx_stream_get(void *ctx, int64_t i, uint8_t *image, int32_t *label) {
+    idx_stream_source *s = ctx;
+    PFGM_TRY(pfgm_idx_stream_read(s->im, i * s->dim, image, s->dim));
+    *label = -1;
+    if (s->lb) {
+        uint8_t l;
+        PFGM_TRY(pfgm_idx_stream_read(s->lb, i, &l, 1));
+        *label = l;
+    }
+    return PFGM_OK;
+}
+
+/* The rank whose part ends the input checks that both files end where their headers say. */
+static pfgm_status idx_stream_finish(void *ctx, int64_t lo, int64_t hi) {
+    idx_stream_source *s = ctx;
+    (void)lo;
+    if (hi != s->n) return PFGM_OK;
+    PFGM_TRY(pfgm_idx_stream_check_end(s->im));
+    return s->lb ? pfgm_idx_stream_check_end(s->lb) : PFGM_OK;
+}
+
+static pfgm_status prep_idx_parallel(const char *images_path, const char *labels_path,
+                                     const char *out, const char *source,
+                                     const pfgm_prep_options *opt) {
+    idx_stream_source ss = {0};
+    pfgm_idx hi = {0}, hl = {0};
+    pfgm_status st = pfgm_idx_stream_open(images_path, PFGM_IDX_MAGIC_IMAGES, &hi, &ss.im);
+    if (st == PFGM_OK && labels_path) {
+        st = pfgm_idx_stream_open(labels_path, PFGM_IDX_MAGIC_LABELS, &hl, &ss.lb);
+        if (st == PFGM_OK && hl.dims[0] != hi.dims[0])
+            st = pfgm_error(PFGM_ERR_FORMAT, "%s: %lld labels for the %lld images of %s",
+                            labels_path, (long long)hl.dims[0], (long long)hi.dims[0],
+                            images_path);
+    }
+    if ((st = prep_agree(opt->comm, st)) == PFGM_OK) {
+        ss.n = hi.dims[0];
+        ss.dim = hi.dims[1] * hi.dims[2];
+        prep_source src = {.n = ss.n, .C = 1, .H = hi.dims[1], .W = hi.dims[2],
+                           .has_labels = labels_path != NULL, .get = idx_stream_get,
+                           .finish = idx_stream_finish, .ctx = &ss};
+        st = write_shuffled(&src, out, source, opt);
+    }
+    pfgm_idx_stream_close(ss.im);
+    pfgm_idx_stream_close(ss.lb);
+    return st;
+}
+
+static pfgm_status cifar_record_get(void *ctx, int64_t i, uint8_t *image, int32_t *label) {
+    return pfgm_cifar10_record(ctx, i, image, label);
+}
+
 pfgm_status pfgm_prep_idx(const char *images_path, const char *labels_path, const char *out,
                           const pfgm_prep_options *opt) {
     pfgm_status st;
     pfgm_idx im = {0}, lb = {0};
     PFGM_TRY(check_options(out, opt));
     if (!images_path) return pfgm_error(PFGM_ERR_INVALID_ARG, "no IDX images file given (--images)");
+    if (is_parallel(opt)) {
+        char source[1024];
+        snprintf(source, sizeof source, "idx: images %s%s%s", images_path,
+                 labels_path ? ", labels " : "", labels_path ? labels_path : "");
+        return prep_idx_parallel(images_path, labels_path, out, source, opt);
+    }
     PFGM_TRY_GOTO(pfgm_idx_read(images_path, PFGM_IDX_MAGIC_IMAGES, &im), done);
     if (labels_path) {
         PFGM_TRY_GOTO(pfgm_idx_read(labels_path, PFGM_IDX_MAGIC_LABELS, &lb), done);
@@ -119,6 +183,19 @@ pfgm_status pfgm_prep_cifar10(const char *dir, const char *out, const pfgm_prep_
     int32_t *labels = NULL;
     PFGM_TRY(check_options(out, opt));
     if (!dir) return pfgm_error(PFGM_ERR_INVALID_ARG, "no CIFAR-10 folder given (--input)");
+    if (is_parallel(opt)) {
+        pfgm_cifar10_files *files = NULL;
+        pfgm_status st = prep_agree(opt->comm, pfgm_cifar10_open(dir, &files, &n));
+        if (st == PFGM_OK) {
+            prep_source src = {.n = n, .C = 3, .H = 32, .W = 32, .has_labels = 1,
+                               .get = cifar_record_get, .ctx = files};
+            char source[1024];
+            snprintf(source, sizeof source, "cifar10: %s/data_batch_{1..5}.bin", dir);
+            st = write_shuffled(&src, out, source, opt);
+        }
+        pfgm_cifar10_close(files);
+        return st;
+    }
     PFGM_TRY(pfgm_cifar10_read(dir, &n, &images, &labels));
     memory_source ms = {.images = images, .labels = labels, .dim = 3 * 32 * 32};
     prep_source src = {.n = n, .C = 3, .H = 32, .W = 32, .has_labels = 1, .get = memory_get,

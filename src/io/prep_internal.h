@@ -15,6 +15,10 @@ typedef struct prep_source {
     int has_labels;
     /* Writes image i ([C, H, W] uint8) and its label. */
     pfgm_status (*get)(void *ctx, int64_t i, uint8_t *image, int32_t *label);
+    /* Optional (parallel runs): called by each rank after its part [lo, hi) was read
+     * without error, for the checks a streaming reader can only make at the end (the IDX
+     * file's exact length, by the rank whose part ends the file). NULL: none. */
+    pfgm_status (*finish)(void *ctx, int64_t lo, int64_t hi);
     void *ctx;
 } prep_source;
 

@@ -99,6 +99,7 @@ static pfgm_status write_part(const prep_source *src, const char *path, int64_t 
             goto done;
         }
     }
+    if (src->finish) st = src->finish(src->ctx, lo, hi);
 done:
     if (fd >= 0 && close(fd) != 0 && st == PFGM_OK)
         st = pfgm_error(PFGM_ERR_IO, "%s: close failed: %s", path, strerror(errno));

@@ -4,9 +4,11 @@
  *   a folder of 200 small images, PNG and JPEG mixed (some .jpg names hold PNG data and the
  *   reverse, gray and colour, several sizes), default pipeline, and with --limit 37,
  *   --resize bicubic, --pipeline lsun;
- *   an IDX file with labels (every rank part of the records).
- * And the error path: a truncated JPEG that only the last rank decodes, and a text file in
- * the last rank's part, make every rank exit 3 with one "pfgm-prep: <file>: ..." line, and
+ *   an IDX file with gzipped labels, whole and with --limit, and CIFAR-10 batches (each rank
+ *   streams its part of the records);
+ * And the error path: a truncated JPEG that only the last rank decodes, a text file in the
+ * last rank's part, and an IDX file cut short (seen only by the rank whose part ends it)
+ * make every rank exit 3 with one "pfgm-prep: <file>: ..." line, and
  * leave nothing in the output's folder (no output, no temporary, no part file). A
  * successful run leaves only the output there. Labels e2e mpi (tests/prep_parallel.cmake). */
 #include <setjmp.h>
@@ -191,6 +193,50 @@ static void t_folder_identical(void **state) {
     folder_case(f, "lsun", lsun, N_IMAGES);
 }
 
+/* Runs head + --out outdir/<tag>_<r>.h5 on 1, 2 and 3 ranks and compares the files. */
+static void records_case(fixture *f, const char *tag, const char *const *head) {
+    char out[3][400];
+    for (int r = 1; r <= 3; ++r) {
+        snprintf(out[r - 1], sizeof out[r - 1], "%s/%s_%d.h5", f->outdir, tag, r);
+        const char *args[16];
+        int n = 0;
+        for (int i = 0; head[i]; ++i) args[n++] = head[i];
+        args[n++] = "--out";
+        args[n++] = out[r - 1];
+        args[n] = NULL;
+        const int rc = run_prep(f, r, args);
+        if (rc != 0) fail_msg("%s on %d rank(s): exit %d: %s", tag, r, rc, f->err);
+    }
+    expect_same(out[0], out[1]);
+    expect_same(out[0], out[2]);
+    assert_int_equal(count_entries(f->outdir), 3);
+    for (int r = 0; r < 3; ++r) remove(out[r]);
+    printf("  %-8s 1, 2, 3 ranks: identical, labels included\n", tag);
+}
+
+/* CIFAR-10: five small batches of 7, 3, 5, 1, 4 records (labels 0..9). */
+static void t_cifar_identical(void **state) {
+    fixture *f = *state;
+    char dir[400];
+    fx_join(dir, sizeof dir, f->dir, "cifar");
+    mkdir(dir, 0755);
+    const int per[5] = {7, 3, 5, 1, 4};
+    int k = 0;
+    for (int b = 0; b < 5; ++b) {
+        uint8_t *buf = malloc((size_t)per[b] * 3073);
+        for (int i = 0; i < per[b]; ++i, ++k) {
+            buf[(size_t)i * 3073] = (uint8_t)(k % 10);
+            for (int p = 0; p < 3072; ++p) buf[(size_t)i * 3073 + 1 + (size_t)p] = fx_pixel(k, p / 1024, (p / 32) % 32, p % 32);
+        }
+        char p[500];
+        snprintf(p, sizeof p, "%s/data_batch_%d.bin", dir, b + 1);
+        fx_write_bytes(p, buf, (size_t)per[b] * 3073);
+        free(buf);
+    }
+    const char *head[] = {"cifar10", "--input", dir, "--seed", "3", NULL};
+    records_case(f, "cifar10", head);
+}
+
 static void t_idx_identical(void **state) {
     fixture *f = *state;
     enum { N = 101, S = 6 };
@@ -199,26 +245,29 @@ static void t_idx_identical(void **state) {
         lab[i] = (uint8_t)(i % 10);
         for (int p = 0; p < S * S; ++p) img[i * S * S + p] = fx_pixel(i, 0, p / S, p % S);
     }
-    char ip[400], lp[400], o1[400], o2[400], o3[400];
+    char ip[400], lp[400];
     fx_join(ip, sizeof ip, f->dir, "img.idx");
     fx_join(lp, sizeof lp, f->dir, "lab.idx.gz");
     const uint32_t di[3] = {N, S, S}, dl[1] = {N};
     fx_write_idx(ip, PFGM_IDX_MAGIC_IMAGES, 3, di, img, (size_t)N * S * S, 0);
     fx_write_idx(lp, PFGM_IDX_MAGIC_LABELS, 1, dl, lab, N, 1);
     free(img);
-    char *outs[3] = {o1, o2, o3};
-    for (int r = 1; r <= 3; ++r) {
-        snprintf(outs[r - 1], 400, "%s/idx_%d.h5", f->outdir, r);
-        const char *args[] = {"idx", "--images", ip, "--labels", lp, "--out", outs[r - 1], NULL};
-        const int rc = run_prep(f, r, args);
-        if (rc != 0) fail_msg("idx on %d rank(s): exit %d: %s", r, rc, f->err);
+    const char *head[] = {"idx", "--images", ip, "--labels", lp, "--limit", "60", NULL};
+    records_case(f, "idx", head);
+    const char *whole[] = {"idx", "--images", ip, "--labels", lp, NULL};
+    records_case(f, "idx-all", whole);
+
+    /* a truncated images file: only the rank whose part ends the file reads that far */
+    fx_truncate(ip, 16 + (off_t)(N - 1) * S * S);
+    char out[400];
+    snprintf(out, sizeof out, "%s/idx_bad.h5", f->outdir);
+    const char *bad[] = {"idx", "--images", ip, "--labels", lp, "--limit", "5", "--out", out, NULL};
+    for (int r = 2; r <= 3; ++r) {
+        assert_int_equal(run_prep(f, r, bad), 3);
+        const char *l = strstr(f->err, "pfgm-prep: ");
+        if (!l || !strstr(l, ip) || !strstr(l, "truncated")) fail_msg("stderr: '%s'", f->err);
+        assert_int_equal(count_entries(f->outdir), 0);
     }
-    expect_same(o1, o2);
-    expect_same(o1, o3);
-    assert_int_equal(count_entries(f->outdir), 3);
-    remove(o1);
-    remove(o2);
-    remove(o3);
 }
 
 /* stderr holds "pfgm-prep: <needle1>...<needle2>" (the launcher may add its own lines). */
@@ -267,6 +316,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(t_folder_identical),
         cmocka_unit_test(t_idx_identical),
+        cmocka_unit_test(t_cifar_identical),
         cmocka_unit_test(t_errors_on_one_rank),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
