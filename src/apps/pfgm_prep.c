@@ -72,8 +72,9 @@ static double seconds_since(const struct timespec *t0) {
 static int on_progress(void *ctx, int64_t done, int64_t total) {
     progress_state *p = ctx;
     if (p->enabled) {
-        if (!p->started) {
+        if (!p->started || done == 1) { /* a parallel run counts its part, then the writing */
             p->started = 1;
+            p->last_shown = 0.0;
             clock_gettime(CLOCK_MONOTONIC, &p->t1);
         }
         double t = seconds_since(&p->t1);
