@@ -50,7 +50,9 @@ int pfgm_jpeg_signature(const unsigned char *bytes, size_t n);
  * EXIF orientation is not applied (neither PIL's open nor TF's decode_jpeg applies it).
  * libjpeg's errors never end the process (setjmp/longjmp error manager), and its warnings
  * that mean missing or invented pixels (premature end of file, a damaged entropy-coded
- * segment) count as errors; the warning about stray bytes before a marker is ignored.
+ * segment or restart sequence, bad Huffman/arithmetic codes, inconsistent scans) count as
+ * errors; the others (stray bytes before a marker, unknown JFIF revision or Adobe
+ * transform code, a bad ICC marker) are ignored, as PIL ignores them.
  * On success img->pixels is malloc'ed; free with pfgm_image_free.
  * Errors: PFGM_ERR_IO (missing/unreadable), PFGM_ERR_FORMAT ("not a JPEG file" without the
  * SOI marker; "corrupt JPEG: <libjpeg's reason>" for a damaged or truncated file),

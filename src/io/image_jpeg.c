@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jpeglib.h> /* before jerror.h: its jconfig.h decides which messages exist */
 #include <jerror.h>
-#include <jpeglib.h>
 
 #include "pfgm/image.h"
 
@@ -28,14 +28,28 @@ static void on_jpeg_error(j_common_ptr cinfo) {
     longjmp(ctx->jump, 1);
 }
 
-/* libjpeg calls this with level -1 for warnings and >= 0 for trace messages. A warning
- * that means decoded pixels are missing or invented is turned into an error; the one
- * warning about stray bytes between markers (JWRN_EXTRANEOUS_DATA) leaves the image
- * complete and is ignored, as PIL ignores it. Trace messages are dropped. */
+/* libjpeg calls this with level -1 for warnings and >= 0 for trace messages. The warnings
+ * after which decoded pixels are missing or invented (libjpeg then fills in grey or skips
+ * data) become errors: end of file inside the image, a damaged entropy-coded segment or
+ * restart sequence, bad Huffman/arithmetic codes, inconsistent scan parameters. The others
+ * leave the pixels as encoded and are ignored, as PIL ignores them: stray bytes before a
+ * marker, an unknown JFIF revision or Adobe transform code, a damaged ICC marker (no
+ * profile is used). Trace messages are dropped. */
 static void on_jpeg_message(j_common_ptr cinfo, int level) {
     if (level >= 0) return;
-    if (cinfo->err->msg_code == JWRN_EXTRANEOUS_DATA) return;
-    on_jpeg_error(cinfo);
+    switch (cinfo->err->msg_code) {
+    case JWRN_JPEG_EOF:
+    case JWRN_HIT_MARKER:
+    case JWRN_MUST_RESYNC:
+    case JWRN_HUFF_BAD_CODE:
+    case JWRN_ARITH_BAD_CODE:
+    case JWRN_NOT_SEQUENTIAL:
+    case JWRN_BOGUS_PROGRESSION:
+        on_jpeg_error(cinfo);
+        break;
+    default:
+        break;
+    }
 }
 
 int pfgm_jpeg_signature(const unsigned char *bytes, size_t n) {

@@ -387,20 +387,18 @@ pfgm_status pfgm_prep_folder(const char *dir, int64_t size, int64_t crop, int ch
     PFGM_TRY(folder_prepare(dir, &fs, opt, counts));
     prep_source src = {.n = fs.n, .C = channels, .H = size, .W = size, .has_labels = 0,
                        .get = folder_get, .ctx = &fs};
-    char source[1024];
-    char how[160];
+    char source[1024], how[200], cropdesc[32];
+    if (crop > 0)
+        snprintf(cropdesc, sizeof cropdesc, "%lld", (long long)crop);
+    else
+        snprintf(cropdesc, sizeof cropdesc, "largest square");
     if (opt->pipeline == PFGM_PREP_LSUN)
         snprintf(how, sizeof how, "the authors' LSUN pipeline to %lldx%lld (%s)", (long long)size,
                  (long long)size,
                  size == 128 ? "resize_small antialiased bilinear + central_crop"
                              : "central square + antialiased bicubic, truncated");
     else
-        snprintf(how, sizeof how, "center crop %s, resize to %lldx%lld (%s)",
-                 crop > 0 ? "" : "largest square", (long long)size, (long long)size,
-                 opt->resize == PFGM_PREP_BICUBIC ? "antialiased bicubic, TensorFlow's"
-                                                  : "antialiased bilinear");
-    if (opt->pipeline != PFGM_PREP_LSUN && crop > 0)
-        snprintf(how, sizeof how, "center crop %lld, resize to %lldx%lld (%s)", (long long)crop,
+        snprintf(how, sizeof how, "center crop %s, resize to %lldx%lld (%s)", cropdesc,
                  (long long)size, (long long)size,
                  opt->resize == PFGM_PREP_BICUBIC ? "antialiased bicubic, TensorFlow's"
                                                   : "antialiased bilinear");

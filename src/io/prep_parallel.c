@@ -24,16 +24,23 @@
 #include "util/check.h"
 
 int64_t prep_part_start(int64_t n, int rank, int world) {
-    /* floor(r n / W) without overflow for any n < 2^32 and W < 2^31 */
-    return (int64_t)(((__int128)n * rank) / world);
+    /* floor(r n / W) = r floor(n / W) + floor(r (n mod W) / W), no product above 2^62 */
+    const int64_t q = n / world, rem = n % world;
+    return rank * q + ((int64_t)rank * rem) / world;
 }
 
-/* The rank whose part holds source index s: the largest q with start(q) <= s. */
+/* The rank whose part holds source index s: the largest q with start(q) <= s (binary
+ * search; starts are non-decreasing in q). */
 static int part_owner(int64_t n, int world, int64_t s) {
-    int q = (int)(((__int128)s * world) / n);
-    while (q + 1 < world && prep_part_start(n, q + 1, world) <= s) ++q;
-    while (q > 0 && prep_part_start(n, q, world) > s) --q;
-    return q;
+    int lo = 0, hi = world - 1;
+    while (lo < hi) {
+        const int mid = lo + (hi - lo + 1) / 2;
+        if (prep_part_start(n, mid, world) <= s)
+            lo = mid;
+        else
+            hi = mid - 1;
+    }
+    return lo;
 }
 
 pfgm_status prep_agree(pfgm_comm *comm, pfgm_status st) {

@@ -146,7 +146,7 @@ static void expect_corrupt(const char *path) {
 }
 
 /* Truncation (libjpeg would warn and fill the rest with grey), a file cut inside the
- * headers, and a damaged frame header are errors naming the file; the process lives on
+ * headers, a damaged frame header and a marker inside the scan data are errors naming the file; the process lives on
  * (libjpeg's default error_exit would have ended it). */
 static void t_corrupt(void **state) {
     fixture *f = *state;
@@ -186,6 +186,24 @@ static void t_corrupt(void **state) {
     assert_true(sof > 0);
     buf[sof + 9] = 0; /* FF C0, length(2), precision(1), height(2), width(2), components */
     fx_join(p, sizeof p, f->dir, "bad_sof.jpg");
+    fx_write_bytes(p, buf, n);
+    expect_corrupt(p);
+    buf[sof + 9] = 3;
+
+    /* an EOI marker planted inside the entropy-coded data: libjpeg would warn "premature
+     * end of data segment" and fill the rest of the image with grey */
+    size_t sos = 0;
+    for (size_t i = 2; i + 4 < n; ++i)
+        if (buf[i] == 0xff && buf[i + 1] == 0xda) {
+            sos = i;
+            break;
+        }
+    assert_true(sos > 0);
+    const size_t data = sos + 2 + ((size_t)buf[sos + 2] << 8 | buf[sos + 3]);
+    assert_true(data + 40 < n);
+    buf[data + 30] = 0xff;
+    buf[data + 31] = 0xd9;
+    fx_join(p, sizeof p, f->dir, "eoi_in_scan.jpg");
     fx_write_bytes(p, buf, n);
     expect_corrupt(p);
     pfgm_image im;
