@@ -40,7 +40,8 @@ int pfgm_jpeg_signature(const unsigned char *bytes, size_t n);
 
 /* Decodes the JPEG file `path` (baseline or progressive, as libjpeg-turbo reads them) to
  * 8 bits per sample with `channels` = 1 (gray) or 3 (RGB), with libjpeg's default decoder
- * settings (accurate integer IDCT, fancy upsampling: what PIL uses):
+ * settings (accurate integer IDCT, fancy upsampling: what PIL uses; TensorFlow's
+ * decode_jpeg differs only in its fast IDCT, see pfgm_jpeg_read_idct):
  *   gray JPEG    -> gray, or replicated to RGB (libjpeg's conversion);
  *   YCbCr / RGB  -> RGB, or gray = the Y (luma, 0.299 R + 0.587 G + 0.114 B) plane;
  *   CMYK / YCCK  -> RGB = (255 - C)(255 - K) / 255 per channel, rounded (no colour profile;
@@ -59,6 +60,16 @@ int pfgm_jpeg_signature(const unsigned char *bytes, size_t n);
  * PFGM_ERR_INVALID_ARG (channels not 1 or 3). */
 pfgm_status pfgm_jpeg_read(const char *path, int channels, pfgm_image *img);
 
+/* libjpeg's inverse DCTs: ACCURATE (JDCT_ISLOW, libjpeg's and PIL's default) and FAST
+ * (JDCT_IFAST: TensorFlow's decode_jpeg default, so what tensorflow_datasets fed the
+ * authors' TF pipelines; up to a few levels from ACCURATE, measured 4 on the test
+ * fixtures). */
+typedef enum pfgm_jpeg_idct { PFGM_JPEG_IDCT_ACCURATE = 0, PFGM_JPEG_IDCT_FAST = 1 } pfgm_jpeg_idct;
+
+/* pfgm_jpeg_read with the inverse DCT chosen (same output and errors otherwise). */
+pfgm_status pfgm_jpeg_read_idct(const char *path, int channels, pfgm_jpeg_idct idct,
+                                pfgm_image *img);
+
 /* The image formats pfgm_image_read knows, told apart by their first bytes. */
 typedef enum pfgm_image_kind { PFGM_IMAGE_UNKNOWN = 0, PFGM_IMAGE_PNG, PFGM_IMAGE_JPEG } pfgm_image_kind;
 
@@ -72,6 +83,9 @@ pfgm_status pfgm_image_sniff(const char *path, pfgm_image_kind *kind);
 
 /* pfgm_png_read or pfgm_jpeg_read, as pfgm_image_sniff finds; same output and errors. */
 pfgm_status pfgm_image_read(const char *path, int channels, pfgm_image *img);
+/* The same with JPEGs decoded with the given inverse DCT (PNGs are unaffected). */
+pfgm_status pfgm_image_read_idct(const char *path, int channels, pfgm_jpeg_idct idct,
+                                 pfgm_image *img);
 
 /* Encodes pixels [height, width, channels] (channels 1 = gray, 3 = RGB, 8 bits) to the PNG
  * file `path`, written to `<path>.tmp.<pid>` and renamed when complete.

@@ -130,11 +130,12 @@ pfgm_status pfgm_prep_cifar10(const char *dir, const char *out, const pfgm_prep_
 /* Folder of PNG and JPEG images -> /images uint8 [N, channels, size, size], no labels.
  * The folder's regular files (names starting with '.' skipped, sorted by name) must all be
  * PNG or JPEG files, told apart by their first bytes (pfgm_image_sniff); each is decoded
- * (pfgm_image_read) and then, by opt->pipeline:
+ * (pfgm_image_read_idct) and then, by opt->pipeline:
  *   PFGM_PREP_CENTER: center-cropped to crop x crop (crop <= 0: the largest centered
  *     square, min(width, height)) and resized to size x size with opt->resize
  *     (pfgm_image_crop_resize, PIL bilinear; or pfgm_image_crop_resize_bicubic, TF bicubic);
- *   PFGM_PREP_LSUN: pfgm_image_lsun (crop must be <= 0).
+ *   PFGM_PREP_LSUN: pfgm_image_lsun (crop must be <= 0), JPEGs decoded with the fast IDCT
+ *     (PFGM_JPEG_IDCT_FAST, TensorFlow's default, as the authors' input was decoded).
  * Errors also: PFGM_ERR_FORMAT for "empty folder" (no files), "not a PNG or JPEG file"
  * naming the file, a corrupt PNG or JPEG, an image smaller than the crop, or a crop (LSUN:
  * a short side) smaller than `size` (the converter never upsamples); PFGM_ERR_INVALID_ARG

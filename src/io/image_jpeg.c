@@ -58,6 +58,11 @@ int pfgm_jpeg_signature(const unsigned char *bytes, size_t n) {
 }
 
 pfgm_status pfgm_jpeg_read(const char *path, int channels, pfgm_image *img) {
+    return pfgm_jpeg_read_idct(path, channels, PFGM_JPEG_IDCT_ACCURATE, img);
+}
+
+pfgm_status pfgm_jpeg_read_idct(const char *path, int channels, pfgm_jpeg_idct idct,
+                                pfgm_image *img) {
     memset(img, 0, sizeof *img);
     if (channels != 1 && channels != 3)
         return pfgm_error(PFGM_ERR_INVALID_ARG, "%s: cannot decode to %d channels (1 or 3)", path,
@@ -99,6 +104,7 @@ pfgm_status pfgm_jpeg_read(const char *path, int channels, pfgm_image *img) {
         cinfo.out_color_space = JCS_CMYK;
     else
         cinfo.out_color_space = channels == 1 ? JCS_GRAYSCALE : JCS_RGB;
+    cinfo.dct_method = idct == PFGM_JPEG_IDCT_FAST ? JDCT_IFAST : JDCT_ISLOW;
     jpeg_start_decompress(&cinfo);
     const size_t width = cinfo.output_width, height = cinfo.output_height;
     if ((int)cinfo.output_components != (cmyk ? 4 : channels)) {

@@ -34,10 +34,15 @@ pfgm_status pfgm_image_sniff(const char *path, pfgm_image_kind *kind) {
 }
 
 pfgm_status pfgm_image_read(const char *path, int channels, pfgm_image *img) {
+    return pfgm_image_read_idct(path, channels, PFGM_JPEG_IDCT_ACCURATE, img);
+}
+
+pfgm_status pfgm_image_read_idct(const char *path, int channels, pfgm_jpeg_idct idct,
+                                 pfgm_image *img) {
     pfgm_image_kind kind;
     memset(img, 0, sizeof *img);
     pfgm_status st = pfgm_image_sniff(path, &kind);
     if (st != PFGM_OK) return st;
     return kind == PFGM_IMAGE_PNG ? pfgm_png_read(path, channels, img)
-                                  : pfgm_jpeg_read(path, channels, img);
+                                  : pfgm_jpeg_read_idct(path, channels, idct, img);
 }

@@ -303,7 +303,11 @@ static pfgm_status folder_get(void *ctx, int64_t i, uint8_t *image, int32_t *lab
     const char *path = fs->files[i];
     pfgm_image img;
     *label = -1;
-    PFGM_TRY(pfgm_image_read(path, fs->channels, &img));
+    /* the LSUN pipeline decodes JPEGs as the authors' tensorflow_datasets input did */
+    PFGM_TRY(pfgm_image_read_idct(path, fs->channels,
+                                  fs->pipeline == PFGM_PREP_LSUN ? PFGM_JPEG_IDCT_FAST
+                                                                 : PFGM_JPEG_IDCT_ACCURATE,
+                                  &img));
     const int64_t side = img.width < img.height ? img.width : img.height;
     const int64_t crop = fs->crop > 0 ? fs->crop : side;
     pfgm_status st = PFGM_OK;
@@ -393,7 +397,8 @@ pfgm_status pfgm_prep_folder(const char *dir, int64_t size, int64_t crop, int ch
     else
         snprintf(cropdesc, sizeof cropdesc, "largest square");
     if (opt->pipeline == PFGM_PREP_LSUN)
-        snprintf(how, sizeof how, "the authors' LSUN pipeline to %lldx%lld (%s)", (long long)size,
+        snprintf(how, sizeof how, "the authors' LSUN pipeline to %lldx%lld (JPEG fast IDCT as "
+                 "TensorFlow; %s)", (long long)size,
                  (long long)size,
                  size == 128 ? "resize_small antialiased bilinear + central_crop"
                              : "central square + antialiased bicubic, truncated");

@@ -23,6 +23,9 @@ accurate integer IDCT and fancy upsampling, as pfgm_jpeg_read does):
   rgb420 (4:2:0, quality 90), rgb444_progressive (4:4:4, progressive), gray, cmyk (PIL writes
   Adobe-inverted CMYK; the PNG is PIL's convert("RGB")), and rgb420_as_gray.png =
   PIL's convert("L") of rgb420.jpg's RGB decode.
+  <name>_tf.png for rgb420, rgb444_progressive, gray: TensorFlow's tf.io.decode_jpeg with its
+  default settings, which use libjpeg's fast integer IDCT (what tensorflow_datasets decodes
+  the authors' LSUN JPEGs with); it differs from the accurate IDCT by a few levels.
 """
 import os
 
@@ -118,6 +121,9 @@ def write_jpegs():
         im.convert("RGB").convert("L").save(os.path.join(OUT, "rgb420_as_gray.png"))
     with Image.open(os.path.join(OUT, "cmyk.jpg")) as im:
         assert im.mode == "CMYK"
+    for name, ch in (("rgb420", 3), ("rgb444_progressive", 3), ("gray", 1)):
+        px = tf.io.decode_jpeg(tf.io.read_file(os.path.join(OUT, name + ".jpg")), channels=ch).numpy()
+        Image.fromarray(px[:, :, 0] if ch == 1 else px).save(os.path.join(OUT, name + "_tf.png"))
 
 
 def main():

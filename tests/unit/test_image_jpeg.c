@@ -2,7 +2,8 @@
  * (pfgm_image_read): the fixtures of tests/fixtures/images (JPEGs written by PIL and PIL's
  * own decode of each as a PNG; tests/scripts/make_image_fixtures.py) decode to exactly PIL's
  * pixels (both use libjpeg-turbo's accurate integer IDCT and fancy upsampling) for 4:2:0,
- * progressive 4:4:4, gray and Adobe CMYK; gray output of a colour JPEG is the luma plane,
+ * progressive 4:4:4, gray and Adobe CMYK, and with the fast IDCT exactly TensorFlow's
+ * decode_jpeg pixels (its default); gray output of a colour JPEG is the luma plane,
  * within 1 level of PIL's convert("L"); an image written by libjpeg's encoder at quality 100
  * comes back within a few levels; the reader goes by content, not by the name; truncated
  * and damaged files are one-line errors naming the file, and the process goes on. */
@@ -43,12 +44,13 @@ static void fixture_file(const fixture *f, const char *name, char *buf, size_t c
 
 /* Decodes name.jpg with `channels` and compares with png (decoded with the same channels):
  * returns the largest absolute difference. */
-static int max_diff(const fixture *f, const char *jpg, const char *png, int channels) {
+static int max_diff_idct(const fixture *f, const char *jpg, const char *png, int channels,
+                         pfgm_jpeg_idct idct) {
     char pj[1200], pp[1200];
     fixture_file(f, jpg, pj, sizeof pj);
     fixture_file(f, png, pp, sizeof pp);
     pfgm_image a, b;
-    if (pfgm_jpeg_read(pj, channels, &a) != PFGM_OK) fail_msg("%s", pfgm_error_message());
+    if (pfgm_jpeg_read_idct(pj, channels, idct, &a) != PFGM_OK) fail_msg("%s", pfgm_error_message());
     assert_int_equal(pfgm_png_read(pp, channels, &b), PFGM_OK);
     assert_int_equal(a.width, b.width);
     assert_int_equal(a.height, b.height);
@@ -63,6 +65,10 @@ static int max_diff(const fixture *f, const char *jpg, const char *png, int chan
     return worst;
 }
 
+static int max_diff(const fixture *f, const char *jpg, const char *png, int channels) {
+    return max_diff_idct(f, jpg, png, channels, PFGM_JPEG_IDCT_ACCURATE);
+}
+
 static void t_matches_pil(void **state) {
     fixture *f = *state;
     assert_int_equal(max_diff(f, "rgb420.jpg", "rgb420.png", 3), 0);
@@ -75,6 +81,23 @@ static void t_matches_pil(void **state) {
     const int d = max_diff(f, "rgb420.jpg", "rgb420_as_gray.png", 1);
     printf("  rgb420.jpg as gray: max difference from PIL's convert(\"L\"): %d\n", d);
     assert_in_range(d, 0, 1);
+}
+
+/* The fast IDCT gives exactly TensorFlow's decode_jpeg (default settings) pixels, which
+ * differ from the accurate IDCT's (so the comparison can tell them apart). */
+static void t_matches_tf_fast(void **state) {
+    fixture *f = *state;
+    static const char *names[3][2] = {{"rgb420.jpg", "rgb420_tf.png"},
+                                      {"rgb444_progressive.jpg", "rgb444_progressive_tf.png"},
+                                      {"gray.jpg", "gray_tf.png"}};
+    for (int k = 0; k < 3; ++k) {
+        const int ch = k == 2 ? 1 : 3;
+        assert_int_equal(max_diff_idct(f, names[k][0], names[k][1], ch, PFGM_JPEG_IDCT_FAST), 0);
+        const int acc = max_diff_idct(f, names[k][0], names[k][1], ch, PFGM_JPEG_IDCT_ACCURATE);
+        printf("  %s: fast IDCT equals TensorFlow's decode; the accurate one is up to %d off\n",
+               names[k][0], acc);
+        assert_true(acc > 0);
+    }
 }
 
 /* libjpeg's encoder at quality 100, 4:4:4: only the DCT quantization loses, a few levels. */
@@ -213,6 +236,7 @@ static void t_corrupt(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(t_matches_pil, setup, teardown),
+        cmocka_unit_test_setup_teardown(t_matches_tf_fast, setup, teardown),
         cmocka_unit_test_setup_teardown(t_roundtrip, setup, teardown),
         cmocka_unit_test_setup_teardown(t_dispatch_by_content, setup, teardown),
         cmocka_unit_test_setup_teardown(t_corrupt, setup, teardown),

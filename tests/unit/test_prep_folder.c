@@ -259,7 +259,8 @@ static void t_folder_convert(void **state) {
 
 /* A mixed folder: three JPEGs (one named .png) and two PNGs (one named .jpg); each
  * pipeline's output image i is that pipeline's function applied to file perm[i] as
- * pfgm_image_read decodes it, and the source attribute counts the formats. */
+ * pfgm_image_read_idct decodes it (the LSUN pipeline with the fast IDCT, as TensorFlow),
+ * and the source attribute counts the formats. */
 static void t_folder_jpeg_pipelines(void **state) {
     fixture *f = *state;
     static const char *names[5] = {"a.jpg", "b.png", "c.png", "d.jpg", "e.jpg"};
@@ -299,7 +300,9 @@ static void t_folder_jpeg_pipelines(void **state) {
             char p[400];
             snprintf(p, sizeof p, "%s/%s", dir, names[perm[i]]);
             pfgm_image im;
-            assert_int_equal(pfgm_image_read(p, 3, &im), PFGM_OK);
+            assert_int_equal(pfgm_image_read_idct(p, 3, mode == 2 ? PFGM_JPEG_IDCT_FAST
+                                                                  : PFGM_JPEG_IDCT_ACCURATE,
+                                                  &im), PFGM_OK);
             const int64_t side = im.width < im.height ? im.width : im.height;
             if (mode == 0)
                 assert_int_equal(pfgm_image_crop_resize(im.pixels, im.width, im.height, 3, side, S, want), PFGM_OK);
