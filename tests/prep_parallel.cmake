@@ -2,8 +2,9 @@
 # alone and under `mpiexec -n 2` / `-n 3` writes byte-identical datasets from a folder of
 # 200 mixed PNG/JPEG images (four option sets) and from IDX with labels; a bad file in one
 # rank's part fails every rank with one line and leaves nothing behind. Labels e2e mpi.
-# About 10.6 s on the 2-core machine with other jobs running (load average 2.4): 20 launcher
-# runs, three of them failing (Open MPI takes about 2 s to wind up a job with a non-zero exit).
+# About 10.6 s on the 2-core machine with other jobs running (load average 2.4): 20 pfgm-prep
+# runs, 13 under the launcher, three of them failing (Open MPI takes about 2 s to wind up a
+# job with a non-zero exit).
 # The test lives in tests/prep/ (not tests/mpi/: it starts the launcher itself, several
 # times, rather than being started by it). The unit tests of the pieces under it
 # (test_image_jpeg, test_resize_tf) are globbed from tests/unit/.
