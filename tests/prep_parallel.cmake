@@ -1,6 +1,6 @@
 # Parallel pfgm-prep (issue 13 §4, docs/data-format.md "Parallel prep"): the pfgm-prep binary
 # alone and under `mpiexec -n 2` / `-n 3` writes byte-identical datasets from a folder of
-# 200 mixed PNG/JPEG images (four option sets) and from IDX with labels; a bad file in one
+# 200 mixed PNG/JPEG images (four option sets) and from IDX and CIFAR-10 with labels; a bad file in one
 # rank's part fails every rank with one line and leaves nothing behind. Labels e2e mpi.
 # About 10.6 s on the 2-core machine with other jobs running (load average 2.4): 20 pfgm-prep
 # runs, 13 under the launcher, three of them failing (Open MPI takes about 2 s to wind up a
