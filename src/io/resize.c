@@ -1,8 +1,10 @@
-/* Center crop and antialiased resize of 8-bit images (include/pfgm/image.h), the geometry
- * pfgm-prep applies to folders of images. The resampling follows PIL's ImagingResample with
- * the bilinear (triangle) filter, which torchvision's Resize uses on PIL images, so a folder
+/* Crops and antialiased resizes of 8-bit images (include/pfgm/image.h), the geometry
+ * pfgm-prep applies to folders of images. Two resamplers: PIL's ImagingResample with the
+ * bilinear (triangle) filter, which torchvision's Resize uses on PIL images, so a folder
  * prepared here matches the authors' CelebA pipeline (CenterCrop 140, Resize 64,
- * PFGM_SPEC.md §1.12) up to PIL's 8-bit fixed-point rounding. */
+ * PFGM_SPEC.md §1.12) up to PIL's 8-bit fixed-point rounding; and TensorFlow's antialiased
+ * scale_and_translate (Keys cubic or triangle), which the authors' LSUN pipeline uses
+ * through tf.image.resize (Poisson_flow datasets.py crop_resize, resize_small). */
 #include <float.h>
 #include <math.h>
 #include <stdlib.h>
