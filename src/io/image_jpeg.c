@@ -90,7 +90,10 @@ pfgm_status pfgm_jpeg_read_idct(const char *path, int channels, pfgm_jpeg_idct i
         free(pixels);
         free(row4);
         fclose(f);
-        return pfgm_error(PFGM_ERR_FORMAT, "%s: corrupt JPEG: %s", path, err.msg);
+        /* libjpeg's data warnings start "Corrupt JPEG data: ", which the prefix already says */
+        static const char lead[] = "Corrupt JPEG data: ";
+        const char *why = strncmp(err.msg, lead, sizeof lead - 1) ? err.msg : err.msg + sizeof lead - 1;
+        return pfgm_error(PFGM_ERR_FORMAT, "%s: corrupt JPEG: %s", path, why);
     }
     jpeg_create_decompress(&cinfo);
     jpeg_stdio_src(&cinfo, f);
