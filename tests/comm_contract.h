@@ -69,4 +69,44 @@ static void comm_contract_allgather_broadcast(pfgm_comm *c) {
     assert_int_equal(c->barrier(c), PFGM_OK);
 }
 
+/* The non-blocking collectives: three started at once, progressed, waited for out of order;
+ * each result equals (bitwise) what the blocking allreduce gives on the same input. */
+static void comm_contract_nonblocking(pfgm_comm *c) {
+    const int W = c->world_size, r = c->rank;
+    enum { n = 1003, k = 257 };
+    float *a = malloc(n * sizeof *a), *ref = malloc(n * sizeof *ref);
+    float *rs = malloc((size_t)W * k * sizeof *rs), *rs_ref = malloc((size_t)W * k * sizeof *rs_ref);
+    double *g = malloc((size_t)W * k * sizeof *g);
+    assert_true(a && ref && rs && rs_ref && g);
+    for (int i = 0; i < n; ++i) a[i] = ref[i] = 0.1f * (float)(r + 1) + 1e-3f * (float)i;
+    for (int i = 0; i < W * k; ++i) rs[i] = rs_ref[i] = (float)(r + 1) / 3.0f + 1e-4f * (float)i;
+    for (int i = 0; i < W * k; ++i) g[i] = i / k == r ? 1000.0 * r + (i % k) : -1.0;
+    assert_int_equal(c->allreduce(c, ref, n, PFGM_F32, PFGM_REDUCE_AVG), PFGM_OK);
+    assert_int_equal(c->allreduce(c, rs_ref, (size_t)W * k, PFGM_F32, PFGM_REDUCE_SUM), PFGM_OK);
+
+    pfgm_comm_req *q1 = NULL, *q2 = NULL, *q3 = NULL;
+    assert_int_equal(c->iallreduce(c, a, n, PFGM_F32, PFGM_REDUCE_AVG, &q1), PFGM_OK);
+    assert_int_equal(c->ireduce_scatter(c, rs, k, PFGM_F32, PFGM_REDUCE_SUM, &q2), PFGM_OK);
+    assert_int_equal(c->iallgather(c, g, k, PFGM_F64, &q3), PFGM_OK);
+    assert_true(q1 && q2 && q3);
+    for (int i = 0; i < 5; ++i) assert_int_equal(c->progress(c), PFGM_OK);
+    assert_int_equal(c->wait(c, q3), PFGM_OK);
+    assert_int_equal(c->wait(c, q1), PFGM_OK);
+    assert_int_equal(c->wait(c, q2), PFGM_OK);
+    assert_memory_equal(a, ref, n * sizeof *a);
+    assert_memory_equal(rs + (size_t)r * k, rs_ref + (size_t)r * k, k * sizeof *rs);
+    for (int i = 0; i < W * k; ++i) assert_float_equal(g[i], 1000.0 * (i / k) + (i % k), 0);
+
+    /* AVG of an integer dtype is refused before anything starts */
+    int32_t iv[2] = {1, 2};
+    pfgm_comm_req *bad = (pfgm_comm_req *)&iv;
+    assert_int_equal(c->iallreduce(c, iv, 2, PFGM_I32, PFGM_REDUCE_AVG, &bad), PFGM_ERR_INVALID_ARG);
+    assert_null(bad);
+    free(a);
+    free(ref);
+    free(rs);
+    free(rs_ref);
+    free(g);
+}
+
 #endif

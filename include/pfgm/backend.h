@@ -255,6 +255,12 @@ struct pfgm_backend {
     /* *out (host) = sum_i x[i]^2 in double. The summation order is fixed by n alone (never
      * by the thread count), so the result is the same bits run to run. */
     pfgm_status (*sumsq)(pfgm_backend *be, int64_t n, const float *x, double *out);
+    /* out[k] (host, ceil(n / block) doubles) = sum of x[i]^2 in double over block k, i in
+     * [k*block, min(n, (k+1)*block)). Each block's summation order is fixed by the block's
+     * length alone, so a block's sum does not depend on where the call starts: the global
+     * gradient norm of sharded optimizer state adds the same block sums in the same order
+     * whichever rank computed them (src/train/grad_sync.c). */
+    pfgm_status (*sumsq_blocks)(pfgm_backend *be, int64_t n, const float *x, int64_t block, double *out);
     /* One torch.optim.Adam step (1-based step >= 1 for the bias correction) in float32:
      * g' = g + wd*p; m = b1*m + (1-b1)*g'; v = b2*v + (1-b2)*g'^2;
      * p -= (lr/(1-b1^step)) * m / (sqrt(v)/sqrt(1-b2^step) + eps). g is not modified. */
@@ -293,6 +299,12 @@ pfgm_status pfgm_backend_create(const char *name, pfgm_backend **out);
 
 /* 1 when pfgm was built with the CUDA backend and a device is visible, else 0. */
 int pfgm_backend_cuda_available(void);
+
+/* The CUDA stream (a cudaStream_t, as void * so that this header names no CUDA type) on
+ * which every op of the CUDA backend be runs, in issue order. The NCCL communicator orders
+ * its non-blocking collectives against it with events (pfgm_comm_nccl_set_backend, comm.h).
+ * NULL when be is NULL or not a CUDA backend, and in a build without CUDA. */
+void *pfgm_backend_cuda_stream(const pfgm_backend *be);
 
 /* Number of visible CUDA devices (0 without CUDA or without a device). A process that sees
  * several devices takes device local_rank % count; one that sees one device (a per-rank

@@ -35,6 +35,10 @@ typedef enum {
 
 typedef struct pfgm_comm pfgm_comm;
 
+/* A started non-blocking collective (iallreduce, ireduce_scatter, iallgather). Owned by the
+ * communicator; the caller passes it to wait() exactly once, which releases it. */
+typedef struct pfgm_comm_req pfgm_comm_req;
+
 struct pfgm_comm {
     const char *name;  /* "single", "mpi", "nccl" */
     int rank;          /* 0 .. world_size-1 */
@@ -52,6 +56,36 @@ struct pfgm_comm {
     /* buf[count] of `root` is copied to every rank. */
     pfgm_status (*broadcast)(pfgm_comm *c, void *buf, size_t count, pfgm_dtype t, int root);
     pfgm_status (*barrier)(pfgm_comm *c);
+
+    /* Non-blocking collectives, for the gradient buckets (src/train/grad_sync.c). Each
+     * starts the collective and returns at once with *req; the buffer must not be read or
+     * written until wait(req) returns. Every rank starts the same collectives in the same
+     * order. A reduction's per-element result equals the blocking allreduce's for the same
+     * count (the same reduction; for AVG on single/mpi the same multiply by 1/world_size after
+     * the sum, on nccl ncclAvg as the blocking call uses). In memory as for the blocking calls (host for single/mpi, device for nccl).
+     *   iallreduce      in place on buf[count], as allreduce.
+     *   ireduce_scatter in place on buf[world_size * count]: on completion block `rank`
+     *                   (buf + rank * count) holds the reduction over ranks of every rank's
+     *                   block `rank`; the other blocks hold unspecified values.
+     *   iallgather      in place on buf[world_size * count]: block `rank` is this rank's
+     *                   contribution; on completion block r holds rank r's block, every r.
+     * Errors: PFGM_ERR_INVALID_ARG (dtype, AVG of an integer dtype, count over the
+     * implementation's limit), PFGM_ERR_MPI/NCCL/CUDA, PFGM_ERR_NOMEM. */
+    pfgm_status (*iallreduce)(pfgm_comm *c, void *buf, size_t count, pfgm_dtype t, pfgm_redop op,
+                              pfgm_comm_req **req);
+    pfgm_status (*ireduce_scatter)(pfgm_comm *c, void *buf, size_t count, pfgm_dtype t, pfgm_redop op,
+                                   pfgm_comm_req **req);
+    pfgm_status (*iallgather)(pfgm_comm *c, void *buf, size_t count, pfgm_dtype t, pfgm_comm_req **req);
+    /* Lets the started collectives advance without blocking: MPI moves a non-blocking
+     * collective only inside MPI calls (no progress thread in Open MPI's default build), so
+     * the step calls this between layers of the backward pass. A no-op where the transport
+     * progresses by itself (NCCL's kernels, one process). Errors: PFGM_ERR_MPI. */
+    pfgm_status (*progress)(pfgm_comm *c);
+    /* Completes req and releases it. single/mpi: the host buffer holds the result on return.
+     * nccl: the backend's compute stream is ordered after the collective (work it issues
+     * later sees the result); the host need not block. Errors: PFGM_ERR_MPI/NCCL (the
+     * request is released either way). */
+    pfgm_status (*wait)(pfgm_comm *c, pfgm_comm_req *req);
     /* Ends the whole job with `code` (MPI_Abort); never returns. Used on a fatal error so
      * that no peer waits forever in a collective. */
     void (*abort)(pfgm_comm *c, int code);
@@ -99,6 +133,17 @@ int pfgm_comm_nccl_available(void);
  * (built without NCCL, no CUDA device), PFGM_ERR_CONFIG (GPU assignment, a bad
  * PFGM_NCCL_TIMEOUT_S), PFGM_ERR_CUDA, PFGM_ERR_NCCL, host's errors, PFGM_ERR_NOMEM. */
 pfgm_status pfgm_comm_nccl_create(pfgm_comm *host, int *device, pfgm_comm **out);
+
+struct pfgm_backend;
+/* NCCL communicator only: names the CUDA backend whose stream writes and reads the buffers of
+ * the non-blocking collectives. A start then records an event on that stream and the
+ * communication stream waits for it (no host sync); wait() polls the collective with the hang
+ * protection above (PFGM_NCCL_TIMEOUT_S counted from wait's entry), then makes that stream wait
+ * for it. Without it (or be NULL): a start waits for all the device's work
+ * (cudaDeviceSynchronize) and wait() returns once the collective completed. Call with no
+ * collective in flight. Errors: PFGM_ERR_INVALID_ARG (c not NCCL, be not CUDA, be on another
+ * device, collectives in flight), PFGM_ERR_UNSUPPORTED (built without NCCL), PFGM_ERR_CUDA. */
+pfgm_status pfgm_comm_nccl_set_backend(pfgm_comm *c, const struct pfgm_backend *be);
 
 /* What the binaries do: the MPI communicator when pfgm_comm_launched_by_mpi(), else the
  * single-process one (so a plain run needs no MPI_Init). Errors: as the constructors. */

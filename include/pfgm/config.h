@@ -23,6 +23,7 @@
 #include "pfgm/backend.h"
 #include "pfgm/ddpmpp.h"
 #include "pfgm/log.h"
+#include "pfgm/optim.h"
 #include "pfgm/status.h"
 
 #ifdef __cplusplus
@@ -58,6 +59,11 @@ typedef struct pfgm_config_data {
     int64_t channels;                   /* C: 1 or 3 */
     bool random_flip;                   /* random horizontal flip in training (§1.12) */
     bool centered;                      /* data scaled to [-1, 1] (§1.12); must be true */
+    int64_t block_images;               /* rows per block of the streaming reader; 0: the
+                                           file's chunk rows (docs/data-format.md) */
+    int64_t shuffle_window;             /* shuffle window in blocks (K) */
+    int64_t cache_mb;                   /* reader cache per rank, MiB (2^20 bytes) */
+    bool prefetch;                      /* read the next batch in a thread while training */
 } pfgm_config_data;
 
 typedef struct pfgm_config_model {
@@ -139,6 +145,8 @@ typedef struct pfgm_config_distributed {
     pfgm_backend_kind backend; /* "cpu" or "cuda" */
     bool allow_tf32;           /* cuBLAS GEMMs may use TF32 inputs (CUDA backend; fp32 on the CPU) */
     bool bf16;                 /* refused when true: bf16 GEMMs/convs are not implemented */
+    double bucket_mb;          /* gradient bucket size in MiB; 0: one all-reduce after backward */
+    int64_t zero;              /* 1: ZeRO-1, optimizer state sharded over ranks; 0: replicated */
 } pfgm_config_distributed;
 
 typedef struct pfgm_config_logging {
@@ -236,6 +244,10 @@ pfgm_status pfgm_config_backend_create(const pfgm_config *cfg, int device, pfgm_
  * too many ch_mult or attn_resolutions entries). Shapes are checked later, by
  * pfgm_ddpmpp_desc_validate. */
 pfgm_status pfgm_ddpmpp_desc_from_config(const pfgm_config *cfg, pfgm_ddpmpp_desc *d);
+
+/* optim.* and model.ema_rate -> the optimizer's hyper-parameters (include/pfgm/optim.h):
+ * the one mapping, used by the training step. Never fails (the reader checked the ranges). */
+void pfgm_optim_hparams_from_config(const pfgm_config *cfg, pfgm_optim_hparams *hp);
 
 /* The YAML name of a solver ("rk45", "forward_euler", "improved_euler"; "?" out of range). */
 const char *pfgm_config_solver_name(pfgm_config_solver s);

@@ -42,6 +42,10 @@ typedef struct pfgm_ddpmpp_desc {
     double fourier_scale;                          /* [model.fourier_scale] */
     int skip_rescale;                              /* [model.skip_rescale] */
     double init_scale;                             /* [model.init_scale]; 0 -> 1e-10 (§3.4) */
+    int64_t param_multiple;  /* not a config key: the trainable prefix of the parameter buffer
+                              * is padded with zeros to a multiple of this many floats (0: no
+                              * padding; else a multiple of 16), set by the training step for
+                              * its gradient buckets and shards (pfgm_step_param_multiple) */
 } pfgm_ddpmpp_desc;
 
 /* TRAIN plans what backward needs; INFER plans a forward only (sampling), whose arena is
@@ -108,6 +112,15 @@ pfgm_status pfgm_ddpmpp_forward(pfgm_ddpmpp *m, int64_t batch, const float *x, c
  * once per step); dx (may be NULL) receives dL/dx. Errors: PFGM_ERR_INVALID_ARG when the
  * model was built for inference or no forward preceded, the backend's errors. */
 pfgm_status pfgm_ddpmpp_backward(pfgm_ddpmpp *m, const float *dnet_x, const float *dnet_z, float *dx);
+
+/* Called by pfgm_ddpmpp_backward after each layer's backward with ready_from: every
+ * trainable gradient at an offset >= ready_from of the parameter buffer is final for this
+ * backward (its layers are done; a parameter belongs to one layer). ready_from falls
+ * monotonically to 0 after the last layer. The training step starts a gradient bucket's
+ * all-reduce from here (src/train/grad_sync.c). A non-OK status ends the backward with it. */
+typedef pfgm_status (*pfgm_grad_ready_fn)(void *user, int64_t ready_from);
+/* Sets (fn NULL: clears) the hook of the model's later backward passes. */
+void pfgm_ddpmpp_set_grad_hook(pfgm_ddpmpp *m, pfgm_grad_ready_fn fn, void *user);
 
 #ifdef __cplusplus
 }

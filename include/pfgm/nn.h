@@ -73,6 +73,9 @@ typedef struct pfgm_nn_params {
     int64_t trainable_count;  /* trainable elements */
     int64_t floats;           /* length of the value and gradient buffers, padding included */
     int64_t trainable_floats; /* the trainable prefix of the buffers */
+    int64_t prefix_multiple;  /* set before the layout (0: none): trainable_floats is padded
+                               * up to a multiple of it, so that the prefix splits into equal
+                               * shards and gradient buckets (src/train/grad_sync.c) */
     pfgm_backend *be;         /* owner of the buffers (NULL until alloc) */
     float *value, *grad;      /* backend memory, `floats` each */
 } pfgm_nn_params;

@@ -151,6 +151,8 @@ pfgm_status pfgm_op_dropout_bwd(pfgm_backend *be, int64_t n, float p, const pfgm
 
 /* Refuses n < 0. */
 pfgm_status pfgm_op_sumsq(pfgm_backend *be, int64_t n, const float *x, double *out);
+/* Refuses n < 0, block < 1. */
+pfgm_status pfgm_op_sumsq_blocks(pfgm_backend *be, int64_t n, const float *x, int64_t block, double *out);
 /* Refuses n < 0, step < 1 (the bias correction divides by 1 - beta^step). */
 pfgm_status pfgm_op_adam_update(pfgm_backend *be, int64_t n, double lr, double beta1, double beta2, double eps,
                                 double wd, int64_t step, float *p, const float *g, float *m, float *v);

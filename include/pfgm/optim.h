@@ -85,6 +85,22 @@ pfgm_status pfgm_optim_create(pfgm_backend *be, const pfgm_optim_hparams *hp, in
                               const float *params, const pfgm_optim_range *trainable, int64_t n_ranges,
                               pfgm_optim **out);
 
+/* The same optimizer for ZeRO-1 (distributed.zero: 1): state for the `owned` ranges only
+ * (this rank's shard of the trainable parameters, ascending, non-overlapping, non-empty),
+ * m, v and the EMA shadow packed in range order (pfgm_optim_state_floats of them each;
+ * shadow = a copy of params over the owned ranges). Steps update only the owned ranges, with
+ * the global norm given by the caller (pfgm_optim_step_norm). Export/import move the owned
+ * ranges between the packed state and full n_params host arrays at the parameters' offsets
+ * (other entries are not touched). Errors: as pfgm_optim_create; n_owned < 1. */
+pfgm_status pfgm_optim_create_sharded(pfgm_backend *be, const pfgm_optim_hparams *hp, int64_t n_params,
+                                      const float *params, const pfgm_optim_range *owned, int64_t n_owned,
+                                      pfgm_optim **out);
+
+/* Floats in each of m, v and ema: n_params, or the owned count of a sharded optimizer. */
+int64_t pfgm_optim_state_floats(const pfgm_optim *opt);
+/* The ranges the optimizer updates (*n of them), ascending; valid until destroy. */
+const pfgm_optim_range *pfgm_optim_ranges(const pfgm_optim *opt, int64_t *n);
+
 /* Frees the optimizer and its buffers (NULL is a no-op). */
 void pfgm_optim_destroy(pfgm_optim *opt);
 
@@ -101,18 +117,27 @@ void pfgm_optim_destroy(pfgm_optim *opt);
 pfgm_status pfgm_optim_step(pfgm_optim *opt, float *params, float *grads, int64_t step,
                             pfgm_optim_stats *stats);
 
-/* State, for checkpoints. The buffers are backend memory of n_params floats (the n_params
- * given to pfgm_optim_create); the pointers stay valid until pfgm_optim_destroy. */
+/* pfgm_optim_step with the global L2 norm of all trainable gradients given (norm >= 0): the
+ * sharded optimizer's step, whose rank sees only its ranges (the training step computes the
+ * norm over every rank's shard, src/train/grad_sync.c). Clip, Adam and EMA as above, on the
+ * optimizer's ranges. Errors: as pfgm_optim_step (PFGM_ERR_NUMERIC for a non-finite norm). */
+pfgm_status pfgm_optim_step_norm(pfgm_optim *opt, float *params, float *grads, int64_t step, double norm,
+                                 pfgm_optim_stats *stats);
+
+/* State, for checkpoints. The buffers are backend memory of pfgm_optim_state_floats floats
+ * (n_params for pfgm_optim_create); the pointers stay valid until pfgm_optim_destroy. */
 int64_t pfgm_optim_updates(const pfgm_optim *opt); /* steps taken: Adam's step count, EMA's num_updates */
 float *pfgm_optim_m(pfgm_optim *opt);   /* Adam first moment (exp_avg) */
 float *pfgm_optim_v(pfgm_optim *opt);   /* Adam second moment (exp_avg_sq) */
 float *pfgm_optim_ema(pfgm_optim *opt); /* EMA shadow parameters */
 
 /* Copies the state to host arrays of n_params floats each (any of m, v, ema may be NULL to
- * skip it) and the update count to *updates (may be NULL). Errors: the backend's. */
+ * skip it) and the update count to *updates (may be NULL); a sharded optimizer writes its
+ * owned ranges only. Errors: the backend's. */
 pfgm_status pfgm_optim_export(pfgm_optim *opt, float *m, float *v, float *ema, int64_t *updates);
 
-/* Replaces the whole state from host arrays of n_params floats (none may be NULL) and the
+/* Replaces the whole state (sharded: the owned ranges, read at their offsets) from host
+ * arrays of n_params floats (none may be NULL) and the
  * update count; a step after this continues the exported run to the bit. Checks the values
  * first and changes nothing on failure. Errors: PFGM_ERR_INVALID_ARG (NULL array,
  * updates < 0), PFGM_ERR_NUMERIC (a NaN/Inf in m, v or ema, or a negative v, naming the

@@ -20,13 +20,14 @@ extern "C" {
 
 /* Stream ids: one per consumer, so draws never overlap between consumers at the same step. */
 enum {
-    PFGM_STREAM_DATA_SHUFFLE = 1, /* dataset epoch permutation (step = epoch) */
+    PFGM_STREAM_DATA_SHUFFLE = 1, /* dataset shuffle window (step = epoch * windows + window) */
     PFGM_STREAM_DATA_FLIP = 2,    /* random horizontal flips */
     PFGM_STREAM_PERTURB = 3,      /* perturbation kernel (spec §1.4) */
     PFGM_STREAM_DROPOUT = 4,      /* dropout masks */
     PFGM_STREAM_PRIOR = 5,        /* hemisphere prior (spec §1.7) */
     PFGM_STREAM_INIT = 6,         /* parameter initialisation (spec §3.4) */
     PFGM_STREAM_PREP = 7,         /* pfgm-prep shuffle */
+    PFGM_STREAM_DATA_BLOCKS = 8,  /* dataset epoch order of the file's blocks (rank 0, step = epoch) */
     PFGM_STREAM_USER = 16         /* first id free for tests and tools */
 };
 

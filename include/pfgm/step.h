@@ -9,11 +9,13 @@
  *   4. DDPM++ forward on (x', max(z, 1e-10))                                  (nn, spec §1.5)
  *   5. the loss of the network's two outputs [B, N] and [B] against the targets and its
  *      gradients, in the network's own layout (no repacking)                 (core/loss, §1.5)
- *   6. backward
- *   7. whether every rank's loss and gradients are finite (agreed over ranks); if not, every
- *      rank skips the update and the ranks are named; else the gradient average over ranks,
- *      one all-reduce of the trainable gradients on backend memory (NCCL on GPUs)
- *   8. clip by global norm, Adam with warmup, EMA                          (nn/optim, §1.13)
+ *   6. backward; as each layer finishes, the gradient buckets it completes start their
+ *      average over ranks (all-reduce, or reduce-scatter under ZeRO-1) on backend memory
+ *      (NCCL on GPUs; include/pfgm/grad_sync.h)
+ *   7. wait for the buckets; whether every rank's loss and gradients are finite (agreed
+ *      over ranks); if not, every rank skips the update and the ranks are named
+ *   8. clip by global norm, Adam with warmup, EMA on this rank's ranges (all, or its ZeRO
+ *      shard, then the parameters are all-gathered)                    (nn/optim, §1.13)
  * Nothing is allocated inside a step: every buffer is sized by pfgm_step_create. */
 #ifndef PFGM_STEP_H
 #define PFGM_STEP_H
@@ -70,16 +72,23 @@ typedef struct pfgm_step_fault {
 typedef struct pfgm_step_setup {
     const pfgm_config *cfg; /* seed, training.{batch_size L, small_batch_size B, M, tau, gamma,
                              * restrict_M, reduce_mean}, model.sigma_end, field.reference,
-                             * data.{channels, image_size} (N) */
+                             * data.{channels, image_size} (N), optim.* and model.ema_rate
+                             * (the step creates the optimizer over this rank's ranges),
+                             * distributed.{bucket_mb, zero} */
     pfgm_backend *be;
-    pfgm_ddpmpp *model;     /* created for B samples in PFGM_DDPMPP_TRAIN mode on be */
-    pfgm_optim *optim;      /* over the model's parameter buffer (trainable prefix) */
+    pfgm_ddpmpp *model;     /* created for B samples in PFGM_DDPMPP_TRAIN mode on be, with
+                             * desc.param_multiple = pfgm_step_param_multiple(W) */
+
     pfgm_comm *comm;        /* control collectives (the finite agreement); NULL: one process */
     pfgm_comm *dcomm;       /* collectives on backend memory: the gradient all-reduce and the
                              * charges all-gather; NULL: comm (right for host memory) */
     const pfgm_logger *lg;  /* warnings of non-finite steps; NULL: silent */
     pfgm_step_fault fault;  /* tests only; zero: none */
 } pfgm_step_setup;
+
+/* What the model's trainable prefix must be padded to for world size W (the desc's
+ * param_multiple): W * PFGM_GRAD_BLOCK floats (include/pfgm/grad_sync.h). */
+int64_t pfgm_step_param_multiple(int world_size);
 
 /* Allocates the step's buffers in backend memory ([L, N] charges, [W*L, N] for the global
  * reference, [B, N+1] perturbed points and targets, [B, N] + [B] network inputs and output
@@ -89,12 +98,26 @@ typedef struct pfgm_step_setup {
 pfgm_status pfgm_step_create(const pfgm_step_setup *setup, pfgm_step **out);
 void pfgm_step_destroy(pfgm_step *s);
 
+/* The step's optimizer (its state is this rank's shard under distributed.zero: 1). */
+pfgm_optim *pfgm_step_optim(pfgm_step *s);
+/* The whole optimizer state for a checkpoint, in host arrays of the parameter buffer's
+ * `floats` each (m, v, ema) and the update count: with ZeRO (W > 1, distributed.zero: 1) a
+ * collective over comm that assembles every rank's shard on every rank (all-reduce SUM of
+ * arrays that are zero outside the shard: exact); without, rank 0 exports and the other
+ * ranks return at once. Errors: the backend's and the communicator's. */
+pfgm_status pfgm_step_export_state(pfgm_step *s, float *m, float *v, float *ema, int64_t *updates);
+
 /* What one step reports. */
 typedef struct pfgm_step_result {
     double loss;                /* this rank's batch loss (NaN when it was not finite) */
     int skipped;                /* 1: a rank had a non-finite loss or gradient; no rank updated */
     char nonfinite_ranks[256];  /* those ranks and what ("1 (gradient), 3 (loss)"); "" if none */
     pfgm_optim_stats stats;     /* of the update; grad_norm and lr NaN when skipped */
+    double grad_wait_s;         /* seconds this rank spent after backward starting the remaining
+                                 * gradient buckets and waiting for all: the part of the gradient
+                                 * average not hidden behind the backward pass */
+    double param_gather_s;      /* seconds in the parameter all-gather after a ZeRO-1 update (0
+                                 * without ZeRO): exposed communication too */
 } pfgm_step_result;
 
 /* Runs step `step` (0-based: the number of steps completed before it, which keys the
@@ -116,6 +139,9 @@ typedef struct pfgm_step_view {
     const float *net_z;     /* [B] */
     double loss;            /* after LOSS */
     size_t field_workspace_bytes;
+    size_t optim_state_bytes; /* this rank's Adam m, v and EMA in backend memory (ZeRO: its shard) */
+    int buckets;              /* gradient buckets (include/pfgm/grad_sync.h) */
+    int64_t bucket_floats;    /* floats in the largest (the top) bucket */
 } pfgm_step_view;
 void pfgm_step_get_view(const pfgm_step *s, pfgm_step_view *v);
 

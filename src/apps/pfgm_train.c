@@ -117,6 +117,8 @@ int main(int argc, char **argv) {
     int use_cuda = cfg.distributed.backend == PFGM_BACKEND_CUDA;
     if (use_cuda && comm->world_size > 1 && !a.dry_run) st = pfgm_comm_nccl_create(comm, &device, &device_comm);
     if (st == PFGM_OK) st = pfgm_config_backend_create(&cfg, device, &be);
+    /* the gradient buckets' collectives are ordered against the backend's stream by events */
+    if (st == PFGM_OK && device_comm) st = pfgm_comm_nccl_set_backend(device_comm, be);
     if (st == PFGM_ERR_UNSUPPORTED && a.dry_run) {
         /* a plan needs no device: count on the CPU backend and say so */
         pfgm_log_info(&lg, "dry run: %s; planning with the CPU backend", pfgm_error_message());

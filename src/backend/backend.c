@@ -41,4 +41,6 @@ pfgm_status pfgm_backend_cuda_create(const pfgm_cuda_options *opt, pfgm_backend 
 int pfgm_backend_cuda_available(void) { return 0; }
 
 int pfgm_backend_cuda_device_count(void) { return 0; }
+
+void *pfgm_backend_cuda_stream(const pfgm_backend *be) { return NULL; }
 #endif

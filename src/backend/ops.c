@@ -381,6 +381,13 @@ pfgm_status pfgm_op_sumsq(pfgm_backend *be, int64_t n, const float *x, double *o
     return be->sumsq(be, n, x, out);
 }
 
+pfgm_status pfgm_op_sumsq_blocks(pfgm_backend *be, int64_t n, const float *x, int64_t block, double *out) {
+    NEED(sumsq_blocks);
+    if (n < 0) return negative_count("sumsq_blocks", n);
+    if (block < 1) return pfgm_error(PFGM_ERR_INVALID_ARG, "sumsq_blocks: block = %lld < 1", (long long)block);
+    return be->sumsq_blocks(be, n, x, block, out);
+}
+
 pfgm_status pfgm_op_adam_update(pfgm_backend *be, int64_t n, double lr, double beta1, double beta2, double eps,
                                 double wd, int64_t step, float *p, const float *g, float *m, float *v) {
     NEED(adam_update);

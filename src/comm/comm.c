@@ -1,5 +1,6 @@
 /* Shared pieces of the communicators and the single-process implementation. */
 #include "pfgm/comm.h"
+#include "util/check.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -62,6 +63,34 @@ static pfgm_status single_broadcast(pfgm_comm *c, void *buf, size_t count, pfgm_
 
 static pfgm_status single_barrier(pfgm_comm *c) { return PFGM_OK; }
 
+/* One process: every non-blocking collective is complete when it starts (the result is the
+ * buffer itself); the request is a shared token that wait() accepts. */
+struct pfgm_comm_req {
+    int unused;
+};
+static pfgm_comm_req single_done;
+
+static pfgm_status single_iallreduce(pfgm_comm *c, void *buf, size_t count, pfgm_dtype t, pfgm_redop op,
+                                     pfgm_comm_req **req) {
+    *req = NULL;
+    PFGM_TRY(single_allreduce(c, buf, count, t, op));
+    *req = &single_done;
+    return PFGM_OK;
+}
+
+static pfgm_status single_iallgather(pfgm_comm *c, void *buf, size_t count, pfgm_dtype t, pfgm_comm_req **req) {
+    *req = NULL;
+    PFGM_TRY(single_check(count, t));
+    *req = &single_done;
+    return PFGM_OK;
+}
+
+static pfgm_status single_progress(pfgm_comm *c) { return PFGM_OK; }
+
+static pfgm_status single_wait(pfgm_comm *c, pfgm_comm_req *req) {
+    return req == &single_done ? PFGM_OK : pfgm_error(PFGM_ERR_INVALID_ARG, "comm wait: not a request of this communicator");
+}
+
 static void single_abort(pfgm_comm *c, int code) { _exit(code); }
 
 static void single_destroy(pfgm_comm *c) { free(c); }
@@ -80,6 +109,11 @@ pfgm_status pfgm_comm_single_create(pfgm_comm **out) {
     c->allgather = single_allgather;
     c->broadcast = single_broadcast;
     c->barrier = single_barrier;
+    c->iallreduce = single_iallreduce;
+    c->ireduce_scatter = single_iallreduce; /* one block: the reduction of one rank is itself */
+    c->iallgather = single_iallgather;
+    c->progress = single_progress;
+    c->wait = single_wait;
     c->abort = single_abort;
     c->destroy = single_destroy;
     *out = c;

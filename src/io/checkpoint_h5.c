@@ -178,7 +178,11 @@ struct pfgm_ckpt {
 
 void pfgm_ckpt_close(pfgm_ckpt *ck) {
     if (!ck) return;
-    if (ck->file >= 0) H5Fclose(ck->file);
+    if (ck->file >= 0) {
+        pfgm_h5_lock();
+        H5Fclose(ck->file);
+        pfgm_h5_unlock();
+    }
     free(ck->meta.config_yaml);
     free(ck);
 }

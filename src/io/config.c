@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "io/config_internal.h"
+#include "pfgm/dataset.h"
 #include "util/check.h"
 
 /* ---- key table ------------------------------------------------------------------------ */
@@ -81,6 +82,10 @@ static const pfgm_cfg_key keys[] = {
     K_INT("data", "channels", data.channels, 1, 3),
     K_BOOL("data", "random_flip", data.random_flip, PFGM_CFG_BOOL_BOTH),
     K_BOOL("data", "centered", data.centered, PFGM_CFG_BOOL_ONLY_TRUE),
+    K_INT("data", "block_images", data.block_images, 0, 1000000),
+    K_INT("data", "shuffle_window", data.shuffle_window, 1, 1000000),
+    K_INT("data", "cache_mb", data.cache_mb, 1, 1048576),
+    K_BOOL("data", "prefetch", data.prefetch, PFGM_CFG_BOOL_BOTH),
 
     K_CHOICE("model", "name", model.name, model_names, 1),
     K_FLT("model", "sigma_end", model.sigma_end, 0.0, INFINITY, OPEN_MIN),
@@ -153,6 +158,8 @@ static const pfgm_cfg_key keys[] = {
     K_ENUM("distributed", "backend", distributed.backend, backend_names),
     K_BOOL("distributed", "allow_tf32", distributed.allow_tf32, PFGM_CFG_BOOL_BOTH),
     K_BOOL("distributed", "bf16", distributed.bf16, PFGM_CFG_BOOL_ONLY_FALSE),
+    K_FLT("distributed", "bucket_mb", distributed.bucket_mb, 0.0, 4096.0, 0),
+    K_INT("distributed", "zero", distributed.zero, 0, 1),
 
     K_ENUM("logging", "level", logging.level, level_names),
     K_STR("logging", "metrics", logging.metrics),
@@ -248,6 +255,10 @@ void pfgm_config_defaults(pfgm_config *c) {
     c->data.channels = 3;
     c->data.random_flip = true;
     c->data.centered = true;
+    c->data.block_images = 0;
+    c->data.shuffle_window = PFGM_DATASET_DEFAULT_WINDOW;
+    c->data.cache_mb = PFGM_DATASET_DEFAULT_CACHE_MB;
+    c->data.prefetch = true;
 
     pfgm_config_model *m = &c->model;
     set_str(m->name, sizeof m->name, "ncsnpp");
@@ -319,6 +330,8 @@ void pfgm_config_defaults(pfgm_config *c) {
     c->distributed.backend = PFGM_BACKEND_CPU;
     c->distributed.allow_tf32 = false;
     c->distributed.bf16 = false;
+    c->distributed.bucket_mb = 25.0;
+    c->distributed.zero = 1;
     c->logging.level = PFGM_LOG_INFO;
     set_str(c->logging.metrics, sizeof c->logging.metrics, "metrics.jsonl");
 }

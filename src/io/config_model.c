@@ -1,5 +1,6 @@
-/* data.* and model.* -> the DDPM++ descriptor: the one place where the configuration chooses
- * the network (include/pfgm/config.h, docs/config-reference.md "model"), beside the backend
+/* data.* and model.* -> the DDPM++ descriptor, and optim.* -> the optimizer's
+ * hyper-parameters: the one place where the configuration chooses the network and its
+ * optimizer (include/pfgm/config.h, docs/config-reference.md "model"), beside the backend
  * mapping of config_backend.c, so that nn never reads a config. */
 #include <string.h>
 
@@ -43,4 +44,11 @@ pfgm_status pfgm_ddpmpp_desc_from_config(const pfgm_config *cfg, pfgm_ddpmpp_des
     d->skip_rescale = mo->skip_rescale;
     d->init_scale = mo->init_scale;
     return PFGM_OK;
+}
+
+void pfgm_optim_hparams_from_config(const pfgm_config *cfg, pfgm_optim_hparams *hp) {
+    const pfgm_config_optim *o = &cfg->optim;
+    *hp = (pfgm_optim_hparams){.lr = o->lr, .beta1 = o->beta1, .beta2 = o->beta2, .eps = o->eps,
+                               .weight_decay = o->weight_decay, .warmup = o->warmup, .grad_clip = o->grad_clip,
+                               .ema_rate = cfg->model.ema_rate};
 }

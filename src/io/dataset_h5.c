@@ -1,37 +1,22 @@
-/* The sharded dataset reader (include/pfgm/dataset.h, docs/data-format.md): validates a
- * pfgm dataset file, reads rank r's contiguous hyperslab of /images (and /labels) into
- * memory, reshuffles it every epoch with Philox and hands out large batches as float32 in
- * [-1, 1] with optional horizontal flips. Also the Fisher-Yates permutation shared with
- * pfgm-prep, and probing a file's facts. The writer is in dataset_h5_write.c. HDF5 checks
- * the writer's Fletcher32 chunk checksums on every read; a failed read is diagnosed here
- * so a damaged file is reported as such, with the images of the damaged chunk. */
+/* The dataset file side of the streaming reader (include/pfgm/dataset.h,
+ * docs/data-format.md): validates a pfgm dataset file, opens it for the reader, reads one
+ * block of rows of /images (and /labels) by hyperslab, and diagnoses a failed read so a
+ * damaged file is reported as such, with the images of the damaged chunk (HDF5 checks the
+ * writer's Fletcher32 chunk checksums on every read). Also the Fisher-Yates permutation
+ * shared with pfgm-prep, probing a file's facts, and mapping a saved position to another
+ * world size. The epoch order, the cache and the prefetch thread are in dataset_stream.c;
+ * the writer is in dataset_h5_write.c. */
 #include <errno.h>
 #include <hdf5.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "io/dataset_internal.h"
 #include "io/h5util.h"
 #include "pfgm/dataset.h"
 #include "pfgm/rng.h"
 #include "util/check.h"
-
-struct pfgm_dataset {
-    int rank, world_size;
-    int64_t count;       /* images in the file */
-    int64_t per_rank;    /* floor(count / W): images in this shard */
-    int64_t steps;       /* floor(per_rank / L) */
-    int64_t L;           /* large batch size */
-    int64_t C, H, W, dim;
-    uint32_t seed;
-    int random_flip, has_labels;
-    uint8_t *pixels;     /* [per_rank, C, H, W] */
-    int32_t *labels;     /* [per_rank], NULL without /labels */
-    int64_t *perm;       /* [per_rank]: epoch permutation of the shard */
-    int64_t perm_epoch;  /* epoch perm was drawn for, -1 before the first draw */
-    pfgm_dataset_position pos;
-    float to_unit[256];  /* x -> 2 * (x / 255) - 1 */
-};
 
 /* ---- permutation ------------------------------------------------------------------------ */
 
@@ -297,34 +282,35 @@ static pfgm_status diagnose_read(hid_t dset, const char *path, const char *name,
                       (long long)off, (long long)(off + k - 1));
 }
 
-/* Reads rows [start, start + n) of a dataset whose rows are `row` elements of mem_type into
- * buf, in slabs of at most ~64 MiB so no single transfer is huge. HDF5 verifies the
- * chunks' Fletcher32 checksums as it reads them (the default transfer list detects
- * errors); a mismatch becomes PFGM_ERR_FORMAT naming the damaged rows (diagnose_read). */
-static pfgm_status read_rows(hid_t file, const char *path, const char *name, hid_t mem_type,
-                             int rank, int64_t start, int64_t n, int64_t row, size_t elem,
-                             void *buf) {
+/* Reads rows [start, start + n) of dataset `dset` (rank 1 or 4; rows of `row_bytes`) into
+ * buf with the default transfer list, which verifies the chunks' Fletcher32 checksums; a
+ * failure is diagnosed (diagnose_read). Caller holds the HDF5 lock. */
+static pfgm_status read_rows(hid_t dset, const char *path, const char *name, hid_t mem_type,
+                             int rank, int64_t start, int64_t n, size_t row_bytes, void *buf) {
     pfgm_status st = PFGM_OK;
-    hid_t dset = -1, fspace = -1;
+    hid_t fspace = -1;
     hsize_t full[4] = {0, 0, 0, 0};
-    PFGM_H5_CHECK_GOTO(dset = H5Dopen2(file, name, H5P_DEFAULT), done);
     PFGM_H5_CHECK_GOTO(fspace = H5Dget_space(dset), done);
     PFGM_H5_CHECK_GOTO(H5Sget_simple_extent_dims(fspace, full, NULL), done);
-    const size_t row_bytes = (size_t)row * elem;
-    int64_t slab = (int64_t)((64u << 20) / row_bytes);
-    if (slab < 1) slab = 1;
-    for (int64_t done_rows = 0; done_rows < n; done_rows += slab) {
-        int64_t k = n - done_rows < slab ? n - done_rows : slab;
-        char *dst = (char *)buf + (size_t)done_rows * row_bytes;
-        if (read_slab(dset, mem_type, rank, full, start + done_rows, k, H5P_DEFAULT, dst) < 0) {
-            st = diagnose_read(dset, path, name, mem_type, rank, full, start + done_rows, k,
-                               row_bytes, dst);
-            goto done;
-        }
-    }
+    if (read_slab(dset, mem_type, rank, full, start, n, H5P_DEFAULT, buf) < 0)
+        st = diagnose_read(dset, path, name, mem_type, rank, full, start, n, row_bytes, buf);
 done:
     if (fspace >= 0) H5Sclose(fspace);
-    if (dset >= 0) H5Dclose(dset);
+    return st;
+}
+
+pfgm_status pfgm_dataset_read_block(pfgm_dataset *ds, int64_t b, uint8_t *pixels, int32_t *labels) {
+    const int64_t start = b * ds->B;
+    const int64_t n = start + ds->B <= ds->count ? ds->B : ds->count - start;
+    pfgm_h5_quiet q;
+    pfgm_h5_quiet_begin(&q);
+    pfgm_status st = read_rows(ds->images, ds->path, "images", H5T_NATIVE_UINT8, 4, start, n,
+                               (size_t)ds->dim, pixels);
+    if (st == PFGM_OK && ds->has_labels && labels)
+        st = read_rows(ds->labels, ds->path, "labels", H5T_NATIVE_INT32, 1, start, n,
+                       sizeof(int32_t), labels);
+    st = pfgm_h5_context(st, ds->path);
+    pfgm_h5_quiet_end(&q);
     return st;
 }
 
@@ -357,9 +343,50 @@ static pfgm_status check_request(const pfgm_dataset_options *opt, const pfgm_dat
                           "training.batch_size %lld: no full batch",
                           p, (long long)in->count, opt->world_size, (long long)per_rank,
                           (long long)opt->batch_size);
-    if (per_rank > (int64_t)UINT32_MAX)
-        return pfgm_error(PFGM_ERR_CONFIG, "%s: %lld images per rank exceeds 2^32 - 1", p,
-                          (long long)per_rank);
+    return PFGM_OK;
+}
+
+/* Rows of one HDF5 chunk of /images, or 256 when it is not chunked (the block size when
+ * data.block_images is 0: a block is then exactly the unit HDF5 reads and checksums). */
+static int64_t chunk_rows(hid_t dset) {
+    int64_t rows = 256;
+    hid_t dcpl = H5Dget_create_plist(dset);
+    hsize_t cd[4] = {0};
+    if (dcpl >= 0 && H5Pget_layout(dcpl) == H5D_CHUNKED && H5Pget_chunk(dcpl, 4, cd) == 4 &&
+        cd[0] >= 1)
+        rows = (int64_t)cd[0];
+    if (dcpl >= 0) H5Pclose(dcpl);
+    return rows;
+}
+
+/* Sets the block geometry and checks that the cache holds what the shuffle window needs. */
+static pfgm_status plan_blocks(pfgm_dataset *ds, const pfgm_dataset_options *opt) {
+    ds->B = opt->block_images > 0 ? opt->block_images : chunk_rows(ds->images);
+    if (ds->B > ds->count) ds->B = ds->count;
+    ds->nblocks = (ds->count + ds->B - 1) / ds->B;
+    ds->K = opt->shuffle_window > 0 ? opt->shuffle_window : PFGM_DATASET_DEFAULT_WINDOW;
+    if (ds->K > ds->nblocks) ds->K = ds->nblocks; /* a window never needs more than the file */
+    ds->Q = ds->K * ds->B;
+    ds->nwindows = (ds->per_rank + ds->Q - 1) / ds->Q;
+    if (ds->nblocks > (int64_t)UINT32_MAX || ds->Q > (int64_t)UINT32_MAX)
+        return pfgm_error(PFGM_ERR_CONFIG, "%s: %lld blocks of %lld images, windows of %lld "
+                          "images: permutations are limited to 2^32 - 1 elements",
+                          opt->path, (long long)ds->nblocks, (long long)ds->B, (long long)ds->Q);
+    const int64_t cache = opt->cache_bytes > 0 ? opt->cache_bytes
+                                               : (int64_t)PFGM_DATASET_DEFAULT_CACHE_MB << 20;
+    const int64_t block_bytes = ds->B * (ds->dim + (ds->has_labels ? 4 : 0));
+    const int64_t fit = cache / block_bytes;
+    const int64_t need = ds->K + 2 < ds->nblocks ? ds->K + 2 : ds->nblocks;
+    if (fit < need)
+        return pfgm_error(PFGM_ERR_CONFIG,
+                          "%s: data.cache_mb %.4g MiB holds %lld blocks of %lld images (%lld bytes "
+                          "each); data.shuffle_window %lld needs %lld ---> HINT: raise "
+                          "data.cache_mb to %lld or lower data.shuffle_window (or "
+                          "data.block_images)",
+                          opt->path, (double)cache / 1048576.0, (long long)fit, (long long)ds->B,
+                          (long long)block_bytes, (long long)ds->K, (long long)need,
+                          (long long)((need * block_bytes + 1048575) >> 20));
+    ds->nslots = fit < ds->nblocks ? fit : ds->nblocks;
     return PFGM_OK;
 }
 
@@ -378,17 +405,21 @@ pfgm_status pfgm_dataset_open(const pfgm_dataset_options *opt, pfgm_dataset **ou
     if (opt->batch_size < 1)
         return pfgm_error(PFGM_ERR_INVALID_ARG, "%s: batch size %lld must be >= 1", opt->path,
                           (long long)opt->batch_size);
-
-    pfgm_h5_quiet_begin(&q);
-    PFGM_TRY_GOTO(open_file(opt->path, &file), fail);
-    PFGM_TRY_GOTO(validate(file, opt->path, &info), fail);
-    PFGM_TRY_GOTO(check_request(opt, &info), fail);
+    if (strlen(opt->path) >= sizeof ds->path)
+        return pfgm_error(PFGM_ERR_INVALID_ARG, "%s: path too long", opt->path);
 
     ds = calloc(1, sizeof *ds);
-    if (!ds) {
-        st = pfgm_error(PFGM_ERR_NOMEM, "dataset: out of memory");
-        goto fail;
-    }
+    if (!ds) return pfgm_error(PFGM_ERR_NOMEM, "dataset: out of memory");
+    ds->file = ds->images = ds->labels = -1;
+    pfgm_h5_quiet_begin(&q);
+    PFGM_TRY_GOTO(open_file(opt->path, &file), fail);
+    ds->file = file;
+    PFGM_TRY_GOTO(validate(file, opt->path, &info), fail);
+    PFGM_TRY_GOTO(check_request(opt, &info), fail);
+    PFGM_H5_CHECK_GOTO(ds->images = H5Dopen2(file, "images", H5P_DEFAULT), fail);
+    if (info.has_labels) PFGM_H5_CHECK_GOTO(ds->labels = H5Dopen2(file, "labels", H5P_DEFAULT), fail);
+
+    snprintf(ds->path, sizeof ds->path, "%s", opt->path);
     ds->rank = opt->rank;
     ds->world_size = opt->world_size;
     ds->count = info.count;
@@ -402,26 +433,16 @@ pfgm_status pfgm_dataset_open(const pfgm_dataset_options *opt, pfgm_dataset **ou
     ds->seed = opt->seed;
     ds->random_flip = opt->random_flip != 0;
     ds->has_labels = info.has_labels;
-    ds->perm_epoch = -1;
+    ds->prefetch = !opt->no_prefetch;
     for (int x = 0; x < 256; ++x) ds->to_unit[x] = 2.0f * ((float)x / 255.0f) - 1.0f;
-
-    size_t npix = (size_t)ds->per_rank * (size_t)ds->dim;
-    ds->pixels = malloc(npix);
-    ds->perm = malloc((size_t)ds->per_rank * sizeof *ds->perm);
-    if (ds->has_labels) ds->labels = malloc((size_t)ds->per_rank * sizeof *ds->labels);
-    if (!ds->pixels || !ds->perm || (ds->has_labels && !ds->labels)) {
-        st = pfgm_error(PFGM_ERR_NOMEM, "%s: cannot allocate the shard (%zu bytes)", opt->path,
-                        npix);
-        goto fail;
-    }
-    int64_t start = (int64_t)opt->rank * ds->per_rank;
-    PFGM_TRY_GOTO(read_rows(file, opt->path, "images", H5T_NATIVE_UINT8, 4, start, ds->per_rank,
-                            ds->dim, 1, ds->pixels), fail);
-    if (ds->has_labels)
-        PFGM_TRY_GOTO(read_rows(file, opt->path, "labels", H5T_NATIVE_INT32, 1, start,
-                                ds->per_rank, 1, sizeof(int32_t), ds->labels), fail);
-    H5Fclose(file);
+    PFGM_TRY_GOTO(plan_blocks(ds, opt), fail);
     pfgm_h5_quiet_end(&q);
+
+    st = pfgm_dataset_stream_start(ds);
+    if (st != PFGM_OK) {
+        pfgm_dataset_close(ds);
+        return st;
+    }
     /* Files from a pfgm-prep older than the checksums are still read (they hold the user's
      * data), but nothing guards them against a flipped bit: say so once, from rank 0 (every
      * rank opens the same file), after the open has succeeded. */
@@ -435,7 +456,6 @@ pfgm_status pfgm_dataset_open(const pfgm_dataset_options *opt, pfgm_dataset **ou
 
 fail:
     st = pfgm_h5_context(st, opt->path);
-    if (file >= 0) H5Fclose(file);
     pfgm_h5_quiet_end(&q);
     pfgm_dataset_close(ds);
     return st;
@@ -443,75 +463,18 @@ fail:
 
 void pfgm_dataset_close(pfgm_dataset *ds) {
     if (!ds) return;
-    free(ds->pixels);
-    free(ds->labels);
-    free(ds->perm);
+    pfgm_dataset_stream_stop(ds);
+    pfgm_h5_lock();
+    if (ds->labels >= 0) H5Dclose(ds->labels);
+    if (ds->images >= 0) H5Dclose(ds->images);
+    if (ds->file >= 0) H5Fclose(ds->file);
+    pfgm_h5_unlock();
     free(ds);
 }
 
 int64_t pfgm_dataset_count(const pfgm_dataset *ds) { return ds->count; }
 int64_t pfgm_dataset_per_rank(const pfgm_dataset *ds) { return ds->per_rank; }
 int64_t pfgm_dataset_steps_per_epoch(const pfgm_dataset *ds) { return ds->steps; }
-
-/* ---- batches -------------------------------------------------------------------------- */
-
-pfgm_status pfgm_dataset_next_batch(pfgm_dataset *ds, float *images, int32_t *labels) {
-    if (!ds || !images)
-        return pfgm_error(PFGM_ERR_INVALID_ARG, "dataset_next_batch: NULL dataset or buffer");
-    const int64_t epoch = ds->pos.epoch, index = ds->pos.index;
-    if (ds->perm_epoch != epoch) {
-        pfgm_permutation(ds->seed, (uint32_t)ds->rank, PFGM_STREAM_DATA_SHUFFLE,
-                         (uint64_t)epoch, ds->per_rank, ds->perm);
-        ds->perm_epoch = epoch;
-    }
-    /* One flip word per image of the batch, keyed by the global batch counter so a resumed
-     * run draws the same flips. */
-    const pfgm_rng flip_rng = {.seed = ds->seed, .rank = (uint32_t)ds->rank,
-                               .stream = PFGM_STREAM_DATA_FLIP,
-                               .step = (uint64_t)(epoch * ds->steps + index)};
-    const int64_t C = ds->C, H = ds->H, W = ds->W, dim = ds->dim;
-    for (int64_t k = 0; k < ds->L; ++k) {
-        const int64_t src = ds->perm[index * ds->L + k];
-        const uint8_t *x = ds->pixels + src * dim;     /* [C, H, W] uint8 */
-        float *y = images + k * dim;                   /* [C, H, W] float32 */
-        int flip = 0;
-        if (ds->random_flip) {
-            uint32_t wd;
-            pfgm_rng_u32(&flip_rng, (uint64_t)k, 1, &wd);
-            flip = (int)(wd >> 31);
-        }
-        for (int64_t r = 0; r < C * H; ++r) {
-            const uint8_t *xr = x + r * W;
-            float *yr = y + r * W;
-            if (flip)
-                for (int64_t w = 0; w < W; ++w) yr[w] = ds->to_unit[xr[W - 1 - w]];
-            else
-                for (int64_t w = 0; w < W; ++w) yr[w] = ds->to_unit[xr[w]];
-        }
-        if (labels) labels[k] = ds->has_labels ? ds->labels[src] : -1;
-    }
-    if (index + 1 < ds->steps) {
-        ds->pos.index = index + 1;
-    } else {
-        ds->pos.epoch = epoch + 1;
-        ds->pos.index = 0;
-    }
-    return PFGM_OK;
-}
-
-void pfgm_dataset_get_position(const pfgm_dataset *ds, pfgm_dataset_position *pos) {
-    *pos = ds->pos;
-}
-
-pfgm_status pfgm_dataset_set_position(pfgm_dataset *ds, const pfgm_dataset_position *pos) {
-    if (pos->epoch < 0 || pos->index < 0 || pos->index >= ds->steps)
-        return pfgm_error(PFGM_ERR_INVALID_ARG,
-                          "dataset position (epoch %lld, index %lld) is outside epochs >= 0, "
-                          "index 0..%lld",
-                          (long long)pos->epoch, (long long)pos->index, (long long)ds->steps - 1);
-    ds->pos = *pos;
-    return PFGM_OK;
-}
 
 pfgm_dataset_position pfgm_dataset_position_map(pfgm_dataset_position pos, int64_t old_images_per_step,
                                                 int64_t new_images_per_step, int64_t new_steps_per_epoch) {

@@ -3,6 +3,7 @@
  * front of them, scalar string and integer attributes. */
 #include "io/h5util.h"
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,7 +66,28 @@ static herr_t record_failure(hid_t estack, void *data) {
     return 0;
 }
 
+/* The one lock around the HDF5 library (h5util.h): recursive, because an entry point may
+ * call another (opening the latest checkpoint opens a checkpoint). Initialised once. */
+static pthread_mutex_t h5_mutex;
+static pthread_once_t h5_mutex_once = PTHREAD_ONCE_INIT;
+
+static void h5_mutex_init(void) {
+    pthread_mutexattr_t a;
+    pthread_mutexattr_init(&a);
+    pthread_mutexattr_settype(&a, PTHREAD_MUTEX_RECURSIVE);
+    pthread_mutex_init(&h5_mutex, &a);
+    pthread_mutexattr_destroy(&a);
+}
+
+void pfgm_h5_lock(void) {
+    pthread_once(&h5_mutex_once, h5_mutex_init);
+    pthread_mutex_lock(&h5_mutex);
+}
+
+void pfgm_h5_unlock(void) { pthread_mutex_unlock(&h5_mutex); }
+
 void pfgm_h5_quiet_begin(pfgm_h5_quiet *q) {
+    pfgm_h5_lock();
     q->func = NULL;
     q->data = NULL;
     H5Eget_auto2(H5E_DEFAULT, &q->func, &q->data);
@@ -73,7 +95,10 @@ void pfgm_h5_quiet_begin(pfgm_h5_quiet *q) {
     H5Eset_auto2(H5E_DEFAULT, record_failure, NULL);
 }
 
-void pfgm_h5_quiet_end(const pfgm_h5_quiet *q) { H5Eset_auto2(H5E_DEFAULT, q->func, q->data); }
+void pfgm_h5_quiet_end(const pfgm_h5_quiet *q) {
+    H5Eset_auto2(H5E_DEFAULT, q->func, q->data);
+    pfgm_h5_unlock();
+}
 
 const char *pfgm_h5_strerror(void) {
     static _Thread_local char buf[400];

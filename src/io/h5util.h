@@ -17,11 +17,23 @@ typedef struct pfgm_h5_quiet {
     void *data;
 } pfgm_h5_quiet;
 
-/* Turns the HDF5 error printer off for the calling thread (errors become pfgm messages):
+/* The process-wide HDF5 lock. HDF5 is thread-safe only when built with its thread-safety
+ * option (off by default; the Debian 1.10.8 of the development machine has it on,
+ * H5is_library_threadsafe = 1, other builds and sites may not), and the dataset reader's
+ * prefetch thread (dataset_stream.c) reads while the trainer may write a checkpoint. So
+ * every HDF5 call of the io/ files runs between pfgm_h5_quiet_begin and
+ * pfgm_h5_quiet_end (which take and release this lock) or between pfgm_h5_lock and
+ * pfgm_h5_unlock: no two threads are in the library at once with any build. Recursive: a
+ * holder may take it again. The one process-wide mutable object of the library, because
+ * the library it guards is process-wide. */
+void pfgm_h5_lock(void);
+void pfgm_h5_unlock(void);
+
+/* Takes the HDF5 lock and turns the HDF5 error printer off (errors become pfgm messages):
  * until pfgm_h5_quiet_end, each HDF5 failure is recorded silently instead, for
  * pfgm_h5_context. */
 void pfgm_h5_quiet_begin(pfgm_h5_quiet *q);
-/* Restores the printer saved by pfgm_h5_quiet_begin. */
+/* Restores the printer saved by pfgm_h5_quiet_begin and releases the HDF5 lock. */
 void pfgm_h5_quiet_end(const pfgm_h5_quiet *q);
 
 /* Puts "<path>: " in front of the thread's message unless it already starts with the path.

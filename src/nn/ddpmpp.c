@@ -99,6 +99,7 @@ pfgm_status pfgm_ddpmpp_backward(pfgm_ddpmpp *m, const float *dnet_x, const floa
             break;
         }
         if (st != PFGM_OK) return pfgm_error_prefix(st, "DDPM++ backward, all_modules.%d", L->module);
+        if (m->grad_hook) PFGM_TRY(m->grad_hook(m->grad_hook_user, L->grad_ready_from));
     }
     return PFGM_OK;
 }

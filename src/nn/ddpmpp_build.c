@@ -26,6 +26,8 @@ pfgm_status pfgm_ddpmpp_desc_validate(const pfgm_ddpmpp_desc *d) {
     if (d->channels < 1) BAD("channels = %lld", (long long)d->channels);
     if (d->nf < 4 || d->nf % 2) BAD("nf = %lld must be even and at least 4", (long long)d->nf);
     if (d->num_res_blocks < 0) BAD("num_res_blocks = %lld", (long long)d->num_res_blocks);
+    if (d->param_multiple < 0 || d->param_multiple % 16)
+        BAD("param_multiple = %lld is not 0 or a positive multiple of 16", (long long)d->param_multiple);
     const int64_t div = (int64_t)1 << (d->num_levels - 1);
     if (d->image_size < 1 || d->image_size % div)
         BAD("image_size %lld is not divisible by 2^(len(ch_mult)-1) = %lld", (long long)d->image_size,
@@ -203,6 +205,7 @@ static pfgm_status dd_setup_layers(pfgm_ddpmpp *m) {
     for (int j = 0; j < m->nl; ++j) {
         dd_layer *L = &m->layers[j];
         int module = L->module;
+        L->item_first = m->params.n;
         snprintf(prefix, sizeof prefix, "all_modules.%d", L->module);
         switch (L->kind) {
         case DL_EMBED:
@@ -233,6 +236,7 @@ static pfgm_status dd_setup_layers(pfgm_ddpmpp *m) {
             m->info.flops_per_image += L->u.hd.flops;
             break;
         }
+        L->item_end = m->params.n;
     }
     m->info.num_resblocks = nres;
     return PFGM_OK;
@@ -351,6 +355,21 @@ static pfgm_status dd_check_ops(const pfgm_backend *be) {
     return PFGM_OK;
 }
 
+/* ready_from of each layer's backward (pfgm_ddpmpp_set_grad_hook): once layers j..nl-1 are
+ * done, the gradients at offsets >= the end of the trainable parameters of layers 0..j-1
+ * are final (those layers write only below it). */
+static void dd_grad_ready_offsets(pfgm_ddpmpp *m) {
+    int64_t end = 0;
+    for (int j = 0; j < m->nl; ++j) {
+        dd_layer *L = &m->layers[j];
+        L->grad_ready_from = end;
+        for (int i = L->item_first; i < L->item_end; ++i) {
+            const pfgm_nn_param *p = &m->params.items[i];
+            if (p->trainable && p->offset + p->count > end) end = p->offset + p->count;
+        }
+    }
+}
+
 pfgm_status pfgm_dd_build(pfgm_ddpmpp *m, pfgm_backend *be, const pfgm_ddpmpp_desc *d, int64_t max_batch,
                      pfgm_ddpmpp_mode mode, int alloc) {
     PFGM_TRY(pfgm_ddpmpp_desc_validate(d));
@@ -364,7 +383,9 @@ pfgm_status pfgm_dd_build(pfgm_ddpmpp *m, pfgm_backend *be, const pfgm_ddpmpp_de
     m->max_batch = max_batch;
     PFGM_TRY(dd_graph(m));
     PFGM_TRY(dd_setup_layers(m));
+    m->params.prefix_multiple = d->param_multiple;
     pfgm_nn_params_layout(&m->params);
+    dd_grad_ready_offsets(m);
     m->info.param_count = m->params.count;
     m->info.trainable_count = m->params.trainable_count;
     m->info.num_tensors = m->params.n;
@@ -423,6 +444,11 @@ void pfgm_ddpmpp_destroy(pfgm_ddpmpp *m) {
     if (!m) return;
     pfgm_dd_release(m);
     free(m);
+}
+
+void pfgm_ddpmpp_set_grad_hook(pfgm_ddpmpp *m, pfgm_grad_ready_fn fn, void *user) {
+    m->grad_hook = fn;
+    m->grad_hook_user = user;
 }
 
 const pfgm_ddpmpp_desc *pfgm_ddpmpp_get_desc(const pfgm_ddpmpp *m) { return &m->desc; }

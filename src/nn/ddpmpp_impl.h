@@ -33,6 +33,8 @@ typedef struct dd_layer {
     pfgm_slot_spec spec[DD_MAX_SLOTS];
     int fbuf[DD_MAX_SLOTS], bbuf[DD_MAX_SLOTS]; /* plan buffers seen by forward / backward */
     float *fptr[DD_MAX_SLOTS], *bptr[DD_MAX_SLOTS];
+    int item_first, item_end;    /* its parameters: items [item_first, item_end) of the table */
+    int64_t grad_ready_from;     /* after its backward, gradients at offsets >= this are final */
 } dd_layer;
 
 typedef struct dd_tensor {
@@ -66,6 +68,8 @@ struct pfgm_ddpmpp {
     const float *x, *z;
     pfgm_nn_run run;
     int fwd_done;
+    pfgm_grad_ready_fn grad_hook; /* pfgm_ddpmpp_set_grad_hook */
+    void *grad_hook_user;
 };
 
 /* Builds graph, parameters and plan; allocates when `alloc` (model) or not (plan only).

@@ -15,9 +15,12 @@ struct pfgm_optim {
     pfgm_backend *be;
     pfgm_optim_hparams hp;
     int64_t n_params;
-    pfgm_optim_range *ranges; /* trainable ranges, ascending */
+    pfgm_optim_range *ranges; /* trainable (sharded: owned) ranges, ascending */
+    int64_t *state_off;       /* [n_ranges] where each range's state starts in m, v, ema */
     int64_t n_ranges;
-    float *m, *v, *ema;       /* backend memory, n_params floats each */
+    int sharded;              /* 1: state of the owned ranges only, packed in range order */
+    int64_t state_floats;     /* floats of m, v and ema each: n_params, or the owned count */
+    float *m, *v, *ema;       /* backend memory, state_floats floats each */
     int64_t updates;          /* optimizer steps taken */
 };
 
@@ -85,9 +88,9 @@ static pfgm_status check_ranges(int64_t n_params, const pfgm_optim_range *r, int
     return PFGM_OK;
 }
 
-pfgm_status pfgm_optim_create(pfgm_backend *be, const pfgm_optim_hparams *hp, int64_t n_params,
-                              const float *params, const pfgm_optim_range *trainable, int64_t n_ranges,
-                              pfgm_optim **out) {
+static pfgm_status optim_create(pfgm_backend *be, const pfgm_optim_hparams *hp, int64_t n_params,
+                                const float *params, const pfgm_optim_range *trainable, int64_t n_ranges,
+                                int sharded, pfgm_optim **out) {
     if (!out) return pfgm_error(PFGM_ERR_INVALID_ARG, "optimizer: NULL output pointer");
     *out = NULL;
     if (!be) return pfgm_error(PFGM_ERR_INVALID_ARG, "optimizer: NULL backend");
@@ -101,11 +104,17 @@ pfgm_status pfgm_optim_create(pfgm_backend *be, const pfgm_optim_hparams *hp, in
     if (!be->sumsq || !be->adam_update || !be->ema_update || !be->axpby)
         return pfgm_error(PFGM_ERR_UNSUPPORTED, "optimizer: backend '%s' lacks the optimizer ops", be->name);
 
+    if (sharded && n_ranges < 1)
+        return pfgm_error(PFGM_ERR_INVALID_ARG, "optimizer: a shard needs at least one owned range");
     pfgm_status st = PFGM_OK;
     pfgm_optim *opt = calloc(1, sizeof *opt);
     int64_t nr = n_ranges > 0 ? n_ranges : 1;
-    if (opt) opt->ranges = calloc((size_t)nr, sizeof *opt->ranges);
-    if (!opt || !opt->ranges) {
+    if (opt) {
+        opt->ranges = calloc((size_t)nr, sizeof *opt->ranges);
+        opt->state_off = calloc((size_t)nr, sizeof *opt->state_off);
+    }
+    if (!opt || !opt->ranges || !opt->state_off) {
+        if (opt) free(opt->ranges);
         free(opt);
         return pfgm_error(PFGM_ERR_NOMEM, "optimizer: cannot allocate %lld ranges", (long long)nr);
     }
@@ -113,23 +122,48 @@ pfgm_status pfgm_optim_create(pfgm_backend *be, const pfgm_optim_hparams *hp, in
     opt->hp = *hp;
     opt->n_params = n_params;
     opt->n_ranges = nr;
+    opt->sharded = sharded;
     if (n_ranges > 0)
         memcpy(opt->ranges, trainable, (size_t)n_ranges * sizeof *trainable);
     else
         opt->ranges[0] = (pfgm_optim_range){0, n_params};
+    opt->state_floats = sharded ? 0 : n_params;
+    for (int64_t r = 0; r < nr; ++r) {
+        opt->state_off[r] = sharded ? opt->state_floats : opt->ranges[r].offset;
+        if (sharded) opt->state_floats += opt->ranges[r].count;
+    }
 
-    size_t bytes = (size_t)n_params * sizeof(float);
+    size_t bytes = (size_t)opt->state_floats * sizeof(float);
     PFGM_TRY_GOTO(be->alloc(be, bytes, (void **)&opt->m), fail);
     PFGM_TRY_GOTO(be->alloc(be, bytes, (void **)&opt->v), fail);
     PFGM_TRY_GOTO(be->alloc(be, bytes, (void **)&opt->ema), fail);
     PFGM_TRY_GOTO(be->memzero(be, opt->m, bytes), fail);
     PFGM_TRY_GOTO(be->memzero(be, opt->v, bytes), fail);
-    PFGM_TRY_GOTO(be->copy(be, opt->ema, params, bytes, PFGM_COPY_D2D), fail);
+    if (!sharded) {
+        PFGM_TRY_GOTO(be->copy(be, opt->ema, params, bytes, PFGM_COPY_D2D), fail);
+    } else {
+        for (int64_t r = 0; r < nr; ++r)
+            PFGM_TRY_GOTO(be->copy(be, opt->ema + opt->state_off[r], params + opt->ranges[r].offset,
+                                   (size_t)opt->ranges[r].count * sizeof(float), PFGM_COPY_D2D),
+                          fail);
+    }
     *out = opt;
     return PFGM_OK;
 fail:
     pfgm_optim_destroy(opt);
     return pfgm_error_prefix(st, "optimizer: %lld parameters", (long long)n_params);
+}
+
+pfgm_status pfgm_optim_create(pfgm_backend *be, const pfgm_optim_hparams *hp, int64_t n_params,
+                              const float *params, const pfgm_optim_range *trainable, int64_t n_ranges,
+                              pfgm_optim **out) {
+    return optim_create(be, hp, n_params, params, trainable, n_ranges, 0, out);
+}
+
+pfgm_status pfgm_optim_create_sharded(pfgm_backend *be, const pfgm_optim_hparams *hp, int64_t n_params,
+                                      const float *params, const pfgm_optim_range *owned, int64_t n_owned,
+                                      pfgm_optim **out) {
+    return optim_create(be, hp, n_params, params, owned, n_owned, 1, out);
 }
 
 void pfgm_optim_destroy(pfgm_optim *opt) {
@@ -138,6 +172,7 @@ void pfgm_optim_destroy(pfgm_optim *opt) {
     if (opt->v) opt->be->free(opt->be, opt->v);
     if (opt->ema) opt->be->free(opt->be, opt->ema);
     free(opt->ranges);
+    free(opt->state_off);
     free(opt);
 }
 
@@ -157,6 +192,15 @@ pfgm_status pfgm_optim_step(pfgm_optim *opt, float *params, float *grads, int64_
                             pfgm_optim_stats *stats) {
     if (!opt || !params || !grads)
         return pfgm_error(PFGM_ERR_INVALID_ARG, "optimizer step: NULL optimizer or buffer");
+    double norm = 0.0;
+    PFGM_TRY(grad_norm(opt, grads, &norm));
+    return pfgm_optim_step_norm(opt, params, grads, step, norm, stats);
+}
+
+pfgm_status pfgm_optim_step_norm(pfgm_optim *opt, float *params, float *grads, int64_t step, double norm,
+                                 pfgm_optim_stats *stats) {
+    if (!opt || !params || !grads)
+        return pfgm_error(PFGM_ERR_INVALID_ARG, "optimizer step: NULL optimizer or buffer");
     if (step < 0) return pfgm_error(PFGM_ERR_INVALID_ARG, "optimizer step: step %lld < 0", (long long)step);
     pfgm_backend *be = opt->be;
     const pfgm_optim_hparams *hp = &opt->hp;
@@ -164,9 +208,8 @@ pfgm_status pfgm_optim_step(pfgm_optim *opt, float *params, float *grads, int64_
     /* spec §1.13 step 3: the warmup uses the 0-based training step. */
     double lr = pfgm_optim_lr_at(hp, step);
 
-    /* step 4: torch.nn.utils.clip_grad_norm_(params, max_norm=grad_clip). */
-    double norm = 0.0;
-    PFGM_TRY(grad_norm(opt, grads, &norm));
+    /* step 4: torch.nn.utils.clip_grad_norm_(params, max_norm=grad_clip), with the norm of
+     * all trainable gradients (the caller's when the state is sharded). */
     if (!isfinite(norm))
         return pfgm_error(PFGM_ERR_NUMERIC,
                           "optimizer step %lld: gradient norm is %g (NaN/Inf in the gradients); nothing updated",
@@ -186,16 +229,16 @@ pfgm_status pfgm_optim_step(pfgm_optim *opt, float *params, float *grads, int64_
     /* step 5: Adam, t = the per-parameter step count torch keeps (1 on the first step). */
     int64_t t = opt->updates + 1;
     for (int64_t r = 0; r < opt->n_ranges; ++r) {
-        int64_t o = opt->ranges[r].offset;
+        int64_t o = opt->ranges[r].offset, so = opt->state_off[r];
         PFGM_TRY(pfgm_op_adam_update(be, opt->ranges[r].count, lr, hp->beta1, hp->beta2, hp->eps, hp->weight_decay, t,
-                                     params + o, grads + o, opt->m + o, opt->v + o));
+                                     params + o, grads + o, opt->m + so, opt->v + so));
     }
 
     /* step 6: EMA of the trainable parameters, decay from models/ema.py's num_updates. */
     double decay = pfgm_optim_ema_decay_at(hp->ema_rate, t);
     for (int64_t r = 0; r < opt->n_ranges; ++r) {
         int64_t o = opt->ranges[r].offset;
-        PFGM_TRY(pfgm_op_ema_update(be, opt->ranges[r].count, decay, opt->ema + o, params + o));
+        PFGM_TRY(pfgm_op_ema_update(be, opt->ranges[r].count, decay, opt->ema + opt->state_off[r], params + o));
     }
     opt->updates = t;
 
@@ -208,11 +251,32 @@ float *pfgm_optim_m(pfgm_optim *opt) { return opt->m; }
 float *pfgm_optim_v(pfgm_optim *opt) { return opt->v; }
 float *pfgm_optim_ema(pfgm_optim *opt) { return opt->ema; }
 
+int64_t pfgm_optim_state_floats(const pfgm_optim *opt) { return opt->state_floats; }
+
+const pfgm_optim_range *pfgm_optim_ranges(const pfgm_optim *opt, int64_t *n) {
+    *n = opt->n_ranges;
+    return opt->ranges;
+}
+
+/* host[offset of range r ..] <-> state[state_off[r] ..] for every range (sharded), or the
+ * whole n_params (full). */
+static pfgm_status state_transfer(pfgm_optim *opt, float *host, float *state, int up) {
+    if (!opt->sharded)
+        return up ? pfgm_backend_upload(opt->be, state, host, opt->n_params)
+                  : pfgm_backend_download(opt->be, host, state, opt->n_params);
+    for (int64_t r = 0; r < opt->n_ranges; ++r) {
+        float *h = host + opt->ranges[r].offset, *d = state + opt->state_off[r];
+        PFGM_TRY(up ? pfgm_backend_upload(opt->be, d, h, opt->ranges[r].count)
+                    : pfgm_backend_download(opt->be, h, d, opt->ranges[r].count));
+    }
+    return PFGM_OK;
+}
+
 pfgm_status pfgm_optim_export(pfgm_optim *opt, float *m, float *v, float *ema, int64_t *updates) {
     if (!opt) return pfgm_error(PFGM_ERR_INVALID_ARG, "optimizer export: NULL optimizer");
-    if (m) PFGM_TRY(pfgm_backend_download(opt->be, m, opt->m, opt->n_params));
-    if (v) PFGM_TRY(pfgm_backend_download(opt->be, v, opt->v, opt->n_params));
-    if (ema) PFGM_TRY(pfgm_backend_download(opt->be, ema, opt->ema, opt->n_params));
+    if (m) PFGM_TRY(state_transfer(opt, m, opt->m, 0));
+    if (v) PFGM_TRY(state_transfer(opt, v, opt->v, 0));
+    if (ema) PFGM_TRY(state_transfer(opt, ema, opt->ema, 0));
     if (updates) *updates = opt->updates;
     return PFGM_OK;
 }
@@ -233,14 +297,18 @@ pfgm_status pfgm_optim_import(pfgm_optim *opt, const float *m, const float *v, c
     const struct { const char *name; const float *x; int nonneg; } arr[3] = {
         {"adam m", m, 0}, {"adam v", v, 1}, {"ema", ema, 0}};
     for (int a = 0; a < 3; ++a) {
-        int64_t i = first_bad(arr[a].x, opt->n_params, arr[a].nonneg);
-        if (i >= 0)
-            return pfgm_error(PFGM_ERR_NUMERIC, "optimizer import: %s[%lld] = %g is %s", arr[a].name, (long long)i,
-                              (double)arr[a].x[i], arr[a].nonneg ? "not a finite value >= 0" : "not finite");
+        for (int64_t r = 0; r < (opt->sharded ? opt->n_ranges : 1); ++r) {
+            int64_t o = opt->sharded ? opt->ranges[r].offset : 0, n = opt->sharded ? opt->ranges[r].count : opt->n_params;
+            int64_t i = first_bad(arr[a].x + o, n, arr[a].nonneg);
+            if (i >= 0)
+                return pfgm_error(PFGM_ERR_NUMERIC, "optimizer import: %s[%lld] = %g is %s", arr[a].name,
+                                  (long long)(o + i), (double)arr[a].x[o + i],
+                                  arr[a].nonneg ? "not a finite value >= 0" : "not finite");
+        }
     }
-    PFGM_TRY(pfgm_backend_upload(opt->be, opt->m, m, opt->n_params));
-    PFGM_TRY(pfgm_backend_upload(opt->be, opt->v, v, opt->n_params));
-    PFGM_TRY(pfgm_backend_upload(opt->be, opt->ema, ema, opt->n_params));
+    PFGM_TRY(state_transfer(opt, (float *)m, opt->m, 1));
+    PFGM_TRY(state_transfer(opt, (float *)v, opt->v, 1));
+    PFGM_TRY(state_transfer(opt, (float *)ema, opt->ema, 1));
     opt->updates = updates;
     return PFGM_OK;
 }

@@ -64,6 +64,7 @@ void pfgm_nn_params_layout(pfgm_nn_params *t) {
             t->count += p->count;
             if (p->trainable) t->trainable_count += p->count;
         }
+        if (pass == 0 && t->prefix_multiple > 0) off = (off + t->prefix_multiple - 1) / t->prefix_multiple * t->prefix_multiple;
         if (pass == 0) t->trainable_floats = off;
     }
     t->floats = off;

@@ -5,11 +5,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "pfgm/field.h"
+#include "pfgm/grad_sync.h"
 #include "pfgm/loss.h"
 #include "pfgm/ops.h"
 #include "pfgm/perturb.h"
+#include "pfgm/config.h"
 #include "util/check.h"
 
 struct pfgm_step {
@@ -29,6 +32,9 @@ struct pfgm_step {
     void *field_ws;
     size_t field_ws_bytes;
     int32_t *verdicts;  /* [W] host: 0 finite, 1 non-finite loss, 2 non-finite gradient */
+    pfgm_grad_sync *sync; /* buckets and shards of the gradient average */
+    pfgm_optim *optim;    /* over this rank's ranges (all of the prefix, or its ZeRO shard) */
+    int inject_nan;       /* tests only: this step's backward ends with a NaN gradient */
 };
 
 static const char *const phase_names[PFGM_STEP_PHASES] = {"perturb", "field targets", "forward", "loss",
@@ -51,13 +57,52 @@ void pfgm_step_destroy(pfgm_step *s) {
         if (dev[i]) be->free(be, dev[i]);
     if (s->field_ws) be->free(be, s->field_ws);
     free(s->verdicts);
+    pfgm_ddpmpp_set_grad_hook(s->set.model, NULL, NULL);
+    pfgm_grad_sync_destroy(s->sync);
+    pfgm_optim_destroy(s->optim);
     free(s);
+}
+
+/* The model's hook after each layer's backward: the test-only NaN lands before the bucket
+ * holding gradient 0 starts (it is the last one), then the ready buckets start. */
+static pfgm_status grad_ready(void *user, int64_t ready_from) {
+    pfgm_step *s = user;
+    if (s->inject_nan && ready_from == 0) {
+        s->inject_nan = 0;
+        PFGM_TRY(pfgm_op_fill(s->set.be, 1, NAN, pfgm_ddpmpp_params(s->set.model)->grad));
+    }
+    return pfgm_grad_sync_ready(s->sync, ready_from);
+}
+
+int64_t pfgm_step_param_multiple(int world_size) { return pfgm_grad_sync_param_multiple(world_size); }
+
+pfgm_optim *pfgm_step_optim(pfgm_step *s) { return s->optim; }
+
+
+pfgm_status pfgm_step_export_state(pfgm_step *s, float *m, float *v, float *ema, int64_t *updates) {
+    pfgm_nn_params *p = pfgm_ddpmpp_params(s->set.model);
+    const int sharded = s->W > 1 && s->set.cfg->distributed.zero;
+    if (!sharded) return s->rank == 0 ? pfgm_optim_export(s->optim, m, v, ema, updates) : PFGM_OK;
+    const size_t all = (size_t)p->floats, T = (size_t)p->trainable_floats;
+    memset(m, 0, all * sizeof *m);
+    memset(v, 0, all * sizeof *v);
+    memset(ema, 0, all * sizeof *ema);
+    PFGM_TRY(pfgm_optim_export(s->optim, m, v, ema, updates));
+    /* each entry of the prefix has one owner and zeros elsewhere: the sums are exact */
+    float *bufs[3] = {m, v, ema};
+    for (int k = 0; k < 3; ++k) {
+        pfgm_status st = s->set.comm->allreduce(s->set.comm, bufs[k], T, PFGM_F32, PFGM_REDUCE_SUM);
+        if (st != PFGM_OK) return pfgm_error_prefix(st, "gathering the sharded optimizer state");
+    }
+    /* the fixed parameters past the prefix: no moments; their EMA is the parameter itself */
+    if (all > T) PFGM_TRY(pfgm_backend_download(s->set.be, ema + T, p->value + T, (int64_t)(all - T)));
+    return PFGM_OK;
 }
 
 pfgm_status pfgm_step_create(const pfgm_step_setup *setup, pfgm_step **out) {
     *out = NULL;
-    if (!setup || !setup->cfg || !setup->be || !setup->model || !setup->optim)
-        return pfgm_error(PFGM_ERR_INVALID_ARG, "training step: NULL config, backend, model or optimizer");
+    if (!setup || !setup->cfg || !setup->be || !setup->model)
+        return pfgm_error(PFGM_ERR_INVALID_ARG, "training step: NULL config, backend or model");
     const pfgm_config *c = setup->cfg;
     pfgm_step *s = calloc(1, sizeof *s);
     if (!s) return pfgm_error(PFGM_ERR_NOMEM, "training step: out of memory");
@@ -91,6 +136,23 @@ pfgm_status pfgm_step_create(const pfgm_step_setup *setup, pfgm_step **out) {
     }
     if (st == PFGM_OK && !(s->verdicts = calloc((size_t)W, sizeof *s->verdicts)))
         st = pfgm_error(PFGM_ERR_NOMEM, "training step: out of memory");
+    pfgm_nn_params *params = pfgm_ddpmpp_params(s->set.model);
+    if (st == PFGM_OK) {
+        pfgm_grad_sync_setup gss = {.be = be, .params = params, .dcomm = W > 1 ? s->set.dcomm : NULL,
+                                    .comm = s->set.comm, .bucket_mb = c->distributed.bucket_mb,
+                                    .zero = (int)c->distributed.zero};
+        st = pfgm_grad_sync_create(&gss, &s->sync);
+    }
+    if (st == PFGM_OK) {
+        int64_t n_owned = 0;
+        const pfgm_optim_range *owned = pfgm_grad_sync_owned(s->sync, &n_owned);
+        pfgm_optim_hparams hp;
+        pfgm_optim_hparams_from_config(c, &hp);
+        st = W > 1 && c->distributed.zero
+                 ? pfgm_optim_create_sharded(be, &hp, params->floats, params->value, owned, n_owned, &s->optim)
+                 : pfgm_optim_create(be, &hp, params->floats, params->value, owned, n_owned, &s->optim);
+    }
+    if (st == PFGM_OK) pfgm_ddpmpp_set_grad_hook(s->set.model, grad_ready, s);
     if (st != PFGM_OK) {
         pfgm_step_destroy(s);
         return st;
@@ -102,16 +164,18 @@ pfgm_status pfgm_step_create(const pfgm_step_setup *setup, pfgm_step **out) {
 void pfgm_step_get_view(const pfgm_step *s, pfgm_step_view *v) {
     *v = (pfgm_step_view){.N = s->N, .L = s->L, .B = s->B, .charges = s->charges, .perturbed = s->perturbed,
                           .targets = s->targets, .net_x = s->net_x, .net_z = s->net_z, .loss = s->loss,
-                          .field_workspace_bytes = s->field_ws_bytes};
+                          .field_workspace_bytes = s->field_ws_bytes,
+                          .optim_state_bytes = 3 * (size_t)pfgm_optim_state_floats(s->optim) * sizeof(float),
+                          .buckets = pfgm_grad_sync_buckets(s->sync)};
+    int64_t lo = 0, hi = 0;
+    pfgm_grad_sync_bucket(s->sync, 0, &lo, &hi);
+    v->bucket_floats = hi - lo;
 }
 
 /* Whether every rank's loss and gradients are finite, agreed over ranks (one all-gather of an
  * int32 per rank): sets res->skipped and names the ranks in res->nonfinite_ranks. Each such
  * rank warns (tagged with its rank); rank 0 names them all in one line. */
-static pfgm_status agree_finite(pfgm_step *s, int64_t step, int have_grads, pfgm_step_result *res) {
-    const pfgm_nn_params *p = pfgm_ddpmpp_params(s->set.model);
-    double gsq = NAN;
-    if (have_grads) PFGM_TRY(pfgm_op_sumsq(s->set.be, p->trainable_floats, p->grad, &gsq));
+static pfgm_status agree_finite(pfgm_step *s, int64_t step, double gsq, pfgm_step_result *res) {
     int32_t bad = !isfinite(res->loss) ? 1 : !isfinite(gsq) ? 2 : 0;
     if (bad && s->set.lg)
         pfgm_log_warn(s->set.lg,
@@ -183,29 +247,39 @@ pfgm_status pfgm_step_run(pfgm_step *s, int64_t step, const float *host_batch, c
     s->loss = res->loss;
     PFGM_TRY(phase_end(hooks, s, PFGM_STEP_LOSS));
 
+    /* Gradient average over ranks in buckets (include/pfgm/grad_sync.h): the model's hook
+     * starts each bucket's collective as soon as backward has finished its gradients. A rank
+     * whose loss is not finite has no backward but still joins every collective (with zero
+     * gradients); the update is then skipped everywhere. */
+    pfgm_grad_sync_begin(s->sync);
+    PFGM_TRY(pfgm_nn_params_zero_grad(params));
     if (ls == PFGM_OK) {
-        PFGM_TRY(pfgm_nn_params_zero_grad(params));
+        s->inject_nan = faulty && f->grad;
         PFGM_TRY(pfgm_ddpmpp_backward(s->set.model, s->dnet_x, s->dnet_z, NULL));
-        if (faulty && f->grad) PFGM_TRY(pfgm_op_fill(be, 1, NAN, params->grad));
     }
     PFGM_TRY(phase_end(hooks, s, PFGM_STEP_BACKWARD));
 
-    PFGM_TRY(agree_finite(s, step, ls == PFGM_OK, res));
+    double local_gsq = 0.0;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    PFGM_TRY(pfgm_grad_sync_finish(s->sync, &local_gsq));
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    res->grad_wait_s = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    PFGM_TRY(agree_finite(s, step, ls == PFGM_OK ? local_gsq : NAN, res));
     if (res->skipped) {
         res->stats.grad_norm = NAN; /* no update: logged as null, not 0 */
         res->stats.lr = NAN;
         res->stats.ema_decay = NAN;
         return PFGM_OK;
     }
-    /* Gradient average over ranks: the trainable prefix of the gradient buffer, in backend
-     * memory, through the device communicator (NCCL on GPUs; on the CPU backend the MPI
-     * communicator itself). One all-reduce once backward has finished; overlapping buckets
-     * with the backward pass is not done (docs/architecture.md, Communication). */
-    if (s->W > 1)
-        PFGM_TRY(s->set.dcomm->allreduce(s->set.dcomm, params->grad, (size_t)params->trainable_floats, PFGM_F32,
-                                         PFGM_REDUCE_AVG));
+    double norm = 0.0;
+    PFGM_TRY(pfgm_grad_sync_norm(s->sync, &norm));
     PFGM_TRY(phase_end(hooks, s, PFGM_STEP_ALLREDUCE));
-    PFGM_TRY(pfgm_optim_step(s->set.optim, params->value, params->grad, step, &res->stats));
+    PFGM_TRY(pfgm_optim_step_norm(s->optim, params->value, params->grad, step, norm, &res->stats));
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    PFGM_TRY(pfgm_grad_sync_gather_params(s->sync));
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    res->param_gather_s = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
     return phase_end(hooks, s, PFGM_STEP_OPTIM);
 }
 

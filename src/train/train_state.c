@@ -66,11 +66,13 @@ static pfgm_status check_finite(const trainer *t) {
 }
 
 pfgm_status pfgm_train_save_checkpoint(trainer *t) {
-    pfgm_status st = PFGM_OK;
+    int64_t updates = 0;
+    /* the optimizer state, assembled from every rank's shard under ZeRO (a collective) */
+    pfgm_status st = pfgm_step_export_state(t->stepper, t->h_m, t->h_v, t->h_ema, &updates);
+    if (st != PFGM_OK) return pfgm_error_prefix(st, "writing the checkpoint of step %lld", (long long)t->step);
     if (t->comm->rank == 0) {
         char path[4096], dir[4096];
         sections s;
-        int64_t updates = 0;
         pfgm_dataset_position pos;
         pfgm_dataset_get_position(t->data, &pos);
         char *yaml = NULL;
@@ -79,7 +81,6 @@ pfgm_status pfgm_train_save_checkpoint(trainer *t) {
         st = pfgm_mkdirs(dir);
         if (st == PFGM_OK) st = pfgm_ckpt_path(t->opt->run_dir, t->step, path, sizeof path);
         if (st == PFGM_OK) st = pfgm_backend_download(t->be, t->h_params, t->params->value, t->params->floats);
-        if (st == PFGM_OK) st = pfgm_optim_export(t->optim, t->h_m, t->h_v, t->h_ema, &updates);
         if (st == PFGM_OK) st = check_finite(t);
         if (st == PFGM_OK) st = pfgm_config_to_yaml_string(t->cfg, &yaml, &ylen);
         if (st == PFGM_OK) st = sections_make(t, &s);
@@ -207,8 +208,20 @@ static pfgm_status map_position(const trainer *t, const pfgm_ckpt *ck, pfgm_data
     const int64_t W0 = m->world_size, L0 = m->batch_size > 0 ? m->batch_size : pfgm_ckpt_config(ck)->training.batch_size;
     const int64_t C1 = pfgm_dataset_count(t->data), C0 = m->dataset_count > 0 ? m->dataset_count : C1;
     const int64_t W1 = t->comm->world_size, L1 = t->L, spe1 = pfgm_dataset_steps_per_epoch(t->data);
+    /* The reader's block rows and shuffle window shape the order inside an epoch as well;
+     * the saved values are those of the checkpoint's config (defaults for an older one). */
+    const pfgm_config_data *d0 = &pfgm_ckpt_config(ck)->data, *d1 = &t->cfg->data;
     pos->epoch = m->epoch;
     pos->index = m->epoch_index;
+    if (d0->block_images != d1->block_images || d0->shuffle_window != d1->shuffle_window) {
+        if (!t->opt->allow_reshard)
+            return pfgm_error(PFGM_ERR_CONFIG, "%s: the data position was saved with data.block_images %lld and data.shuffle_window %lld; this run has %lld and %lld, which reorder the interrupted epoch (pass --allow-reshard to keep the position anyway)",
+                              path, (long long)d0->block_images, (long long)d0->shuffle_window,
+                              (long long)d1->block_images, (long long)d1->shuffle_window);
+        pfgm_log_info(t->lg, "data.block_images %lld -> %lld, data.shuffle_window %lld -> %lld: within epoch %lld a few images may be seen twice or not at all",
+                      (long long)d0->block_images, (long long)d1->block_images, (long long)d0->shuffle_window,
+                      (long long)d1->shuffle_window, (long long)pos->epoch);
+    }
     if (W0 == W1 && L0 == L1 && C0 == C1) {
         if (pos->index >= spe1)
             return pfgm_error(PFGM_ERR_FORMAT, "%s: data position (epoch %lld, index %lld) is outside this run's epoch of %lld batches",

@@ -89,7 +89,9 @@ static const char *with_commas(int64_t v, char *buf, size_t cap) {
     return buf;
 }
 
-static void print_startup(const trainer *t, const pfgm_ddpmpp_info *info, size_t field_ws) {
+/* sv: the step's view (NULL in a dry run, which builds no step: the optimizer state is then
+ * estimated from the parameter bytes). */
+static void print_startup(const trainer *t, const pfgm_ddpmpp_info *info, size_t field_ws, const pfgm_step_view *sv) {
     char count[40];
     const pfgm_config *c = t->cfg;
     const pfgm_logger *lg = t->lg;
@@ -100,11 +102,17 @@ static void print_startup(const trainer *t, const pfgm_ddpmpp_info *info, size_t
                       t->be->name, t->comm->name, t->dcomm->name);
     else
         pfgm_log_info(lg, "  %-26s %d (%s backend, %s communicator)", "world size", W, t->be->name, t->comm->name);
-    if (t->data)
+    if (t->data) {
+        pfgm_dataset_stats ds;
+        pfgm_dataset_get_stats(t->data, &ds);
         pfgm_log_info(lg, "  %-26s %s: %lld images, %lld per rank, %lld steps per epoch", "data", c->data.path,
                       (long long)pfgm_dataset_count(t->data), (long long)pfgm_dataset_per_rank(t->data),
                       (long long)pfgm_dataset_steps_per_epoch(t->data));
-    else
+        pfgm_log_info(lg, "  %-26s cache %.1f MiB per rank (%lld of %lld blocks of %lld images), staging %.1f MiB, "
+                      "shuffle window %lld blocks, prefetch %s", "reader", ds.cache_bytes / 1048576.0,
+                      (long long)ds.cache_slots, (long long)ds.blocks, (long long)ds.block_images,
+                      ds.staging_bytes / 1048576.0, (long long)ds.window_blocks, ds.prefetch ? "on" : "off");
+    } else
         pfgm_log_info(lg, "  %-26s %s (not opened: %s)", "data", c->data.path, pfgm_error_message());
     pfgm_log_info(lg, "  %-26s %lld x %lld x %lld (N = %lld)", "image", (long long)c->data.channels,
                   (long long)c->data.image_size, (long long)c->data.image_size, (long long)t->N);
@@ -120,9 +128,16 @@ static void print_startup(const trainer *t, const pfgm_ddpmpp_info *info, size_t
     pfgm_log_info(lg, "  %-26s Adam lr %g (not rescaled by world size), beta1 %g, warmup %lld, clip %g, EMA %g",
                   "optimizer", c->optim.lr, c->optim.beta1, (long long)c->optim.warmup, c->optim.grad_clip,
                   c->model.ema_rate);
-    pfgm_log_info(lg, "  %-26s params %.1f MiB, grads %.1f MiB, Adam+EMA %.1f MiB, activations %.1f MiB, field %.1f MiB",
-                  "memory per rank", info->param_bytes / 1048576.0, info->param_bytes / 1048576.0,
-                  3 * info->param_bytes / 1048576.0, info->activation_bytes / 1048576.0, field_ws / 1048576.0);
+    const int sharded = W > 1 && c->distributed.zero;
+    const double optim_mib = sv ? sv->optim_state_bytes / 1048576.0 : 3.0 * info->param_bytes / (sharded ? W : 1) / 1048576.0;
+    pfgm_log_info(lg, "  %-26s params %.1f MiB, grads %.1f MiB, Adam+EMA %.1f MiB%s, activations %.1f MiB, field %.1f MiB",
+                  "memory per rank", info->param_bytes / 1048576.0, info->param_bytes / 1048576.0, optim_mib,
+                  sharded ? " (ZeRO-1 shard: 1/W)" : "", info->activation_bytes / 1048576.0, field_ws / 1048576.0);
+    if (sv)
+        pfgm_log_info(lg, "  %-26s %d bucket%s of up to %.1f MiB (distributed.bucket_mb %g%s), %s", "gradient average",
+                      sv->buckets, sv->buckets == 1 ? "" : "s", sv->bucket_floats * 4.0 / 1048576.0, c->distributed.bucket_mb,
+                      c->distributed.bucket_mb > 0 ? ": started during backward" : ": one, after backward",
+                      sharded ? "reduce-scatter + parameter all-gather (distributed.zero 1)" : "all-reduce");
     pfgm_log_info(lg, "  %-26s %.3g GFLOP forward per image; %.3g GFLOP per step and rank (forward + backward ~ 3x)",
                   "compute", info->flops_per_image / 1e9, 3.0 * info->flops_per_image * (double)t->B / 1e9);
     pfgm_log_info(lg, "  %-26s %lld steps, checkpoints every %lld (keep last %lld, every %lld), log every %lld",
@@ -190,6 +205,8 @@ static pfgm_status run_loop(trainer *t, pfgm_metrics *metrics, pfgm_train_result
                 pfgm_metrics_num(metrics, "lr", stats.lr);
                 pfgm_metrics_int(metrics, "clipped", stats.clipped);
                 pfgm_metrics_num(metrics, "images_per_s", ips);
+                pfgm_metrics_num(metrics, "grad_wait_ms", 1e3 * sr.grad_wait_s);
+                pfgm_metrics_num(metrics, "param_gather_ms", 1e3 * sr.param_gather_s);
                 pfgm_metrics_int(metrics, "epoch", pos.epoch);
                 pfgm_metrics_int(metrics, "world_size", W);
                 pfgm_metrics_int(metrics, "skipped", skipped);
@@ -222,7 +239,9 @@ static pfgm_status open_data(trainer *t) {
     pfgm_dataset_options o = {.path = c->data.path, .rank = t->comm->rank, .world_size = t->comm->world_size,
                               .channels = c->data.channels, .image_size = c->data.image_size,
                               .batch_size = c->training.batch_size, .seed = (uint32_t)c->seed,
-                              .random_flip = c->data.random_flip, .log = t->lg};
+                              .random_flip = c->data.random_flip, .block_images = c->data.block_images,
+                              .shuffle_window = c->data.shuffle_window, .cache_bytes = c->data.cache_mb << 20,
+                              .no_prefetch = !c->data.prefetch, .log = t->lg};
     return pfgm_dataset_open(&o, &t->data);
 }
 
@@ -287,11 +306,12 @@ static pfgm_status setup_and_run(trainer *t, pfgm_train_result *res) {
     t->B = c->training.small_batch_size;
     pfgm_ddpmpp_desc desc;
     PFGM_TRY(pfgm_ddpmpp_desc_from_config(c, &desc));
+    desc.param_multiple = pfgm_step_param_multiple(t->comm->world_size);
     if (t->opt->dry_run) {
         pfgm_ddpmpp_info info;
         PFGM_TRY(pfgm_ddpmpp_plan(&desc, t->be, t->B, PFGM_DDPMPP_TRAIN, &info));
         if (open_data(t) != PFGM_OK) t->data = NULL; /* a plan needs no data; say why it is missing */
-        print_startup(t, &info, pfgm_field_workspace_bytes(t->B, t->L));
+        print_startup(t, &info, pfgm_field_workspace_bytes(t->B, t->L), NULL);
         if (t->comm->rank == 0) {
             char *yaml = NULL;
             size_t n = 0;
@@ -337,14 +357,10 @@ static pfgm_status setup_and_run(trainer *t, pfgm_train_result *res) {
     t->h_ema = malloc(floats * sizeof(float));
     if (!t->h_params || !t->h_m || !t->h_v || !t->h_ema)
         return pfgm_error(PFGM_ERR_NOMEM, "trainer: cannot allocate checkpoint staging (4 x %zu floats)", floats);
-    pfgm_optim_hparams hp = {.lr = c->optim.lr, .beta1 = c->optim.beta1, .beta2 = c->optim.beta2, .eps = c->optim.eps,
-                             .weight_decay = c->optim.weight_decay, .warmup = c->optim.warmup,
-                             .grad_clip = c->optim.grad_clip, .ema_rate = c->model.ema_rate};
-    pfgm_optim_range trainable = {.offset = 0, .count = t->params->trainable_floats};
-    PFGM_TRY(pfgm_optim_create(t->be, &hp, t->params->floats, t->params->value, &trainable, 1, &t->optim));
-    pfgm_step_setup ss = {.cfg = c, .be = t->be, .model = t->model, .optim = t->optim, .comm = t->comm,
-                          .dcomm = t->dcomm, .lg = t->lg, .fault = fault};
+    pfgm_step_setup ss = {.cfg = c, .be = t->be, .model = t->model, .comm = t->comm, .dcomm = t->dcomm,
+                          .lg = t->lg, .fault = fault};
     PFGM_TRY(pfgm_step_create(&ss, &t->stepper));
+    t->optim = pfgm_step_optim(t->stepper);
     t->host_batch = malloc(sizeof(float) * (size_t)(t->L * t->N));
     if (!t->host_batch) return pfgm_error(PFGM_ERR_NOMEM, "trainer: cannot allocate the batch staging buffer");
     PFGM_TRY(check_identical_weights(t, "at initialisation", NULL));
@@ -354,7 +370,7 @@ static pfgm_status setup_and_run(trainer *t, pfgm_train_result *res) {
     pfgm_ddpmpp_get_info(t->model, &info);
     pfgm_step_view sv;
     pfgm_step_get_view(t->stepper, &sv);
-    print_startup(t, &info, sv.field_workspace_bytes);
+    print_startup(t, &info, sv.field_workspace_bytes, &sv);
 
     pfgm_metrics *metrics = NULL;
     if (t->comm->rank == 0) {
@@ -402,7 +418,7 @@ pfgm_status pfgm_train(const pfgm_config *cfg, const pfgm_train_options *opt, pf
     res.end_step = t.step;
     pfgm_step_destroy(t.stepper);
     free(t.host_batch);
-    pfgm_optim_destroy(t.optim);
+
     pfgm_ddpmpp_destroy(t.model);
     pfgm_dataset_close(t.data);
     pfgm_run_lock_release(t.lock);

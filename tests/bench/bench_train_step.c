@@ -241,16 +241,12 @@ int main(int argc, char **argv) {
 
     pfgm_ddpmpp_desc desc;
     TRY(pfgm_ddpmpp_desc_from_config(&cfg, &desc), "model description");
+    desc.param_multiple = pfgm_step_param_multiple(1);
     TRY(pfgm_ddpmpp_create(be, &desc, b.B, PFGM_DDPMPP_TRAIN, &b.model), "model");
-    const pfgm_nn_params *params = pfgm_ddpmpp_params(b.model);
     TRY(pfgm_ddpmpp_init_params(b.model, (uint32_t)cfg.seed), "init");
-    pfgm_optim_hparams hp = {.lr = cfg.optim.lr, .beta1 = cfg.optim.beta1, .beta2 = cfg.optim.beta2,
-                             .eps = cfg.optim.eps, .weight_decay = cfg.optim.weight_decay, .warmup = cfg.optim.warmup,
-                             .grad_clip = cfg.optim.grad_clip, .ema_rate = cfg.model.ema_rate};
-    pfgm_optim_range trainable = {.offset = 0, .count = params->trainable_floats};
-    TRY(pfgm_optim_create(be, &hp, params->floats, params->value, &trainable, 1, &b.optim), "optimizer");
-    pfgm_step_setup ss = {.cfg = &cfg, .be = be, .model = b.model, .optim = b.optim};
+    pfgm_step_setup ss = {.cfg = &cfg, .be = be, .model = b.model};
     TRY(pfgm_step_create(&ss, &b.step), "training step");
+    b.optim = pfgm_step_optim(b.step);
     const int64_t N = b.N, L = b.L, B = b.B;
     float *h = malloc(sizeof(float) * (size_t)(L * N));
     if (!h) die("host charges");
@@ -320,7 +316,7 @@ int main(int argc, char **argv) {
 
     pfgm_step_destroy(b.step);
     free(b.host_batch);
-    pfgm_optim_destroy(b.optim);
+
     pfgm_ddpmpp_destroy(b.model);
     pfgm_backend_destroy(be);
     return 0;

@@ -101,19 +101,15 @@ static pfgm_status run(const bench_args *a, bench *t) {
     pfgm_ddpmpp_desc desc;
     PFGM_TRY(pfgm_ddpmpp_desc_from_config(c, &desc));
     desc.init_scale = a->init_scale >= 0.0 ? a->init_scale : 1.0;
+    desc.param_multiple = pfgm_step_param_multiple(1);
     PFGM_TRY(pfgm_ddpmpp_create(t->be, &desc, t->B, PFGM_DDPMPP_TRAIN, &t->model));
-    pfgm_nn_params *p = pfgm_ddpmpp_params(t->model);
     PFGM_TRY(pfgm_ddpmpp_init_params(t->model, (uint32_t)c->seed));
     char path[4096];
     snprintf(path, sizeof path, "%s.params.h5", a->out);
     PFGM_TRY(pfgm_ddpmpp_save_h5(t->model, path, "params"));
-    pfgm_optim_hparams hp = {.lr = c->optim.lr, .beta1 = c->optim.beta1, .beta2 = c->optim.beta2, .eps = c->optim.eps,
-                             .weight_decay = c->optim.weight_decay, .warmup = c->optim.warmup,
-                             .grad_clip = c->optim.grad_clip, .ema_rate = c->model.ema_rate};
-    pfgm_optim_range tr = {.offset = 0, .count = p->trainable_floats};
-    PFGM_TRY(pfgm_optim_create(t->be, &hp, p->floats, p->value, &tr, 1, &t->optim));
-    pfgm_step_setup ss = {.cfg = c, .be = t->be, .model = t->model, .optim = t->optim};
+    pfgm_step_setup ss = {.cfg = c, .be = t->be, .model = t->model};
     PFGM_TRY(pfgm_step_create(&ss, &t->step));
+    t->optim = pfgm_step_optim(t->step);
     pfgm_ddpmpp_info info;
     pfgm_ddpmpp_get_info(t->model, &info);
     const char *w = a->workload;
@@ -170,7 +166,7 @@ int main(int argc, char **argv) {
     if (st == PFGM_OK) st = run(&a, &t);
     if (st != PFGM_OK) fprintf(stderr, "bench_cmp_train: %s\n", pfgm_error_message());
     pfgm_step_destroy(t.step);
-    pfgm_optim_destroy(t.optim);
+
     pfgm_ddpmpp_destroy(t.model);
     pfgm_backend_destroy(t.be);
     free(host);

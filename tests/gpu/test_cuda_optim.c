@@ -57,6 +57,29 @@ static void test_sumsq(void **state) {
     assert_int_equal(pfgm_op_sumsq(gpu_, -1, NULL, &out), PFGM_ERR_INVALID_ARG);
 }
 
+/* sumsq_blocks against the CPU's per block (a double sum in another order: 1e-12 relative),
+ * the same bits run to run and from another starting block. */
+static void test_sumsq_blocks(void **state) {
+    (void)state;
+    const int64_t blk = 4096, n = 4096 * 2500 + 77; /* more segments than one launch holds */
+    const int64_t nb = (n + blk - 1) / blk;
+    float *x = cc_malloc(sizeof(float) * (size_t)n);
+    cc_randn(x, n, 41, 1.0f);
+    float *dx = cc_upload(gpu_, x, sizeof(float) * (size_t)n);
+    double *want = cc_malloc(sizeof(double) * (size_t)nb), *got = cc_malloc(sizeof(double) * (size_t)nb);
+    double *again = cc_malloc(sizeof(double) * (size_t)nb);
+    assert_int_equal(pfgm_op_sumsq_blocks(ref_, n, x, blk, want), PFGM_OK);
+    assert_int_equal(pfgm_op_sumsq_blocks(gpu_, n, dx, blk, got), PFGM_OK);
+    assert_int_equal(cc_compare_f64("sumsq_blocks", want, got, nb, 1e-12, 0.0), 0);
+    assert_int_equal(pfgm_op_sumsq_blocks(gpu_, n - 5 * blk, dx + 5 * blk, blk, again), PFGM_OK);
+    assert_memory_equal(got + 5, again, sizeof(double) * (size_t)(nb - 5));
+    gpu_->free(gpu_, dx);
+    free(x);
+    free(want);
+    free(got);
+    free(again);
+}
+
 /* `steps` Adam updates, then EMA updates toward the new parameters, on both backends from
  * the same start, with a fresh gradient every step. */
 static void check_adam_ema(int64_t n, double wd, int steps) {
@@ -188,6 +211,7 @@ int main(void) {
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sumsq),
+        cmocka_unit_test(test_sumsq_blocks),
         cmocka_unit_test(test_adam_ema_ops),
         cmocka_unit_test(test_optim_trajectory),
     };

@@ -14,6 +14,7 @@ static pfgm_comm *comm_;
 static void t_identity(void **state) { (void)state; comm_contract_identity(comm_); }
 static void t_allreduce(void **state) { (void)state; comm_contract_allreduce(comm_); }
 static void t_gather(void **state) { (void)state; comm_contract_allgather_broadcast(comm_); }
+static void t_nonblocking(void **state) { (void)state; comm_contract_nonblocking(comm_); }
 static void t_world(void **state) {
     (void)state;
     assert_int_equal(comm_->world_size, 2); /* registered with mpirun -np 2 */
@@ -29,6 +30,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(t_identity),
         cmocka_unit_test(t_allreduce),
         cmocka_unit_test(t_gather),
+        cmocka_unit_test(t_nonblocking),
         cmocka_unit_test(t_world),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);

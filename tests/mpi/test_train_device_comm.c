@@ -1,9 +1,11 @@
 /* The trainer's device communicator (pfgm_train_options.device_comm) under mpirun -np 2, on
  * the CPU backend: a run whose collectives on backend memory go through a second, counting
  * communicator gives the same checkpoint to the bit as a run with device_comm = NULL, and
- * that communicator carries exactly the gradient all-reduce (one F32 AVG of the trainable
- * floats per step) and, with field.reference: global, the charges all-gather (one per step),
- * while the control collectives stay on comm. A device communicator with other ranks is
+ * that communicator carries exactly the gradient average (with the default ZeRO-1: one F32
+ * AVG reduce-scatter of each bucket per step, the buckets adding up to the trainable
+ * floats, and one all-gather of the parameters per bucket) and, with field.reference:
+ * global, the charges all-gather (one per step), while the control collectives (the
+ * finite agreement, the norm's block sums) stay on comm. A device communicator with other ranks is
  * refused on every rank. (On GPUs the device communicator is NCCL: tests/gpu_mpi.) */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,6 +18,7 @@
 #include "pfgm/comm.h"
 #include "pfgm/ddpmpp.h"
 #include "pfgm/log.h"
+#include "pfgm/step.h"
 #include "pfgm/trainer.h"
 #include "train_testutil.h"
 
@@ -27,9 +30,26 @@ static pfgm_logger lg_;
 /* ---- a communicator that counts what passes through it ---------------------------------- */
 
 static struct {
-    int allreduce_avg_f32, allreduce_other, allgather, broadcast, barrier;
+    int allreduce_avg_f32, allreduce_other, allgather, broadcast, barrier, iallreduce;
     size_t avg_count, gather_count;
+    size_t rs_floats, ag_floats; /* per-rank blocks started by ireduce_scatter / iallgather */
 } seen_;
+
+static pfgm_status cnt_iallreduce(pfgm_comm *c, void *buf, size_t count, pfgm_dtype t, pfgm_redop op,
+                                  pfgm_comm_req **req) {
+    seen_.iallreduce++;
+    return inner_->iallreduce(inner_, buf, count, t, op, req);
+}
+static pfgm_status cnt_ireduce_scatter(pfgm_comm *c, void *buf, size_t count, pfgm_dtype t, pfgm_redop op,
+                                       pfgm_comm_req **req) {
+    if (t == PFGM_F32 && op == PFGM_REDUCE_AVG) seen_.rs_floats += count;
+    else seen_.allreduce_other++;
+    return inner_->ireduce_scatter(inner_, buf, count, t, op, req);
+}
+static pfgm_status cnt_iallgather(pfgm_comm *c, void *buf, size_t count, pfgm_dtype t, pfgm_comm_req **req) {
+    seen_.ag_floats += count;
+    return inner_->iallgather(inner_, buf, count, t, req);
+}
 
 static pfgm_status cnt_allreduce(pfgm_comm *c, void *buf, size_t count, pfgm_dtype t, pfgm_redop op) {
     if (t == PFGM_F32 && op == PFGM_REDUCE_AVG) {
@@ -63,6 +83,9 @@ static pfgm_comm counting_comm(void) {
     c.broadcast = cnt_broadcast;
     c.barrier = cnt_barrier;
     c.abort = cnt_abort;
+    c.iallreduce = cnt_iallreduce;
+    c.ireduce_scatter = cnt_ireduce_scatter;
+    c.iallgather = cnt_iallgather;
     c.destroy = NULL;
     return c;
 }
@@ -85,7 +108,9 @@ static pfgm_status train(const char *run, int64_t n_iters, const char *reference
         pfgm_ddpmpp_desc desc;
         pfgm_ddpmpp *model = NULL;
         *trainable = 0;
-        if (pfgm_ddpmpp_desc_from_config(&cfg, &desc) == PFGM_OK &&
+        pfgm_status ds = pfgm_ddpmpp_desc_from_config(&cfg, &desc);
+        desc.param_multiple = pfgm_step_param_multiple(comm_->world_size);
+        if (ds == PFGM_OK &&
             pfgm_ddpmpp_create(be_, &desc, cfg.training.small_batch_size, PFGM_DDPMPP_TRAIN, &model) == PFGM_OK)
             *trainable = pfgm_ddpmpp_params(model)->trainable_floats;
         pfgm_ddpmpp_destroy(model);
@@ -104,17 +129,18 @@ static void check_mode(const char *reference) {
     int64_t trainable = 0;
     assert_int_equal(train(b, steps, reference, &counting, &trainable), PFGM_OK);
     const int global = strcmp(reference, "global") == 0;
-    printf("rank %d, field.reference %s: device comm saw %d F32 AVG all-reduces of %zu floats, %d all-gathers of "
-           "%zu, %d other all-reduces, %d broadcasts, %d barriers\n",
-           comm_->rank, reference, seen_.allreduce_avg_f32, seen_.avg_count, seen_.allgather, seen_.gather_count,
-           seen_.allreduce_other, seen_.broadcast, seen_.barrier);
-    assert_int_equal(seen_.allreduce_avg_f32, steps);
+    printf("rank %d, field.reference %s: device comm saw %zu floats reduce-scattered and %zu all-gathered per rank, "
+           "%d all-reduces, %d all-gathers of %zu, %d other reductions, %d broadcasts, %d barriers\n",
+           comm_->rank, reference, seen_.rs_floats, seen_.ag_floats, seen_.allreduce_avg_f32 + seen_.iallreduce,
+           seen_.allgather, seen_.gather_count, seen_.allreduce_other, seen_.broadcast, seen_.barrier);
+    assert_int_equal(seen_.allreduce_avg_f32 + seen_.iallreduce, 0);
     assert_int_equal(seen_.allgather, global ? steps : 0);
     assert_int_equal(seen_.allreduce_other + seen_.broadcast + seen_.barrier, 0);
     if (global) assert_true(seen_.gather_count > 0);
     if (comm_->rank != 0) return; /* rank 0 wrote the files */
     assert_true(trainable > 0);
-    assert_int_equal((int64_t)seen_.avg_count, trainable);
+    assert_int_equal((int64_t)seen_.rs_floats * comm_->world_size, steps * trainable);
+    assert_int_equal((int64_t)seen_.ag_floats * comm_->world_size, steps * trainable);
     assert_int_equal(pfgm_ckpt_path(a, steps, ca, sizeof ca), PFGM_OK);
     assert_int_equal(pfgm_ckpt_path(b, steps, cb, sizeof cb), PFGM_OK);
     int datasets = 0;

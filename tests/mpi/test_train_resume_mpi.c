@@ -1,6 +1,7 @@
 /* Exact resume under mpirun -np 2: 2K steps straight equal K steps + restart + K steps to
  * the bit (parameters, EMA, Adam moments, per-step mean losses), with the gradient
- * all-reduce, per-rank shards, dropout and flips; and both field.reference modes. */
+ * all-reduce, per-rank slices of the epoch, dropout and flips; and both field.reference
+ * modes (the global one with the reader's order over 16 blocks in windows of 2). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -23,8 +24,10 @@ static pfgm_status train(const char *run, int64_t n_iters, const char *reference
     pfgm_config cfg;
     char ref[64];
     snprintf(ref, sizeof ref, "field.reference=%s", reference);
-    const char *extra[] = {ref};
-    pfgm_status st = tr_config(&cfg, data_, n_iters, extra, 1);
+    /* local: the fixture file as one block (each rank shuffles its half of the rows);
+     * global: 16 blocks of 4 images dealt to the ranks afresh every epoch, windows of 2 */
+    const char *extra[] = {ref, "data.block_images=4", "data.shuffle_window=2"};
+    pfgm_status st = tr_config(&cfg, data_, n_iters, extra, strcmp(reference, "global") ? 1 : 3);
     if (st != PFGM_OK) return st;
     pfgm_train_options o = {.run_dir = run, .resume = "auto"};
     pfgm_train_result r;

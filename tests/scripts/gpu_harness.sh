@@ -37,8 +37,9 @@ bash "$SRC/tests/scripts/mpi_launch_or_skip.sh" "$T/fail3" > "$T/l4" 2>&1
 check "the launcher's exit status is the test's" 3 $?
 
 # ---- nccl_timeout.sh with stand-in launchers ----
-launcher() { # launcher NAME EXIT_STATUS [MESSAGE]
-    printf '#!/bin/sh\n[ -n "%s" ] && echo "%s" >&2\nexit %s\n' "${3:-}" "${3:-}" "$2" > "$T/$1"
+launcher() { # launcher NAME EXIT_STATUS [MESSAGE]; with --hang-nonblocking among its arguments
+    # the stand-in names the non-blocking all-reduce, as comm_nccl.c does
+    printf '#!/bin/sh\nmsg="%s"\ncase "$*" in *--hang-nonblocking*) msg=$(echo "$msg" | sed "s/NCCL all-reduce/NCCL non-blocking all-reduce/");; esac\n[ -n "$msg" ] && echo "$msg" >&2\nexit %s\n' "${3:-}" "$2" > "$T/$1"
     chmod +x "$T/$1"
 }
 launcher not_started 1 "pfgm: rank 0 on h: NCCL all-reduce: not started after 3 s (PFGM_NCCL_TIMEOUT_S); aborting the job"
@@ -48,8 +49,8 @@ launcher returned 0
 launcher skipped 77
 launcher other_timeout 1 "pfgm: rank 0 on h: NCCL all-reduce: not started after 30 s (PFGM_NCCL_TIMEOUT_S); aborting the job"
 nt() { PFGM_TEST_NCCL=/bin/true MPIEXEC=$1 bash "$SRC/tests/gpu_mpi/nccl_timeout.sh" > "$T/n_$(basename "$1")" 2>&1; }
-nt "$T/not_started"; check "timeout while the all-reduce is enqueued (lazy connection): pass" 0 $? "$T/n_not_started" "^ok:"
-nt "$T/no_completion"; check "timeout after the all-reduce was enqueued: pass" 0 $? "$T/n_no_completion" "^ok:"
+nt "$T/not_started"; check "timeout while the all-reduce is enqueued (lazy connection): pass" 0 $? "$T/n_not_started" "^ok \(--hang-nonblocking\)"
+nt "$T/no_completion"; check "timeout after the all-reduce was enqueued: pass" 0 $? "$T/n_no_completion" "^ok \(--hang-nonblocking\)"
 nt "$T/silent"; check "an abort without the timeout message: fail" 1 $? "$T/n_silent" "no timeout message"
 nt "$T/returned"; check "a job that returns: fail" 1 $? "$T/n_returned" "did not abort"
 nt "$T/other_timeout"; check "a timeout other than the 3 s asked for: fail" 1 $?

@@ -23,7 +23,7 @@ declare -A header_layer=(
   [nn.h]=nn [ddpmpp.h]=nn [optim.h]=nn
   [config.h]=io [checkpoint.h]=io [dataset.h]=io [image.h]=io [prep.h]=io [samples.h]=io
   [params_h5.h]=io
-  [progress.h]=train [sampler.h]=train [step.h]=train [trainer.h]=train
+  [progress.h]=train [sampler.h]=train [step.h]=train [grad_sync.h]=train [trainer.h]=train
 )
 
 # Layer ranks from the diagram "apps -> train -> { core, nn, comm } -> backend -> util":

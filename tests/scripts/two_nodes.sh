@@ -12,7 +12,10 @@
 #   two_nodes.sh --bench [STEPS] [LINK...]
 #                                    the 2x2 training for STEPS steps (default 30) at each LINK
 #                                    (default: none 10gbit 1gbit 100mbit), and 4 ranks on one
-#                                    node; median step time (first 3 steps left out) per link.
+#                                    node; median step time (first 3 steps left out) per link,
+#                                    each link with buckets off (serial), on (overlap, bucket
+#                                    BENCH_BUCKET_MB MiB, default 0.1) and on with ZeRO-1, and
+#                                    the hidden fraction of the all-reduce (from grad_wait_ms).
 #
 # Needs root (or CAP_NET_ADMIN), `ip` with netns, Open MPI's mpirun; exit 77 (SKIPPED) where
 # namespaces cannot be created. Everything it creates is removed on exit.
@@ -22,6 +25,7 @@ SCRIPTS=$(cd "$(dirname "$0")" && pwd)
 skip() { echo "SKIPPED: $*"; exit 77; }
 
 MODE="test"
+BENCH_BUCKET_MB=${BENCH_BUCKET_MB:-0.1}
 LINKS=(1gbit)
 STEPS=6
 if [ "${1:-}" = "--bench" ]; then
@@ -101,10 +105,11 @@ MPI_ARGS=(--oversubscribe --bind-to none --mca mpi_yield_when_idle 1 --mca plm_r
           --mca btl "tcp,self" --mca btl_tcp_if_include "$NET.0/24" --mca oob_tcp_if_include "$NET.0/24")
 
 # train HOSTS STEPS RUN_DIR: mpirun (itself on nodeA) with 4 ranks on HOSTS; bounded in time.
+EXTRA_SETS=()
 train() {
   local hosts=$1 steps=$2 run=$3 rc
   timeout -k 5 $(( 60 + steps * 5 )) ip netns exec "$NSA" "$MPIRUN" -np 4 --host "$hosts" "${MPI_ARGS[@]}" \
-    "$PFGM_TRAIN" "${TRAIN_ARGS[@]}" --set seed=7 --set field.reference=global \
+    "$PFGM_TRAIN" "${TRAIN_ARGS[@]}" "${EXTRA_SETS[@]}" --set seed=7 --set field.reference=global \
     --set training.n_iters="$steps" --run-dir "$run" > "$run.log" 2>&1 &
   wait $!   # in the background, so that a signal to this script runs the cleanup at once
   rc=$?
@@ -119,6 +124,14 @@ step_times() {
       ips = substr($0, RSTART + 15, RLENGTH - 15) + 0
       match($0, /"world_size":[0-9]+/); w = substr($0, RSTART + 13, RLENGTH - 13) + 0
       if (++n > skip && ips > 0) printf "%.6f\n", 8 * w / ips }' "$1/metrics.jsonl" | sort -g
+}
+# field_times RUN_DIR SKIP KEY: each step's KEY (grad_wait_ms: rank 0 starting the remaining
+# gradient buckets after backward and waiting for all; param_gather_ms: the ZeRO parameter
+# all-gather) after the first SKIP, sorted, in seconds.
+field_times() {
+  awk -v skip="$2" -v key="\"$3\":" 'i = index($0, key) {
+      v = substr($0, i + length(key)) + 0
+      if (++n > skip) printf "%.6f\n", v / 1000 }' "$1/metrics.jsonl" | sort -g
 }
 median_ms() { awk '{ v[NR] = $1 } END { if (NR == 0) { print "n/a"; exit }
   m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "%.1f\n", m * 1000 }'; }
@@ -165,19 +178,34 @@ fi
 
 # --bench
 echo "machine: $(getconf _NPROCESSORS_ONLN) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'); load average $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "2x2 ranks, $STEPS steps each, median step time over steps 4..$STEPS"
-printf "%-12s %10s %14s\n" link "step ms" "MB/step A->B"
+echo "2x2 ranks, $STEPS steps each, medians over steps 4..$STEPS; wait = the gradient average's time after backward"
+echo "modes: serial = distributed.bucket_mb 0 (one all-reduce after backward), overlap = bucket_mb $BENCH_BUCKET_MB"
+echo "(buckets started during backward), zero = overlap with distributed.zero 1; hidden = 1 - wait(overlap) / wait(serial)"
+printf "%-12s %-8s %10s %10s %10s %14s\n" link mode "step ms" "wait ms" "gather ms" "MB/step A->B"
 for link in "${LINKS[@]}"; do
   if ! msg=$(shape "$link" 2>&1); then printf "%-12s %10s   (%s)\n" "$link" n/a "$msg"; continue; fi
-  run="$WORK/bench-$link"
-  before=$(tx_bytes)
-  train nodeA:2,nodeB:2 "$STEPS" "$run" || exit 1
-  mb=$(awk "BEGIN { printf \"%.2f\", ($(tx_bytes) - $before) / $STEPS / 1e6 }")
-  med=$(step_times "$run" 3 | median_ms)
-  printf "%-12s %10s %14s\n" "$link" "$med" "$mb"
+  declare -A wait_of=()
+  for mode in serial overlap zero; do
+    case $mode in
+      serial) EXTRA_SETS=(--set distributed.bucket_mb=0 --set distributed.zero=0) ;;
+      overlap) EXTRA_SETS=(--set distributed.bucket_mb="$BENCH_BUCKET_MB" --set distributed.zero=0) ;;
+      zero) EXTRA_SETS=(--set distributed.bucket_mb="$BENCH_BUCKET_MB" --set distributed.zero=1) ;;
+    esac
+    run="$WORK/bench-$link-$mode"
+    before=$(tx_bytes)
+    train nodeA:2,nodeB:2 "$STEPS" "$run" || exit 1
+    mb=$(awk "BEGIN { printf \"%.2f\", ($(tx_bytes) - $before) / $STEPS / 1e6 }")
+    wait_of[$mode]=$(field_times "$run" 3 grad_wait_ms | median_ms)
+    printf "%-12s %-8s %10s %10s %10s %14s\n" "$link" "$mode" "$(step_times "$run" 3 | median_ms)" "${wait_of[$mode]}" \
+      "$(field_times "$run" 3 param_gather_ms | median_ms)" "$mb"
+  done
+  awk -v s="${wait_of[serial]}" -v o="${wait_of[overlap]}" 'BEGIN { if (s > 0) printf "%-12s hidden fraction of the all-reduce: %.2f\n", "", 1 - o / s }'
+  unset wait_of
 done
+EXTRA_SETS=()
 shape none
 run="$WORK/bench-onenode"
 train nodeA:4 "$STEPS" "$run" || exit 1
-printf "%-12s %10s %14s\n" "one node" "$(step_times "$run" 3 | median_ms)" "-"
+printf "%-12s %-8s %10s %10s %10s %14s\n" "one node" default "$(step_times "$run" 3 | median_ms)" \
+  "$(field_times "$run" 3 grad_wait_ms | median_ms)" "$(field_times "$run" 3 param_gather_ms | median_ms)" "-"
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

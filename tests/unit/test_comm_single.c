@@ -11,6 +11,7 @@ static int teardown(void **state) { pfgm_comm_destroy(*state); return 0; }
 static void t_identity(void **state) { comm_contract_identity(*state); }
 static void t_allreduce(void **state) { comm_contract_allreduce(*state); }
 static void t_gather(void **state) { comm_contract_allgather_broadcast(*state); }
+static void t_nonblocking(void **state) { comm_contract_nonblocking(*state); }
 static void t_launcher_env(void **state) {
     (void)state;
     unsetenv("OMPI_COMM_WORLD_SIZE");
@@ -33,6 +34,7 @@ int main(void) {
         cmocka_unit_test(t_identity),
         cmocka_unit_test(t_allreduce),
         cmocka_unit_test(t_gather),
+        cmocka_unit_test(t_nonblocking),
         cmocka_unit_test(t_launcher_env),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -1,7 +1,8 @@
 /* Dataset checksums (docs/data-format.md, issue 11): the writer puts HDF5's Fletcher32 filter
  * on /images and /labels; a byte flipped inside a chunk of either makes pfgm_dataset_open
  * fail with one line naming the file, the dataset, the images of the damaged chunk and
- * "checksum" (PFGM_ERR_FORMAT, exit 3 like the other format errors); a fresh file reads
+ * "checksum" (PFGM_ERR_FORMAT, exit 3 like the other format errors) from the next_batch
+ * that reads the chunk (the streaming reader reads no pixels at open); a fresh file reads
  * back bit-identical; a file from an older pfgm-prep (no filter) still opens, with one
  * warning through the caller's logger (rank 0 only). The damaged chunk is found with
  * H5Dget_chunk_info_by_coord (HDF5 >= 1.10.5), so the flip lands in pixel or label bytes,
@@ -70,9 +71,10 @@ static pfgm_status open_as(const char *path, int rank, int world, const pfgm_log
 }
 
 /* Copies the good file, flips one byte in the middle of the chunk of `name` holding `row`,
- * and checks that opening it fails with one line naming the file, the dataset, the
- * damaged chunk's images and "checksum". When an unprotected reader accepts the file, the
- * batches it hands out are drained so the test reports what training would have seen. */
+ * and checks that reading it fails with one line naming the file, the dataset, the
+ * damaged chunk's images and "checksum". The streaming reader reads no pixels at open, so
+ * the failure comes from the next_batch that first needs the damaged chunk; one epoch
+ * (W = 1) needs every chunk. The failure is sticky: the next call returns it again. */
 static void check_flip(fixture *f, const char *name, hsize_t row, const char *range) {
     char p[320];
     fx_join(p, sizeof p, f->dir, "flipped.h5");
@@ -83,18 +85,19 @@ static void check_flip(fixture *f, const char *name, hsize_t row, const char *ra
     flip_byte(p, (long)(addr + size / 3)); /* inside the data, before the trailing sum */
 
     pfgm_dataset *ds = NULL;
-    pfgm_status st = open_as(p, 0, 1, NULL, &ds);
+    assert_int_equal(open_as(p, 0, 1, NULL, &ds), PFGM_OK);
+    float img[10 * SIDE * SIDE];
+    int32_t lab[10];
+    pfgm_status st = PFGM_OK;
+    for (int64_t i = 0; i < pfgm_dataset_steps_per_epoch(ds) && st == PFGM_OK; ++i)
+        st = pfgm_dataset_next_batch(ds, img, lab);
     if (st == PFGM_OK) {
-        float img[10 * SIDE * SIDE];
-        int32_t lab[10];
-        for (int64_t i = 0; i < pfgm_dataset_steps_per_epoch(ds); ++i)
-            assert_int_equal(pfgm_dataset_next_batch(ds, img, lab), PFGM_OK);
         pfgm_dataset_close(ds);
         fail_msg("%s: a byte flipped in the /%s chunk of %s was read without error", p, name,
                  range);
     }
-    const char *msg = pfgm_error_message();
-    assert_null(ds);
+    char msg[1024];
+    snprintf(msg, sizeof msg, "%s", pfgm_error_message());
     assert_int_equal(st, PFGM_ERR_FORMAT);
     assert_int_equal(pfgm_status_exit_code(st), 3);
     assert_null(strchr(msg, '\n'));
@@ -103,6 +106,9 @@ static void check_flip(fixture *f, const char *name, hsize_t row, const char *ra
     const char *needles[] = {p, want_name, range, "checksum", "corrupt"};
     for (size_t k = 0; k < sizeof needles / sizeof *needles; ++k)
         if (!strstr(msg, needles[k])) fail_msg("message '%s' lacks '%s'", msg, needles[k]);
+    assert_int_equal(pfgm_dataset_next_batch(ds, img, lab), PFGM_ERR_FORMAT);
+    assert_string_equal(pfgm_error_message(), msg);
+    pfgm_dataset_close(ds);
     unlink(p);
 }
 
@@ -186,9 +192,12 @@ static void t_flip_in_labels(void **state) {
     check_flip(f, "labels", 299, "images 256..299");
 }
 
-/* A rank reads only its shard: a damaged chunk outside it is never read, so that rank
- * opens, and the rank whose shard covers it fails. */
-static void t_flip_outside_shard(void **state) {
+/* A damaged chunk is found by whichever rank's slice holds it in the epoch (the block order
+ * deals blocks to ranks afresh every epoch); that rank fails with the chunk's images, every
+ * other rank reads its epoch without error. W = 3 and blocks of 50 rows: each rank's slice
+ * is exactly two whole blocks, and the damaged byte (row 266) is in block 5 (rows
+ * 250..299), so exactly one rank reads it; the message names the whole damaged chunk. */
+static void t_flip_found_by_its_rank(void **state) {
     fixture *f = *state;
     char p[320];
     fx_join(p, sizeof p, f->dir, "shard.h5");
@@ -196,14 +205,27 @@ static void t_flip_outside_shard(void **state) {
     haddr_t addr;
     hsize_t size;
     chunk_location(p, "images", 256, &addr, &size);
-    flip_byte(p, (long)(addr + 10));
-    pfgm_dataset *ds = NULL;
-    /* W = 2: rank 0 reads rows 0..149 (chunk 0 only), rank 1 rows 150..299 */
-    assert_int_equal(open_as(p, 0, 2, NULL, &ds), PFGM_OK);
-    pfgm_dataset_close(ds);
-    ds = NULL;
-    assert_int_equal(open_as(p, 1, 2, NULL, &ds), PFGM_ERR_FORMAT);
-    assert_non_null(strstr(pfgm_error_message(), "images 256..299"));
+    flip_byte(p, (long)(addr + 10 * SIDE * SIDE));
+    int failed = 0;
+    for (int r = 0; r < 3; ++r) {
+        pfgm_dataset_options o = {.path = p, .rank = r, .world_size = 3, .channels = 1,
+                                  .image_size = SIDE, .batch_size = 10, .seed = 3,
+                                  .block_images = 50, .shuffle_window = 2};
+        pfgm_dataset *ds = NULL;
+        assert_int_equal(pfgm_dataset_open(&o, &ds), PFGM_OK);
+        float img[10 * SIDE * SIDE];
+        int32_t lab[10];
+        pfgm_status st = PFGM_OK;
+        for (int64_t i = 0; i < pfgm_dataset_steps_per_epoch(ds) && st == PFGM_OK; ++i)
+            st = pfgm_dataset_next_batch(ds, img, lab);
+        if (st != PFGM_OK) {
+            assert_int_equal(st, PFGM_ERR_FORMAT);
+            assert_non_null(strstr(pfgm_error_message(), "images 256..299"));
+            ++failed;
+        }
+        pfgm_dataset_close(ds);
+    }
+    assert_int_equal(failed, 1);
 }
 
 /* A file as pfgm-prep wrote it before checksums (same layout, no filter). */
@@ -323,7 +345,7 @@ int main(void) {
         cmocka_unit_test(t_fresh_file_reads_back),
         cmocka_unit_test(t_flip_in_images),
         cmocka_unit_test(t_flip_in_labels),
-        cmocka_unit_test(t_flip_outside_shard),
+        cmocka_unit_test(t_flip_found_by_its_rank),
         cmocka_unit_test(t_unchecked_file_still_reads),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

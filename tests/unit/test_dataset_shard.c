@@ -3,7 +3,10 @@
  * dataset size does not divide evenly), equal steps per epoch on every rank, pixels mapped
  * to 2x/255 - 1, exact resume from a saved position, deterministic and resumable flips, and
  * the Fisher-Yates permutation. Images are identified by their /labels (= file index) and
- * checked against their pixel contents. */
+ * checked against their pixel contents. The files here are one block each (the writer's
+ * chunks hold 256 images, the default block): the streaming reader's order is then the
+ * contiguous-shard order (docs/data-format.md "Epoch order"); tests/unit/test_dataset_stream.c
+ * covers files of many blocks. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -40,6 +40,23 @@ static void open_fails(const char *path, pfgm_status want, const char *needle) {
     check_message(pfgm_error_message(), path, needle);
 }
 
+/* Opens path (which must open: the reader reads no pixels at open) and reads one epoch,
+ * expecting a batch to fail with status want; the failure is the reader's one line. */
+static void read_fails(const char *path, pfgm_status want, const char *needle) {
+    pfgm_dataset_options o = {.path = path, .rank = 0, .world_size = 1, .batch_size = 4,
+                              .seed = 1};
+    pfgm_dataset *ds = NULL;
+    if (pfgm_dataset_open(&o, &ds) != PFGM_OK) fail_msg("open: %s", pfgm_error_message());
+    float *img = malloc((size_t)(4 * 16 * 16) * sizeof *img); /* L = 4 images of [1, 16, 16] */
+    pfgm_status st = PFGM_OK;
+    for (int64_t i = 0; i < pfgm_dataset_steps_per_epoch(ds) && st == PFGM_OK; ++i)
+        st = pfgm_dataset_next_batch(ds, img, NULL);
+    free(img);
+    pfgm_dataset_close(ds);
+    if (st != want) fail_msg("status %d (want %d): %s", (int)st, (int)want, pfgm_error_message());
+    check_message(pfgm_error_message(), path, needle);
+}
+
 static void test_not_hdf5(void **state) {
     fixture *f = *state;
     char p[320];
@@ -85,7 +102,8 @@ static void test_damaged_chunk_index(void **state) {
     free(b);
     pfgm_dataset_info info; /* the probe reads no pixels: the damage is not seen */
     assert_int_equal(pfgm_dataset_probe(p, &info), PFGM_OK);
-    open_fails(p, PFGM_ERR_HDF5, "B-tree");
+    /* nor does the streaming reader's open: the first batch that reads a chunk does */
+    read_fails(p, PFGM_ERR_HDF5, "B-tree");
 }
 
 /* h5util directly: an attribute written into a file opened read-only. */

@@ -447,12 +447,104 @@ static void test_bad_arguments(void **state) {
     pfgm_backend_destroy(be);
 }
 
+/* sumsq_blocks: each block's sum is the same bits as a sumsq call on that block alone and as
+ * the same block reached from another starting block (a shard), on both CPU backends. */
+static void test_sumsq_blocks(void **state) {
+    (void)state;
+    const char *names[] = {"cpu", "cpu-reference"};
+    for (int b = 0; b < 2; ++b) {
+        pfgm_backend *be = make_backend(names[b]);
+        enum { blk = 4096, nb = 9 };
+        const int64_t n = (int64_t)blk * nb - 123; /* a short last block */
+        float *x = malloc(sizeof(float) * (size_t)n);
+        double all[nb], tail[nb];
+        assert_non_null(x);
+        for (int64_t i = 0; i < n; ++i) x[i] = (float)sin(0.37 * (double)i) * (float)(1 + i % 7);
+        assert_int_equal(pfgm_op_sumsq_blocks(be, n, x, blk, all), PFGM_OK);
+        assert_int_equal(pfgm_op_sumsq_blocks(be, n - 3 * blk, x + 3 * blk, blk, tail), PFGM_OK);
+        for (int k = 0; k < nb; ++k) {
+            const int64_t len = k == nb - 1 ? n - (int64_t)k * blk : blk;
+            double one = 0.0, exact = 0.0;
+            assert_int_equal(pfgm_op_sumsq(be, len, x + (int64_t)k * blk, &one), PFGM_OK);
+            for (int64_t i = 0; i < len; ++i) exact += (double)x[k * blk + i] * (double)x[k * blk + i];
+            assert_memory_equal(&all[k], &one, sizeof one);
+            assert_true(fabs(all[k] - exact) <= 1e-12 * exact);
+            if (k >= 3) assert_memory_equal(&all[k], &tail[k - 3], sizeof one);
+        }
+        double s;
+        assert_int_equal(pfgm_op_sumsq_blocks(be, n, x, 0, &s), PFGM_ERR_INVALID_ARG);
+        free(x);
+        pfgm_backend_destroy(be);
+    }
+}
+
+/* A sharded optimizer over owned ranges with the full optimizer's norm updates exactly what
+ * the full optimizer updates on those ranges (parameters, m, v, EMA) and nothing else; its
+ * state is packed (the owned count), and export/import move the owned ranges. */
+static void test_sharded(void **state) {
+    (void)state;
+    pfgm_backend *be = make_backend("cpu");
+    enum { n = 1000 };
+    float p0[n], g0[n];
+    for (int i = 0; i < n; ++i) {
+        p0[i] = 0.01f * (float)(i % 17) - 0.05f;
+        g0[i] = (float)cos(0.1 * i);
+    }
+    pfgm_optim_hparams hp;
+    pfgm_optim_hparams_defaults(&hp);
+    hp.warmup = 0;
+    hp.grad_clip = 1.0; /* the norm is ~22: clipping is active */
+    const pfgm_optim_range all = {0, 960}, owned[2] = {{100, 200}, {600, 50}};
+    float pf[n], ps[n], gf[n], gs[n];
+    memcpy(pf, p0, sizeof pf);
+    memcpy(ps, p0, sizeof ps);
+    pfgm_optim *full = NULL, *shard = NULL;
+    assert_int_equal(pfgm_optim_create(be, &hp, n, pf, &all, 1, &full), PFGM_OK);
+    assert_int_equal(pfgm_optim_create_sharded(be, &hp, n, ps, owned, 2, &shard), PFGM_OK);
+    assert_int_equal(pfgm_optim_state_floats(shard), 250);
+    assert_int_equal(pfgm_optim_state_floats(full), n);
+    for (int64_t step = 0; step < 3; ++step) {
+        memcpy(gf, g0, sizeof gf);
+        memcpy(gs, g0, sizeof gs);
+        pfgm_optim_stats st;
+        assert_int_equal(pfgm_optim_step(full, pf, gf, step, &st), PFGM_OK);
+        assert_int_equal(pfgm_optim_step_norm(shard, ps, gs, step, st.grad_norm, NULL), PFGM_OK);
+    }
+    float fm[n], fv[n], fe[n], sm[n], sv[n], se[n];
+    assert_int_equal(pfgm_optim_export(full, fm, fv, fe, NULL), PFGM_OK);
+    for (int i = 0; i < n; ++i) sm[i] = sv[i] = se[i] = -7.0f; /* untouched outside the shard */
+    assert_int_equal(pfgm_optim_export(shard, sm, sv, se, NULL), PFGM_OK);
+    for (int i = 0; i < n; ++i) {
+        const int mine = (i >= 100 && i < 300) || (i >= 600 && i < 650);
+        if (mine) {
+            assert_memory_equal(&pf[i], &ps[i], sizeof(float));
+            assert_memory_equal(&fm[i], &sm[i], sizeof(float));
+            assert_memory_equal(&fv[i], &sv[i], sizeof(float));
+            assert_memory_equal(&fe[i], &se[i], sizeof(float));
+        } else {
+            assert_memory_equal(&ps[i], &p0[i], sizeof(float));
+            assert_true(sm[i] == -7.0f && sv[i] == -7.0f && se[i] == -7.0f);
+        }
+    }
+    /* import reads the owned ranges only: garbage elsewhere is not checked */
+    sm[0] = NAN;
+    for (int i = 0; i < n; ++i) sv[i] = sv[i] == -7.0f ? 0.0f : sv[i];
+    assert_int_equal(pfgm_optim_import(shard, sm, sv, se, 3), PFGM_OK);
+    sv[150] = -1.0f;
+    assert_int_equal(pfgm_optim_import(shard, sm, sv, se, 3), PFGM_ERR_NUMERIC);
+    assert_non_null(strstr(pfgm_error_message(), "adam v[150]"));
+    pfgm_optim_destroy(full);
+    pfgm_optim_destroy(shard);
+    pfgm_backend_destroy(be);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hand_computed_steps), cmocka_unit_test(test_warmup_schedule),
         cmocka_unit_test(test_ema_decay_schedule),  cmocka_unit_test(test_against_double_reference),
         cmocka_unit_test(test_clipping),            cmocka_unit_test(test_excluded_ranges),
-        cmocka_unit_test(test_bad_arguments),
+        cmocka_unit_test(test_bad_arguments),      cmocka_unit_test(test_sumsq_blocks),
+        cmocka_unit_test(test_sharded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,7 +1,9 @@
 /* Exact resume on one rank: training 2K steps straight equals K steps, a restart from the
  * checkpoint, and K more steps, to the bit (parameters, EMA, Adam moments, every per-step
- * loss), across an epoch boundary, with dropout and flips on. Also the refusals: another
- * world size, another model shape, --resume never on a run directory with checkpoints. */
+ * loss), across an epoch boundary, with dropout and flips on, with the file as one block
+ * and as 16 blocks in shuffle windows of 2 (prefetch on). Also the refusals: another world
+ * size, another model shape, another shuffle window, --resume never on a run directory
+ * with checkpoints. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -52,16 +54,22 @@ static pfgm_status train(const char *run, int64_t n_iters, const char *resume, i
     return st;
 }
 
+static void expect_msg(const char *needle) {
+    if (!strstr(pfgm_error_message(), needle)) fail_msg("'%s' lacks '%s'", pfgm_error_message(), needle);
+}
+
 /* 64 images, 16 charges per step: 4 steps per epoch; K = 3 puts the restart inside epoch 0
- * and the second half across the boundary into epoch 1. */
-static void test_exact_resume(void **state) {
-    (void)state;
-    char a[600], b[600], ca[700], cb[700], ma[700], mb[700];
-    fx_join(a, sizeof a, dir_, "straight");
-    fx_join(b, sizeof b, dir_, "resumed");
-    assert_int_equal(train(a, 6, "auto", 0, NULL, 0), PFGM_OK);
-    assert_int_equal(train(b, 3, "auto", 0, NULL, 0), PFGM_OK);
-    assert_int_equal(train(b, 6, "auto", 0, NULL, 0), PFGM_OK);
+ * and the second half across the boundary into epoch 1. `tag` names the run directories;
+ * extra: config overrides of both runs. */
+static void exact_resume(const char *tag, const char *const *extra, size_t n_extra) {
+    char a[600], b[600], ca[700], cb[700], ma[700], mb[700], na[64], nb[64];
+    snprintf(na, sizeof na, "straight%s", tag);
+    snprintf(nb, sizeof nb, "resumed%s", tag);
+    fx_join(a, sizeof a, dir_, na);
+    fx_join(b, sizeof b, dir_, nb);
+    assert_int_equal(train(a, 6, "auto", 0, extra, n_extra), PFGM_OK);
+    assert_int_equal(train(b, 3, "auto", 0, extra, n_extra), PFGM_OK);
+    assert_int_equal(train(b, 6, "auto", 0, extra, n_extra), PFGM_OK);
     assert_int_equal(pfgm_ckpt_path(a, 6, ca, sizeof ca), PFGM_OK);
     assert_int_equal(pfgm_ckpt_path(b, 6, cb, sizeof cb), PFGM_OK);
     int datasets = 0;
@@ -96,6 +104,30 @@ static void test_exact_resume(void **state) {
     printf("per-step losses equal to the bit: %.9g ... %.9g\n", la[0], la[5]);
 }
 
+/* The fixture file is one block with the default data.block_images (the writer's chunks
+ * hold 256 images): the reader's order is then one shuffle of each rank's rows. */
+static void test_exact_resume(void **state) {
+    (void)state;
+    exact_resume("", NULL, 0);
+}
+
+/* The same with the streaming reader's order over many blocks: 16 blocks of 4 images,
+ * windows of 2 blocks (the restart is in the middle of a window's batches), a cache of
+ * 1 MiB and the prefetch thread on; and a resume with another window is refused without
+ * --allow-reshard, naming both keys. */
+static void test_exact_resume_blocks(void **state) {
+    (void)state;
+    const char *const extra[] = {"data.block_images=4", "data.shuffle_window=2", "data.cache_mb=1",
+                                 "data.prefetch=true"};
+    exact_resume("_blocks", extra, 4);
+    char b[600];
+    fx_join(b, sizeof b, dir_, "resumed_blocks");
+    const char *const other[] = {"data.block_images=4", "data.shuffle_window=3"};
+    assert_int_equal(train(b, 7, "auto", 0, other, 2), PFGM_ERR_CONFIG);
+    expect_msg("data.shuffle_window");
+    expect_msg("--allow-reshard");
+}
+
 /* A changed checkpoint attribute, written with HDF5 directly. */
 /* Rewrites the int64 attribute `name` of a checkpoint in place (a damaged attribute). */
 static void set_int_attr(const char *path, const char *name, int64_t v) {
@@ -115,9 +147,6 @@ static pfgm_ckpt *open_step(const char *run, int64_t step) {
     return k;
 }
 
-static void expect_msg(const char *needle) {
-    if (!strstr(pfgm_error_message(), needle)) fail_msg("'%s' lacks '%s'", pfgm_error_message(), needle);
-}
 
 /* 64 images; training.batch_size 16 (4 batches per epoch) unless changed. */
 static void test_refusals(void **state) {
@@ -301,7 +330,8 @@ static void test_rollback_and_fresh_start(void **state) {
 }
 
 int main(void) {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_exact_resume), cmocka_unit_test(test_refusals),
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_exact_resume),
+                                       cmocka_unit_test(test_exact_resume_blocks), cmocka_unit_test(test_refusals),
                                        cmocka_unit_test(test_metrics_after_crash),
                                        cmocka_unit_test(test_rollback_and_fresh_start)};
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -32,6 +32,25 @@ static double sumsq_block(const float *x, int64_t n) {
     return s;
 }
 
+/* One sum per block of `block` elements, written to its slot: the order inside a block is
+ * sumsq_block's (or the plain loop's), never the thread count's. */
+static pfgm_status cpu_sumsq_blocks(pfgm_backend *be, int64_t n, const float *x, int64_t block, double *out) {
+    const int64_t nb = (n + block - 1) / block;
+    const int ref = cpu_reference(be);
+#pragma omp parallel for schedule(static) if (n >= OPTIM_PAR_MIN && nb > 1)
+    for (int64_t b = 0; b < nb; ++b) {
+        const int64_t s = b * block, len = n - s < block ? n - s : block;
+        if (ref) {
+            double acc = 0.0;
+            for (int64_t i = 0; i < len; ++i) acc += (double)x[s + i] * (double)x[s + i];
+            out[b] = acc;
+        } else {
+            out[b] = sumsq_block(x + s, len);
+        }
+    }
+    return PFGM_OK;
+}
+
 static pfgm_status cpu_sumsq(pfgm_backend *be, int64_t n, const float *x, double *out) {
     double acc = 0.0;
     if (cpu_reference(be)) {
@@ -165,6 +184,7 @@ static pfgm_status cpu_ema_update(pfgm_backend *be, int64_t n, double decay, flo
 
 void pfgm_cpu_optim_ops_init(pfgm_backend *be) {
     be->sumsq = cpu_sumsq;
+    be->sumsq_blocks = cpu_sumsq_blocks;
     be->adam_update = cpu_adam_update;
     be->ema_update = cpu_ema_update;
 }

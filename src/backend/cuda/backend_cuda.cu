@@ -207,6 +207,10 @@ extern "C" int pfgm_backend_cuda_available(void) {
     return cudaGetDeviceCount(&count) == cudaSuccess && count > 0;
 }
 
+extern "C" void *pfgm_backend_cuda_stream(const pfgm_backend *be) {
+    return be && be->kind == PFGM_BACKEND_CUDA && be->ctx ? (void *)ctx_of(be)->stream : NULL;
+}
+
 extern "C" pfgm_status pfgm_backend_cuda_create(const pfgm_cuda_options *opt, pfgm_backend **out) {
     *out = NULL;
     pfgm_backend *be = (pfgm_backend *)calloc(1, sizeof *be);

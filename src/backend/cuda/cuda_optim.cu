@@ -33,6 +33,33 @@ pfgm_status cuda_sumsq(pfgm_backend *be, int64_t n, const float *x, double *out)
     return pfgm_cuda_reduce_partials(be, nb, out);
 }
 
+/* One CUDA block per segment of `block` elements: segment base + blockIdx.x. */
+__global__ void k_sumsq_segments(int64_t n, const float *x, int64_t block, int64_t base, double *partials) {
+    const int64_t s = (base + blockIdx.x) * block;
+    const int64_t e = s + block < n ? s + block : n;
+    double acc = 0.0;
+    for (int64_t i = s + threadIdx.x; i < e; i += blockDim.x) acc += (double)x[i] * (double)x[i];
+    double r = block_sum(acc);
+    if (threadIdx.x == 0) partials[blockIdx.x] = r;
+}
+
+/* out[k] (host) = the sum of squares of segment k: a fixed launch shape per segment (one
+ * block of kThreads, a fixed tree), so a segment's sum depends on its elements only. */
+pfgm_status cuda_sumsq_blocks(pfgm_backend *be, int64_t n, const float *x, int64_t block, double *out) {
+    cuda_ctx *c = ctx_of(be);
+    const int64_t nb = (n + block - 1) / block;
+    for (int64_t base = 0; base < nb; base += c->max_blocks) {
+        const int64_t cnt = nb - base < c->max_blocks ? nb - base : c->max_blocks;
+        k_sumsq_segments<<<(unsigned)cnt, kThreads, 0, c->stream>>>(n, x, block, base, c->partials);
+        PFGM_CUDA_LAUNCH_CHECK();
+        PFGM_CUDA_CHECK(cudaMemcpyAsync(c->partials_host, c->partials, sizeof(double) * (size_t)cnt,
+                                        cudaMemcpyDeviceToHost, c->stream));
+        PFGM_CUDA_CHECK(cudaStreamSynchronize(c->stream));
+        for (int64_t k = 0; k < cnt; ++k) out[base + k] = c->partials_host[k];
+    }
+    return PFGM_OK;
+}
+
 /* The per-step constants of torch.optim.Adam, rounded to float as cpu_optim.c rounds them. */
 struct adam_coef {
     float b1, omb1, b2, omb2; /* beta1, 1-beta1, beta2, 1-beta2 */
@@ -97,6 +124,7 @@ pfgm_status cuda_ema_update(pfgm_backend *be, int64_t n, double decay, float *sh
 
 void pfgm_cuda_optim_ops_init(pfgm_backend *be) {
     be->sumsq = cuda_sumsq;
+    be->sumsq_blocks = cuda_sumsq_blocks;
     be->adam_update = cuda_adam_update;
     be->ema_update = cuda_ema_update;
 }
