@@ -197,9 +197,11 @@ static inline void fx_write_png(const char *path, uint32_t width, uint32_t heigh
 /* A baseline JPEG through libjpeg's encoder (default error manager: a failure ends the
  * test process, which is what a fixture writer should do): pixels [height, width,
  * channels], channels 1 (gray) or 3 (RGB, stored YCbCr 4:4:4 so that only the DCT
- * quantization loses), at `quality` 1..100. */
-static inline void fx_write_jpeg(const char *path, uint32_t width, uint32_t height, int channels,
-                                 const uint8_t *pixels, int quality) {
+ * quantization loses), at `quality` 1..100, entropy-coded with arithmetic coding when
+ * `arithmetic` is set, else Huffman. */
+static inline void fx_write_jpeg_coding(const char *path, uint32_t width, uint32_t height,
+                                        int channels, const uint8_t *pixels, int quality,
+                                        int arithmetic) {
     FILE *f = fopen(path, "wb");
     if (!f) abort();
     struct jpeg_compress_struct c;
@@ -213,6 +215,7 @@ static inline void fx_write_jpeg(const char *path, uint32_t width, uint32_t heig
     c.in_color_space = channels == 1 ? JCS_GRAYSCALE : JCS_RGB;
     jpeg_set_defaults(&c);
     jpeg_set_quality(&c, quality, TRUE);
+    c.arith_code = arithmetic ? TRUE : FALSE;
     for (int k = 0; k < c.num_components; ++k) c.comp_info[k].h_samp_factor = c.comp_info[k].v_samp_factor = 1;
     jpeg_start_compress(&c, TRUE);
     for (uint32_t y = 0; y < height; ++y) {
@@ -222,6 +225,12 @@ static inline void fx_write_jpeg(const char *path, uint32_t width, uint32_t heig
     jpeg_finish_compress(&c);
     jpeg_destroy_compress(&c);
     fclose(f);
+}
+
+/* fx_write_jpeg_coding with Huffman coding (baseline). */
+static inline void fx_write_jpeg(const char *path, uint32_t width, uint32_t height, int channels,
+                                 const uint8_t *pixels, int quality) {
+    fx_write_jpeg_coding(path, width, height, channels, pixels, quality, 0);
 }
 
 /* Reads a whole dataset file back with the HDF5 API (independently of the reader):

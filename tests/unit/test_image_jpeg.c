@@ -5,7 +5,7 @@
  * progressive 4:4:4, gray and Adobe CMYK, and with the fast IDCT exactly TensorFlow's
  * decode_jpeg pixels (its default); gray output of a colour JPEG is the luma plane,
  * within 1 level of PIL's convert("L"); an image written by libjpeg's encoder at quality 100
- * comes back within a few levels; the reader goes by content, not by the name; truncated
+ * comes back within a few levels, and arithmetic-coded decodes as Huffman-coded; the reader goes by content, not by the name; truncated
  * and damaged files are one-line errors naming the file, and the process goes on. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -125,6 +125,33 @@ static void t_roundtrip(void **state) {
     assert_in_range(worst, 0, 4);
 }
 
+/* Arithmetic entropy coding is lossless like Huffman's: the same pixels encoded both ways
+ * (same quantization) decode to the same bytes. */
+static void t_arithmetic(void **state) {
+    fixture *f = *state;
+    enum { W = 17, H = 9 };
+    uint8_t px[W * H * 3];
+    for (int i = 0; i < W * H * 3; ++i) px[i] = (uint8_t)(i * 13 % 251);
+    char a[400], b[400];
+    fx_join(a, sizeof a, f->dir, "huffman.jpg");
+    fx_join(b, sizeof b, f->dir, "arith.jpg");
+    fx_write_jpeg_coding(a, W, H, 3, px, 80, 0);
+    fx_write_jpeg_coding(b, W, H, 3, px, 80, 1);
+    uint8_t bytes[8192];
+    FILE *in = fopen(b, "rb");
+    const size_t n = fread(bytes, 1, sizeof bytes, in);
+    fclose(in);
+    int sof9 = 0; /* FF C9: the frame header of arithmetic-coded sequential DCT */
+    for (size_t i = 0; i + 1 < n; ++i) sof9 |= bytes[i] == 0xff && bytes[i + 1] == 0xc9;
+    assert_true(sof9);
+    pfgm_image ia, ib;
+    assert_int_equal(pfgm_jpeg_read(a, 3, &ia), PFGM_OK);
+    if (pfgm_jpeg_read(b, 3, &ib) != PFGM_OK) fail_msg("%s", pfgm_error_message());
+    assert_memory_equal(ia.pixels, ib.pixels, (size_t)W * H * 3);
+    pfgm_image_free(&ia);
+    pfgm_image_free(&ib);
+}
+
 /* The name plays no part: a JPEG called .png and a PNG called .jpg are both read. */
 static void t_dispatch_by_content(void **state) {
     fixture *f = *state;
@@ -238,6 +265,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(t_matches_pil, setup, teardown),
         cmocka_unit_test_setup_teardown(t_matches_tf_fast, setup, teardown),
         cmocka_unit_test_setup_teardown(t_roundtrip, setup, teardown),
+        cmocka_unit_test_setup_teardown(t_arithmetic, setup, teardown),
         cmocka_unit_test_setup_teardown(t_dispatch_by_content, setup, teardown),
         cmocka_unit_test_setup_teardown(t_corrupt, setup, teardown),
     };
