@@ -5,13 +5,15 @@
  * progressive 4:4:4, gray and Adobe CMYK, and with the fast IDCT exactly TensorFlow's
  * decode_jpeg pixels (its default); gray output of a colour JPEG is the luma plane,
  * within 1 level of PIL's convert("L"); an image written by libjpeg's encoder at quality 100
- * comes back within a few levels, and arithmetic-coded decodes as Huffman-coded; the reader goes by content, not by the name; truncated
+ * comes back within a few levels, and arithmetic-coded decodes as Huffman-coded; CMYK is
+ * read as Adobe-inverted with the APP14 marker and as plain ink without; the reader goes by content, not by the name; truncated
  * and damaged files are one-line errors naming the file, and the process goes on. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
 
+#include <math.h>
 #include <stdlib.h>
 
 #include "data_fixtures.h"
@@ -152,6 +154,60 @@ static void t_arithmetic(void **state) {
     pfgm_image_free(&ib);
 }
 
+/* Writes a uniform 16x16 CMYK JPEG of samples s[4] at quality 100 (4:4:4), with or
+ * without Adobe's APP14 marker (libjpeg stores the samples as given either way). */
+static void write_cmyk(const char *path, const uint8_t s[4], int adobe) {
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    struct jpeg_compress_struct c;
+    struct jpeg_error_mgr err;
+    c.err = jpeg_std_error(&err);
+    jpeg_create_compress(&c);
+    jpeg_stdio_dest(&c, f);
+    c.image_width = 16;
+    c.image_height = 16;
+    c.input_components = 4;
+    c.in_color_space = JCS_CMYK;
+    jpeg_set_defaults(&c);
+    jpeg_set_quality(&c, 100, TRUE);
+    c.write_Adobe_marker = adobe ? TRUE : FALSE;
+    for (int k = 0; k < 4; ++k) c.comp_info[k].h_samp_factor = c.comp_info[k].v_samp_factor = 1;
+    jpeg_start_compress(&c, TRUE);
+    uint8_t row[16 * 4];
+    for (int x = 0; x < 16; ++x) memcpy(row + 4 * x, s, 4);
+    for (int y = 0; y < 16; ++y) {
+        JSAMPROW r = row;
+        jpeg_write_scanlines(&c, &r, 1);
+    }
+    jpeg_finish_compress(&c);
+    jpeg_destroy_compress(&c);
+    fclose(f);
+}
+
+/* CMYK: with the Adobe marker the samples are read as inverted (s = 255 - ink), so
+ * R = s_c s_k / 255; without it as plain ink, R = (255 - s_c)(255 - s_k) / 255. A uniform
+ * image at quality 100 decodes within a level or two of the samples written. */
+static void t_cmyk_adobe_or_not(void **state) {
+    fixture *f = *state;
+    const uint8_t s[4] = {200, 120, 40, 180};
+    for (int adobe = 0; adobe <= 1; ++adobe) {
+        char p[400];
+        fx_join(p, sizeof p, f->dir, adobe ? "adobe.jpg" : "plain.jpg");
+        write_cmyk(p, s, adobe);
+        pfgm_image im;
+        assert_int_equal(pfgm_jpeg_read(p, 3, &im), PFGM_OK);
+        for (int k = 0; k < 3; ++k) {
+            const double a = adobe ? s[k] : 255 - s[k], kk = adobe ? s[3] : 255 - s[3];
+            const double want = a * kk / 255.0;
+            for (int i = 0; i < 16 * 16; ++i)
+                if (fabs((double)im.pixels[3 * i + k] - want) > 2.0)
+                    fail_msg("%s: channel %d pixel %d is %d, expected %.1f", adobe ? "Adobe" : "plain",
+                             k, i, im.pixels[3 * i + k], want);
+        }
+        pfgm_image_free(&im);
+    }
+}
+
 /* The name plays no part: a JPEG called .png and a PNG called .jpg are both read. */
 static void t_dispatch_by_content(void **state) {
     fixture *f = *state;
@@ -266,6 +322,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(t_matches_tf_fast, setup, teardown),
         cmocka_unit_test_setup_teardown(t_roundtrip, setup, teardown),
         cmocka_unit_test_setup_teardown(t_arithmetic, setup, teardown),
+        cmocka_unit_test_setup_teardown(t_cmyk_adobe_or_not, setup, teardown),
         cmocka_unit_test_setup_teardown(t_dispatch_by_content, setup, teardown),
         cmocka_unit_test_setup_teardown(t_corrupt, setup, teardown),
     };
