@@ -48,19 +48,14 @@ pfgm_status prep_agree(pfgm_comm *comm, pfgm_status st) {
     pfgm_status cs = comm->allreduce(comm, &first, 1, PFGM_I32, PFGM_REDUCE_MIN);
     if (cs != PFGM_OK) return cs;
     if (first == comm->world_size) return PFGM_OK;
-    struct {
-        int32_t code;
-        char msg[1024];
-    } m;
-    memset(&m, 0, sizeof m);
-    if (comm->rank == first) {
-        m.code = (int32_t)st;
-        snprintf(m.msg, sizeof m.msg, "%s", pfgm_error_message());
-    }
-    cs = comm->broadcast(comm, &m, sizeof m, PFGM_U8, first);
-    if (cs != PFGM_OK) return cs;
-    if (comm->rank != first) pfgm_error((pfgm_status)m.code, "%s", m.msg);
-    return (pfgm_status)m.code;
+    int32_t code = (int32_t)st;
+    char msg[1024] = "";
+    if (comm->rank == first) snprintf(msg, sizeof msg, "%s", pfgm_error_message());
+    if ((cs = comm->broadcast(comm, &code, 1, PFGM_I32, first)) != PFGM_OK ||
+        (cs = comm->broadcast(comm, msg, sizeof msg, PFGM_U8, first)) != PFGM_OK)
+        return cs;
+    if (comm->rank != first) pfgm_error((pfgm_status)code, "%s", msg);
+    return (pfgm_status)code;
 }
 
 static void part_name(char *buf, size_t cap, const char *out, int32_t pid0, int r) {
