@@ -7,7 +7,7 @@ pkgs=(build-essential cmake pkg-config
       libopenmpi-dev openmpi-bin
       libhdf5-dev hdf5-tools
       libyaml-dev libcmocka-dev libjansson-dev
-      libopenblas-dev libpng-dev zlib1g-dev
+      libopenblas-dev libpng-dev libjpeg62-turbo-dev zlib1g-dev
       dataset-fashion-mnist shellcheck)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -1,12 +1,13 @@
 /* Fixture writers for the dataset and pfgm-prep tests: a scratch folder, small dataset files
  * whose pixels and labels encode each image's index, IDX files (plain or gzipped, written
- * through zlib), CIFAR-10 batches, and PNG files of every colour type (written with libpng's
- * own writer). Header-only (static inline), included by several test files. */
+ * through zlib), CIFAR-10 batches, PNG files of every colour type (written with libpng's
+ * own writer) and JPEG files (libjpeg's encoder). Header-only (static inline), included by several test files. */
 #ifndef PFGM_TESTS_DATA_FIXTURES_H
 #define PFGM_TESTS_DATA_FIXTURES_H
 
 #include <dirent.h>
 #include <hdf5.h>
+#include <jpeglib.h>
 #include <png.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -191,6 +192,45 @@ static inline void fx_write_png(const char *path, uint32_t width, uint32_t heigh
     png_write_end(png, NULL);
     png_destroy_write_struct(&png, &info);
     fclose(f);
+}
+
+/* A baseline JPEG through libjpeg's encoder (default error manager: a failure ends the
+ * test process, which is what a fixture writer should do): pixels [height, width,
+ * channels], channels 1 (gray) or 3 (RGB, stored YCbCr 4:4:4 so that only the DCT
+ * quantization loses), at `quality` 1..100, entropy-coded with arithmetic coding when
+ * `arithmetic` is set, else Huffman. */
+static inline void fx_write_jpeg_coding(const char *path, uint32_t width, uint32_t height,
+                                        int channels, const uint8_t *pixels, int quality,
+                                        int arithmetic) {
+    FILE *f = fopen(path, "wb");
+    if (!f) abort();
+    struct jpeg_compress_struct c;
+    struct jpeg_error_mgr err;
+    c.err = jpeg_std_error(&err);
+    jpeg_create_compress(&c);
+    jpeg_stdio_dest(&c, f);
+    c.image_width = width;
+    c.image_height = height;
+    c.input_components = channels;
+    c.in_color_space = channels == 1 ? JCS_GRAYSCALE : JCS_RGB;
+    jpeg_set_defaults(&c);
+    jpeg_set_quality(&c, quality, TRUE);
+    c.arith_code = arithmetic ? TRUE : FALSE;
+    for (int k = 0; k < c.num_components; ++k) c.comp_info[k].h_samp_factor = c.comp_info[k].v_samp_factor = 1;
+    jpeg_start_compress(&c, TRUE);
+    for (uint32_t y = 0; y < height; ++y) {
+        JSAMPROW row = (JSAMPROW)(pixels + (size_t)y * width * (size_t)channels);
+        jpeg_write_scanlines(&c, &row, 1);
+    }
+    jpeg_finish_compress(&c);
+    jpeg_destroy_compress(&c);
+    fclose(f);
+}
+
+/* fx_write_jpeg_coding with Huffman coding (baseline). */
+static inline void fx_write_jpeg(const char *path, uint32_t width, uint32_t height, int channels,
+                                 const uint8_t *pixels, int quality) {
+    fx_write_jpeg_coding(path, width, height, channels, pixels, quality, 0);
 }
 
 /* Reads a whole dataset file back with the HDF5 API (independently of the reader):

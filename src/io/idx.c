@@ -8,6 +8,7 @@
 #include <zlib.h>
 
 #include "pfgm/prep.h"
+#include "util/check.h"
 
 void pfgm_idx_free(pfgm_idx *idx) {
     if (!idx) return;
@@ -45,9 +46,12 @@ static const char *idx_kind(uint32_t magic) {
                                             : "IDX";
 }
 
-pfgm_status pfgm_idx_read(const char *path, uint32_t magic, pfgm_idx *out) {
+/* Opens `path` and reads its IDX header (magic must be `magic`), filling out->ndim, dims
+ * and size (no data). On success *gzp is open at the first data byte. */
+static pfgm_status open_header(const char *path, uint32_t magic, pfgm_idx *out, gzFile *gzp) {
     pfgm_status st = PFGM_OK;
     memset(out, 0, sizeof *out);
+    *gzp = NULL;
     const int ndim = (int)(magic & 0xffu);
     if ((magic & 0xffffff00u) != 0x00000800u || ndim < 1 || ndim > 3)
         return pfgm_error(PFGM_ERR_INVALID_ARG, "%s: unsupported IDX magic 0x%08x", path, magic);
@@ -107,6 +111,19 @@ pfgm_status pfgm_idx_read(const char *path, uint32_t magic, pfgm_idx *out) {
         }
         out->size *= v;
     }
+done:
+    if (st != PFGM_OK)
+        gzclose(gz);
+    else
+        *gzp = gz;
+    return st;
+}
+
+pfgm_status pfgm_idx_read(const char *path, uint32_t magic, pfgm_idx *out) {
+    gzFile gz;
+    int64_t got;
+    pfgm_status st = open_header(path, magic, out, &gz);
+    if (st != PFGM_OK) return st;
     /* Grow the buffer as data arrives, so a corrupt header claiming a huge size reports
      * "truncated" rather than exhausting memory. */
     int64_t cap = out->size < (64 << 20) ? out->size : (64 << 20), have = 0;
@@ -154,4 +171,80 @@ done:
     gzclose(gz);
     if (st != PFGM_OK) pfgm_idx_free(out);
     return st;
+}
+
+/* ---- streaming reader (parallel pfgm-prep) ------------------------------------------------ */
+
+struct pfgm_idx_stream {
+    char *path;
+    gzFile gz;
+    int64_t hlen;  /* header bytes */
+    int64_t pos;   /* data bytes consumed so far */
+    int64_t size;  /* data bytes the header declares */
+};
+
+pfgm_status pfgm_idx_stream_open(const char *path, uint32_t magic, pfgm_idx *header,
+                                 pfgm_idx_stream **out) {
+    *out = NULL;
+    gzFile gz;
+    PFGM_TRY(open_header(path, magic, header, &gz));
+    pfgm_idx_stream *s = calloc(1, sizeof *s);
+    if (s) s->path = strdup(path);
+    if (!s || !s->path) {
+        free(s);
+        gzclose(gz);
+        return pfgm_error(PFGM_ERR_NOMEM, "%s: out of memory", path);
+    }
+    s->gz = gz;
+    s->hlen = 4 + 4 * (int64_t)header->ndim;
+    s->size = header->size;
+    *out = s;
+    return PFGM_OK;
+}
+
+pfgm_status pfgm_idx_stream_read(pfgm_idx_stream *s, int64_t offset, uint8_t *buf, int64_t n) {
+    if (offset < s->pos || n < 0 || offset + n > s->size)
+        return pfgm_error(PFGM_ERR_INVALID_ARG, "%s: IDX stream read of %lld bytes at %lld "
+                          "(position %lld of %lld)", s->path, (long long)n, (long long)offset,
+                          (long long)s->pos, (long long)s->size);
+    if (offset > s->pos) {
+        /* forward only: gzseek decompresses and drops the bytes in between */
+        if (gzseek(s->gz, (z_off_t)(s->hlen + offset), SEEK_SET) < 0) {
+            int zerr = 0;
+            const char *msg = gzerror(s->gz, &zerr);
+            return pfgm_error(PFGM_ERR_FORMAT, "%s: corrupt gzip data: %s", s->path,
+                              zerr == Z_ERRNO ? strerror(errno) : msg);
+        }
+        s->pos = offset;
+    }
+    int64_t got = gz_read_all(s->gz, s->path, buf, n);
+    if (got < 0) return PFGM_ERR_FORMAT;
+    if (got < n)
+        return pfgm_error(PFGM_ERR_FORMAT,
+                          "%s: truncated: %lld of the %lld data bytes the IDX header declares",
+                          s->path, (long long)(offset + got), (long long)s->size);
+    s->pos = offset + n;
+    return PFGM_OK;
+}
+
+pfgm_status pfgm_idx_stream_check_end(pfgm_idx_stream *s) {
+    if (s->pos < s->size) {
+        uint8_t last;
+        PFGM_TRY(pfgm_idx_stream_read(s, s->size - 1, &last, 1));
+    }
+    uint8_t extra;
+    int64_t got = gz_read_all(s->gz, s->path, &extra, 1);
+    if (got < 0) return PFGM_ERR_FORMAT;
+    if (got > 0)
+        return pfgm_error(PFGM_ERR_FORMAT,
+                          "%s: trailing bytes after the %lld data bytes the IDX header declares",
+                          s->path, (long long)s->size);
+    return PFGM_OK;
+}
+
+void pfgm_idx_stream_close(pfgm_idx_stream *s) {
+    if (!s) return;
+    gzclose(s->gz);
+    free(s->path);
+    free(s);
 }

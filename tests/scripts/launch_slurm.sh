@@ -105,8 +105,16 @@ echo "exit 5" > "$WORK/mode"
 run_sbatch bash cluster/slurm/sample.sbatch
 [ $RC -eq 5 ] || fail "sample.sbatch did not pass exit code 5 on: $RC"
 has srun.args "--checkpoint runs/cifar10 --num 64 --out runs/cifar10/samples.png --h5 runs/cifar10/samples.h5" || fail "sample defaults: $(cat "$WORK/srun.args")"
-run_sbatch env PFGM_BIN_DIR="$WORK/bin" bash cluster/slurm/prep.sbatch cifar10 --input /d --out data/c.h5
-{ [ $RC -eq 0 ] && has prep.args "cifar10 --input /d --out data/c.h5 --quiet"; } || fail "prep.sbatch: exit code $RC, $(cat "$WORK/prep.args" 2>/dev/null)"
+echo "exit 0" > "$WORK/mode"
+run_sbatch env PFGM_BIN_DIR="$WORK/bin" SLURM_NTASKS=1 bash cluster/slurm/prep.sbatch cifar10 --input /d --out data/c.h5
+{ [ $RC -eq 0 ] && has prep.args "cifar10 --input /d --out data/c.h5 --quiet" && [ ! -f "$WORK/srun.args" ]; } ||
+  fail "prep.sbatch, 1 task: exit code $RC, $(cat "$WORK/prep.args" 2>/dev/null)"
+run_sbatch bash cluster/slurm/prep.sbatch folder --input /lsun --size 256 --pipeline lsun --out b.h5
+{ [ $RC -eq 0 ] && has srun.args "--mpi=pmix --kill-on-bad-exit=1 /opt/pfgm/bin/pfgm-prep folder --input /lsun --size 256 --pipeline lsun --out b.h5 --quiet"; } ||
+  fail "prep.sbatch, 8 tasks: exit code $RC, srun $(cat "$WORK/srun.args" 2>/dev/null)"
+run_sbatch env PFGM_LAUNCHER=mpirun bash cluster/slurm/prep.sbatch idx --images i --out m.h5
+{ [ $RC -eq 0 ] && has mpirun.args "-np 8 /opt/pfgm/bin/pfgm-prep idx --images i --out m.h5 --quiet"; } ||
+  fail "prep.sbatch, mpirun: exit code $RC, mpirun $(cat "$WORK/mpirun.args" 2>/dev/null)"
 run_sbatch bash cluster/slurm/prep.sbatch
 [ $RC -eq 2 ] || fail "prep.sbatch without arguments: exit code $RC (expected 2)"
 
@@ -114,4 +122,4 @@ if [ $failures -gt 0 ]; then
   echo "$failures check(s) failed"
   exit 1
 fi
-echo "ok: train/sample/prep.sbatch command lines, requeue on 75 only, resume auto on restart, USR1 forwarding"
+echo "ok: train/sample/prep.sbatch command lines (prep: 1 task direct, N tasks through srun/mpirun), requeue on 75 only, resume auto on restart, USR1 forwarding"

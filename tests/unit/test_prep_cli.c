@@ -1,8 +1,9 @@
 /* The pfgm-prep binary (path in PFGM_PREP_BIN, set by tests/data.cmake): a good conversion
  * exits 0 with --seed/--limit honoured; bad input (missing file, wrong magic, truncated IDX
- * or CIFAR batch, empty folder, a non-PNG file, a dataset with the wrong dtype) exits 3 with
+ * or CIFAR batch, empty folder, a file neither PNG nor JPEG, a dataset with the wrong dtype) exits 3 with
  * exactly one stderr line "pfgm-prep: <file>: <what is wrong>" and leaves no output; usage
- * mistakes exit 2. When Debian's dataset-fashion-mnist is installed, the real training set
+ * mistakes (also a bad --resize or --pipeline, and --crop or --resize with --pipeline lsun)
+ * exit 2. When Debian's dataset-fashion-mnist is installed, the real training set
  * converts to 60000 x 1 x 28 x 28 with labels. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -168,7 +169,7 @@ static void t_bad_input(void **state) {
     snprintf(q, sizeof q, "%s/readme.md", p);
     fx_write_bytes(q, "# images\n", 9);
     assert_int_equal(run_prep(f, a5), 3);
-    expect_one_line(f, q, "not a PNG file");
+    expect_one_line(f, q, "not a PNG or JPEG file");
 
     fx_join(p, sizeof p, f->dir, "float.h5");
     hid_t file = H5Fcreate(p, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
@@ -214,6 +215,22 @@ static void t_usage(void **state) {
     const char *a5[] = {"idx", "--images", f->img, "--limit", "-3", "--out", f->out, NULL};
     assert_int_equal(run_prep(f, a5), 2);
     expect_one_line(f, "--limit", NULL);
+    const char *a6[] = {"folder", "--input", f->dir, "--size", "8", "--resize", "lanczos",
+                        "--out", f->out, NULL};
+    assert_int_equal(run_prep(f, a6), 2);
+    expect_one_line(f, "--resize 'lanczos'", "bilinear or bicubic");
+    const char *a7[] = {"folder", "--input", f->dir, "--size", "8", "--pipeline", "celeba",
+                        "--out", f->out, NULL};
+    assert_int_equal(run_prep(f, a7), 2);
+    expect_one_line(f, "--pipeline 'celeba'", "center or lsun");
+    const char *a8[] = {"folder", "--input", f->dir, "--size", "8", "--pipeline", "lsun",
+                        "--crop", "20", "--out", f->out, NULL};
+    assert_int_equal(run_prep(f, a8), 2);
+    expect_one_line(f, "--pipeline lsun", "drop --crop");
+    const char *a9[] = {"folder", "--input", f->dir, "--size", "8", "--resize", "bicubic",
+                        "--pipeline", "lsun", "--out", f->out, NULL};
+    assert_int_equal(run_prep(f, a9), 2);
+    expect_one_line(f, "--pipeline lsun", "drop --resize");
     assert_int_equal(fx_count_prefix(f->dir, "out.h5"), 0);
 }
 

@@ -1,8 +1,9 @@
 /* pfgm-prep folder through the library API, and the image pieces under it: the center
  * offset and the antialiased resize against hand-computed values (PIL's bilinear
  * ImagingResample weights), PNG decoding of every colour type and bit depth (fixtures
- * written with libpng's writer), PNG write/read round trip, the folder conversion, and its
- * errors (empty folder, non-PNG file, corrupt PNG, image smaller than the crop or size),
+ * written with libpng's writer), PNG write/read round trip, the folder conversion, a folder
+ * of PNG and JPEG files through the three pipelines (bilinear, bicubic, LSUN), and the
+ * errors (empty folder, a file neither PNG nor JPEG, corrupt PNG, image smaller than the crop or size),
  * none of which leaves an output behind. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -256,6 +257,73 @@ static void t_folder_convert(void **state) {
     remove(f->out);
 }
 
+/* A mixed folder: three JPEGs (one named .png) and two PNGs (one named .jpg); each
+ * pipeline's output image i is that pipeline's function applied to file perm[i] as
+ * pfgm_image_read_idct decodes it (the LSUN pipeline with the fast IDCT, as TensorFlow),
+ * and the source attribute counts the formats. */
+static void t_folder_jpeg_pipelines(void **state) {
+    fixture *f = *state;
+    static const char *names[5] = {"a.jpg", "b.png", "c.png", "d.jpg", "e.jpg"};
+    static const int is_jpeg[5] = {1, 1, 0, 0, 1};
+    char dir[320];
+    fx_join(dir, sizeof dir, f->dir, "jpeg_mixed"); /* the group's imgs/ holds other PNGs */
+    mkdir(dir, 0755);
+    uint8_t px[30 * 24 * 3];
+    for (int k = 0; k < 5; ++k) {
+        const uint32_t w = 24 + (uint32_t)k, h = 20 + (uint32_t)(2 * k % 5);
+        for (size_t i = 0; i < (size_t)w * h * 3; ++i) px[i] = (uint8_t)(i * (3 + (size_t)k) / 7 + 40 * (size_t)k);
+        char p[400];
+        snprintf(p, sizeof p, "%s/%s", dir, names[k]);
+        if (is_jpeg[k])
+            fx_write_jpeg(p, w, h, 3, px, 90);
+        else
+            fx_write_png(p, w, h, PNG_COLOR_TYPE_RGB, 8, px, (size_t)w * 3, NULL, 0);
+    }
+    const int64_t S = 8;
+    for (int mode = 0; mode < 3; ++mode) {
+        pfgm_prep_options o = {.seed = 11};
+        o.resize = mode == 1 ? PFGM_PREP_BICUBIC : PFGM_PREP_BILINEAR;
+        o.pipeline = mode == 2 ? PFGM_PREP_LSUN : PFGM_PREP_CENTER;
+        const int64_t crop = mode == 1 ? 17 : 0;
+        if (pfgm_prep_folder(dir, S, crop, 3, f->out, &o) != PFGM_OK)
+            fail_msg("mode %d: %s", mode, pfgm_error_message());
+        pfgm_dataset_info info;
+        assert_int_equal(pfgm_dataset_probe(f->out, &info), PFGM_OK);
+        assert_non_null(strstr(info.source, "(2 PNG, 3 JPEG files)"));
+        fx_dataset d;
+        assert_true(fx_read_dataset(f->out, &d));
+        assert_int_equal(d.count, 5);
+        int64_t perm[5];
+        pfgm_permutation(11, 0, PFGM_STREAM_PREP, 0, 5, perm);
+        uint8_t want[3 * 8 * 8];
+        for (int i = 0; i < 5; ++i) {
+            char p[400];
+            snprintf(p, sizeof p, "%s/%s", dir, names[perm[i]]);
+            pfgm_image im;
+            assert_int_equal(pfgm_image_read_idct(p, 3, mode == 2 ? PFGM_JPEG_IDCT_FAST
+                                                                  : PFGM_JPEG_IDCT_ACCURATE,
+                                                  &im), PFGM_OK);
+            const int64_t side = im.width < im.height ? im.width : im.height;
+            if (mode == 0)
+                assert_int_equal(pfgm_image_crop_resize(im.pixels, im.width, im.height, 3, side, S, want), PFGM_OK);
+            else if (mode == 1)
+                assert_int_equal(pfgm_image_crop_resize_bicubic(im.pixels, im.width, im.height, 3, crop, S, want), PFGM_OK);
+            else
+                assert_int_equal(pfgm_image_lsun(im.pixels, im.width, im.height, 3, S, want), PFGM_OK);
+            assert_memory_equal(d.images + (size_t)i * sizeof want, want, sizeof want);
+            pfgm_image_free(&im);
+        }
+        fx_free_dataset(&d);
+    }
+    remove(f->out);
+    /* the LSUN pipeline crops by itself, and does not upsample */
+    pfgm_prep_options o = {.seed = 1, .pipeline = PFGM_PREP_LSUN};
+    assert_int_equal(pfgm_prep_folder(dir, S, 12, 3, f->out, &o), PFGM_ERR_INVALID_ARG);
+    assert_int_equal(pfgm_prep_folder(dir, 21, 0, 3, f->out, &o), PFGM_ERR_FORMAT);
+    assert_non_null(strstr(pfgm_error_message(), "short side is smaller than --size 21"));
+    assert_int_equal(fx_count_prefix(f->dir, "out.h5"), 0);
+}
+
 static void expect_fail(const fixture *f, const char *dir, int64_t size, int64_t crop,
                         pfgm_status want, const char *names, const char *needle) {
     pfgm_prep_options o = {.seed = 1};
@@ -282,7 +350,7 @@ static void t_folder_errors(void **state) {
     write_folder(dir);
     snprintf(p, sizeof p, "%s/notes.txt", dir);
     fx_write_bytes(p, "these are my notes\n", 19);
-    expect_fail(f, dir, 4, 0, PFGM_ERR_FORMAT, p, "not a PNG file");
+    expect_fail(f, dir, 4, 0, PFGM_ERR_FORMAT, p, "not a PNG or JPEG file");
     remove(p);
 
     snprintf(p, sizeof p, "%s/c.png", dir); /* signature intact, data cut off */
@@ -309,6 +377,7 @@ int main(void) {
         cmocka_unit_test(t_png_roundtrip),
         cmocka_unit_test(t_folder_convert),
         cmocka_unit_test(t_folder_errors),
+        cmocka_unit_test(t_folder_jpeg_pipelines),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
