@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what pfgm needs to build and test on Debian 12 (apt-get, when run as root).
+# Installs what pfgm needs to build and test on Debian 12 (apt-get, when run as root);
+# `install_deps.sh plot` also installs python3-matplotlib for launch/plot_metrics.py.
 # Idempotent: packages already present are not touched. Without root it only reports
 # what is missing. The CUDA toolkit is optional and never installed here.
 set -euo pipefail
@@ -9,6 +10,9 @@ pkgs=(build-essential cmake pkg-config
       libyaml-dev libcmocka-dev libjansson-dev
       libopenblas-dev libpng-dev libjpeg62-turbo-dev zlib1g-dev
       dataset-fashion-mnist shellcheck)
+# `install_deps.sh plot` adds what launch/plot_metrics.py draws with (the quick start's loss
+# curve); the build and the tests do not need it.
+[ "${1:-}" = plot ] && pkgs+=(python3-matplotlib)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -4,9 +4,10 @@ by pfgm-train) into a PNG: the loss of each logging interval (light) and a movin
 (dark), log scale.
 
 usage: python3 launch/plot_metrics.py RUN_DIR/metrics.jsonl OUT.png [--window 10] [--title T]
-Needs matplotlib (pip install matplotlib); launch/quickstart.sh installs it into a virtual
-environment under build/ when it draws the curve. Reading the file (read_records) needs only
-the standard library.
+Needs matplotlib to draw: Debian's python3-matplotlib (`bash launch/install_deps.sh plot`, which
+launch/quickstart.sh runs before it draws runs/fashion_mnist/loss.png) or `pip install
+matplotlib` in a virtual environment; without it the script says so and exits 1. Reading the
+file (read_records) needs only the standard library.
 
 A run that was killed and resumed from the checkpoint of step S logs steps S+1.. again.
 pfgm-train trims the file to step S when it resumes and appends {"event": "resumed",
@@ -99,7 +100,8 @@ def main() -> int:
     try:
         import matplotlib
     except ImportError:
-        print("plot_metrics.py needs matplotlib to draw: pip install matplotlib", file=sys.stderr)
+        print("plot_metrics.py needs matplotlib to draw: bash launch/install_deps.sh plot (Debian's "
+              "python3-matplotlib) or pip install matplotlib", file=sys.stderr)
         return 1
 
     matplotlib.use("Agg")

@@ -6,7 +6,9 @@
 #   4. train configs/fashion_mnist.yaml with `mpirun -np 2` (one OpenMP thread per rank on a
 #      2-core machine) into runs/fashion_mnist,
 #   5. sample an 8x8 grid (64 samples, EMA weights, RK45) from the final checkpoint into
-#      runs/fashion_mnist/samples.png (and the float samples into samples.h5).
+#      runs/fashion_mnist/samples.png (and the float samples into samples.h5),
+#   6. draw the loss curve into runs/fashion_mnist/loss.png (launch/plot_metrics.py; Debian's
+#      python3-matplotlib, installed by `launch/install_deps.sh plot` when missing).
 #
 #   bash launch/quickstart.sh
 #
@@ -119,11 +121,28 @@ else
   say "sampled in $(elapsed "$t_sample")"
 fi
 
+# ---- 6: the loss curve -----------------------------------------------------------------------
+# launch/plot_metrics.py draws with matplotlib: Debian's python3-matplotlib, installed like
+# every other dependency (launch/install_deps.sh plot) unless PFGM_SKIP_DEPS=1.
+curve=$run/loss.png
+curve_note="($curve not drawn: python3-matplotlib is missing; bash launch/install_deps.sh plot)"
+if ! python3 -c 'import matplotlib' 2>/dev/null && [ "${PFGM_SKIP_DEPS:-0}" != 1 ]; then
+  bash launch/install_deps.sh plot >/dev/null || true
+fi
+if python3 -c 'import matplotlib' 2>/dev/null; then
+  if python3 launch/plot_metrics.py "$run/metrics.jsonl" "$curve" --title "$(basename "$run")"; then
+    curve_note="$curve (loss per logged step and its moving average)"
+  else
+    curve_note="($curve not drawn: launch/plot_metrics.py failed, see above)"
+  fi
+fi
+
 grid="8x8 grid of 64 samples"
 [ ${#sample_args[@]} -eq 0 ] || grid="grid of the samples"
 cat <<EOF
 quickstart: done in $(elapsed "$t_start").
   samples      $png  ($grid; float values in $run/samples.h5)
+  loss curve   $curve_note
   checkpoint   $ckpt
   metrics      $run/metrics.jsonl  (one JSON line per logged step: loss, grad_norm, lr, images_per_s)
   config       $run/config.yaml

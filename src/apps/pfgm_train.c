@@ -141,7 +141,7 @@ int main(int argc, char **argv) {
         if (comm->world_size > 1) comm->abort(comm, code); /* never returns */
     } else if (st == PFGM_OK && !a.dry_run) {
         if (res.end_step > res.start_step)
-            pfgm_log_info(&lg, "pfgm-train: done, %lld steps (%lld this run), last loss %.6g", (long long)res.end_step,
+            pfgm_log_info(&lg, "pfgm-train: done, %lld steps (%lld this run), last step's loss %.6g (mean over ranks; the progress lines show the mean over each logging interval)", (long long)res.end_step,
                           (long long)(res.end_step - res.start_step), res.last_loss);
         else
             pfgm_log_info(&lg, "pfgm-train: nothing to do, the run already has %lld of %lld steps",

@@ -150,9 +150,11 @@ static void print_startup(const trainer *t, const pfgm_ddpmpp_info *info, size_t
                       sharded ? "reduce-scatter + parameter all-gather (distributed.zero 1)" : "all-reduce");
     pfgm_log_info(lg, "  %-26s %.3g GFLOP forward per image; %.3g GFLOP per step and rank (forward + backward ~ 3x)",
                   "compute", info->flops_per_image / 1e9, 3.0 * info->flops_per_image * (double)t->B / 1e9);
-    pfgm_log_info(lg, "  %-26s %lld steps, checkpoints every %lld (keep last %lld, every %lld), log every %lld",
+    /* a checkpoint comes at every multiple of either frequency (is_snapshot) */
+    pfgm_log_info(lg, "  %-26s %lld steps, checkpoints every %lld and every %lld for preemption (keep last %lld, every %lld), log every %lld",
                   "schedule", (long long)c->training.n_iters, (long long)c->training.snapshot_freq,
-                  (long long)c->checkpoint.keep_last, (long long)c->checkpoint.keep_every, (long long)c->training.log_freq);
+                  (long long)c->training.snapshot_freq_for_preemption, (long long)c->checkpoint.keep_last,
+                  (long long)c->checkpoint.keep_every, (long long)c->training.log_freq);
     pfgm_log_info(lg, "  %-26s %s", "run directory", t->opt->run_dir ? t->opt->run_dir : "(none: dry run)");
 }
 
@@ -345,6 +347,9 @@ static pfgm_status setup_and_run(trainer *t, pfgm_train_result *res) {
             pfgm_log_warn(t->lg, "PFGM_TEST_FAULT (a test hook): rank %d gets a non-finite %s at step %lld", fault.rank,
                           fault.grad ? "gradient" : "loss", (long long)fault.step);
     }
+    /* The data first: a missing or bad dataset file stops the run before anything is
+     * created, so it leaves no empty run directory behind. */
+    PFGM_TRY(open_data(t));
     /* Rank 0 owns the run directory: it creates it and takes its lock (one trainer per run
      * directory, pfgm/run_lock.h); every rank learns the outcome before any returns. */
     int64_t shared[1] = {PFGM_OK};
@@ -359,7 +364,6 @@ static pfgm_status setup_and_run(trainer *t, pfgm_train_result *res) {
         if (t->comm->rank == 0) return (pfgm_status)shared[0];
         return pfgm_error((pfgm_status)shared[0], "rank 0 could not prepare the run directory (see its message)");
     }
-    PFGM_TRY(open_data(t));
     PFGM_TRY(pfgm_ddpmpp_create(t->be, &desc, t->B, PFGM_DDPMPP_TRAIN, &t->model));
     t->params = pfgm_ddpmpp_params(t->model);
     PFGM_TRY(pfgm_ddpmpp_init_params(t->model, (uint32_t)c->seed));

@@ -327,6 +327,23 @@ static void test_rollback_and_fresh_start(void **state) {
     assert_int_equal(train(fresh, 4, "auto", 0, NULL, 0), PFGM_ERR_CONFIG);
     unsetenv("PFGM_TEST_FAULT");
     expect_msg("rank 3 does not exist");
+    /* ... and one past the run's last step */
+    setenv("PFGM_TEST_FAULT", "0:99:loss", 1);
+    assert_int_equal(train(fresh, 4, "auto", 0, NULL, 0), PFGM_ERR_CONFIG);
+    unsetenv("PFGM_TEST_FAULT");
+    expect_msg("past training.n_iters");
+    /* a missing dataset file stops the run before the run directory is created */
+    char nodata[600];
+    fx_join(nodata, sizeof nodata, dir_, "no-data-run");
+    pfgm_config cfg;
+    char missing[700];
+    fx_join(missing, sizeof missing, dir_, "no-such-data.h5");
+    assert_int_equal(tr_config(&cfg, missing, 2, NULL, 0), PFGM_OK);
+    pfgm_train_options o = {.run_dir = nodata, .resume = "auto"};
+    pfgm_train_result r;
+    assert_int_equal(pfgm_train(&cfg, &o, comm_, be_, &lg_, &r), PFGM_ERR_IO);
+    expect_msg("no-such-data.h5");
+    assert_false(fx_exists(nodata));
 }
 
 int main(void) {
