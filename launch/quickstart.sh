@@ -124,13 +124,25 @@ fi
 # ---- 6: the loss curve -----------------------------------------------------------------------
 # launch/plot_metrics.py draws with matplotlib: Debian's python3-matplotlib, installed like
 # every other dependency (launch/install_deps.sh plot) unless PFGM_SKIP_DEPS=1.
+# The first python3 that imports matplotlib: the one on PATH, else Debian's own (a pyenv or
+# venv python3 on PATH does not see Debian's packages).
+plot_python() {
+  local py
+  for py in python3 /usr/bin/python3; do
+    if command -v "$py" >/dev/null 2>&1 && "$py" -c 'import matplotlib' 2>/dev/null; then
+      echo "$py"
+      return 0
+    fi
+  done
+  return 1
+}
 curve=$run/loss.png
 curve_note="($curve not drawn: python3-matplotlib is missing; bash launch/install_deps.sh plot)"
-if ! python3 -c 'import matplotlib' 2>/dev/null && [ "${PFGM_SKIP_DEPS:-0}" != 1 ]; then
+if ! plot_python >/dev/null && [ "${PFGM_SKIP_DEPS:-0}" != 1 ]; then
   bash launch/install_deps.sh plot >/dev/null || true
 fi
-if python3 -c 'import matplotlib' 2>/dev/null; then
-  if python3 launch/plot_metrics.py "$run/metrics.jsonl" "$curve" --title "$(basename "$run")"; then
+if py=$(plot_python); then
+  if "$py" launch/plot_metrics.py "$run/metrics.jsonl" "$curve" --title "$(basename "$run")"; then
     curve_note="$curve (loss per logged step and its moving average)"
   else
     curve_note="($curve not drawn: launch/plot_metrics.py failed, see above)"

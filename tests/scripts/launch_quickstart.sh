@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # launch/quickstart.sh end to end at a tiny size with the built binaries: prepares 512
 # Fashion-MNIST images, trains configs/fashion_mnist.yaml for 4 steps under mpirun -np 2,
-# samples a grid from the final checkpoint; then the re-run keeps everything (no training
+# samples a grid from the final checkpoint and draws the loss curve (or says why not); then the re-run keeps everything (no training
 # step, no new samples), and a larger n_iters resumes from the last checkpoint.
 # Needs PFGM_TRAIN (for the build folder) from tests/launch.cmake; SKIPPED without
 # Debian's dataset-fashion-mnist.
@@ -38,6 +38,14 @@ grep -q "ckpt_00000004.h5 (step 4, EMA weights), 4 samples" "$WORK/log1" || fail
 [ -f "$WORK/run/samples.h5" ] || fail "no samples.h5"
 grep -q "^quickstart: done in" "$WORK/log1" || fail "no closing summary"
 grep -q "^  samples      $WORK/run/samples.png" "$WORK/log1" || fail "summary does not name samples.png"
+# the loss curve: drawn where matplotlib is installed, else the summary says how to get it
+if python3 -c 'import matplotlib' 2>/dev/null || /usr/bin/python3 -c 'import matplotlib' 2>/dev/null; then
+  [ "$(head -c 8 "$WORK/run/loss.png" 2>/dev/null | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ] || fail "loss.png is not a PNG"
+  grep -q "^  loss curve   $WORK/run/loss.png" "$WORK/log1" || fail "summary does not name loss.png"
+else
+  grep -q "loss.png not drawn: python3-matplotlib is missing; bash launch/install_deps.sh plot" "$WORK/log1" ||
+    fail "summary does not say why loss.png is missing"
+fi
 
 png_before=$(stat -c %Y.%s "$WORK/run/samples.png")
 sleep 1
