@@ -43,7 +43,7 @@ typedef struct pfgm_sample_result {
     int64_t nfe_min;      /* smallest and largest NFE of one batch (Euler: steps; Heun: */
     int64_t nfe_max;      /* 2 steps - 1; RK45: 2 + 6 attempts) */
     double mean_nfe;      /* nfe_total / batches */
-    int64_t rho_guard;    /* drift rows whose rho >= 1 guard fired, all ranks (docs/numerics.md) */
+    int64_t rho_guard;    /* drift rows at the singular rho = 1, all ranks (docs/numerics.md §6) */
     double seconds;       /* wall time of the prior draws, solves and gathers (not the load) */
     double images_per_s;  /* samples / seconds */
     int failed_rank;      /* on an error seen by every rank: the rank it came from; else -1 */

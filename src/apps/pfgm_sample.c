@@ -313,7 +313,7 @@ int main(int argc, char **argv) {
         pfgm_log_info(&lg, "pfgm-sample: wrote %s (%lldx%lld grid)%s%s", a.out, (long long)cols, (long long)rows,
                       a.h5 ? " and " : "", a.h5 ? a.h5 : "");
         if (res.rho_guard)
-            pfgm_log_info(&lg, "pfgm-sample: the rho >= 1 drift guard fired on %lld rows (docs/numerics.md)",
+            pfgm_log_info(&lg, "pfgm-sample: the rho = 1 drift guard fired on %lld rows (docs/numerics.md)",
                           (long long)res.rho_guard);
         if (comm->world_size > 1) st = comm->barrier(comm); /* rank 0 has written when all leave */
     }
