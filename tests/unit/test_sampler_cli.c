@@ -237,6 +237,32 @@ static void test_grid_and_h5(void **state) {
     for (int y = 0; y < 8; ++y)
         for (int c = 0; c < 8; ++c) assert_int_equal(g.pixels[(72 + y) * g.width + 72 + c], u[y * 8 + c]);
     pfgm_image_free(&g);
+    { /* the float dataset says its scale and its measured extremes */
+        double lo = INFINITY, hi = -INFINITY, mm[2] = {0, 0};
+        int64_t outside = 0;
+        for (int i = 0; i < 64 * 64; ++i) {
+            lo = fmin(lo, x[i]);
+            hi = fmax(hi, x[i]);
+            outside += x[i] < -1.0f || x[i] > 1.0f;
+        }
+        hid_t f = H5Fopen(h5, H5F_ACC_RDONLY, H5P_DEFAULT), ds = H5Dopen2(f, "samples_float", H5P_DEFAULT);
+        hid_t a = H5Aopen(ds, "min_max", H5P_DEFAULT);
+        assert_true(a >= 0 && H5Aread(a, H5T_NATIVE_DOUBLE, mm) >= 0);
+        H5Aclose(a);
+        int64_t got = -1;
+        assert_int_equal(pfgm_h5_read_int_attr(ds, h5, "outside_range", &got), PFGM_OK);
+        {
+            char layout[16];
+            assert_int_equal(pfgm_h5_read_str_attr(ds, h5, "layout", layout, sizeof layout), PFGM_OK);
+            assert_string_equal(layout, "NCHW");
+        }
+        H5Dclose(ds);
+        H5Fclose(f);
+        printf("samples_float: min %.3f max %.3f, %lld of %d values outside [-1, 1]\n", lo, hi, (long long)outside,
+               64 * 64);
+        assert_true(mm[0] == lo && mm[1] == hi);
+        assert_int_equal(got, outside);
+    }
     free(x);
     assert_int_equal(attr_int(h5, "step"), 4);
     assert_int_equal(attr_int(h5, "seed"), 11);
