@@ -468,6 +468,7 @@ static void test_progress_log(void **state) {
                             "sampling.batch_size=3", "--out", png, NULL),
                      0);
     o = slurp(out_);
+    printf("--- pfgm-sample's log with the default interval:\n%s---\n", o);
     assert_non_null(strstr(o, "batch 2/2  NFE 4  z 1.000e-03  t 100%"));
     assert_non_null(strstr(o, "img/s  ETA 0s\n"));
     free(o);
