@@ -2,7 +2,7 @@
  * newest complete one of a run directory), its EMA weights by the authors' names, the
  * prior per global batch, the backward ODE with the network as the field callback, and
  * the round-by-round all-gather of the batches that makes the result independent of the
- * world size. */
+ * world size; in the field callback, rank 0's progress line and the sampling.max_nfe cap. */
 #include "pfgm/sampler.h"
 
 #include <errno.h>
