@@ -307,4 +307,13 @@ static void fv_default_path(char *path, size_t cap) {
         snprintf(path, cap, "%s/../shared/testvectors/pfgm_vectors.h5", src ? src : ".");
 }
 
+/* The drift vectors with rho above 1 (tests/scripts/make_drift_rho_vectors.py: the
+ * authors' methods.py::Poisson.ode in float32, no guard): $PFGM_SOURCE_DIR/tests/fixtures/.
+ * Checked with DRIFT_REL_TOL: their rows keep |1 - rho| >= 0.1, so the float32
+ * cancellation in 1 - rho amplifies the authors' rounding by at most 1/|1 - rho| = 10. */
+static void fv_rho_fixture_path(char *path, size_t cap) {
+    const char *src = getenv("PFGM_SOURCE_DIR");
+    snprintf(path, cap, "%s/tests/fixtures/drift_rho_vectors.h5", src ? src : ".");
+}
+
 #endif /* PFGM_TESTS_FIELD_VECTORS_CHECK_H */

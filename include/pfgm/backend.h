@@ -135,8 +135,10 @@ struct pfgm_backend {
                                  int64_t B, int64_t N, const double *radii, float *x, int64_t ldx);
     /* Backward-ODE drift in t = ln z (spec §1.8), float32 as the authors: v_x[B, N], v_z[B]
      * from the network, z[B] per sample. Where z < z_exp and gamma > 0, v_z is replaced by
-     * -sqrt(N) z / (sqrt((gamma rho/(1-rho))^2 + z^2) + gamma), rho = |v_x|/sqrt(N) clamped
-     * to 1 - 1e-6 (the guard; *guard_count = rows clamped, NULL: not reported).
+     * -sqrt(N) z / (sqrt((gamma rho/(1-rho))^2 + z^2) + gamma), rho = |v_x|/sqrt(N), for every
+     * rho != 1 as the authors' methods.py::Poisson.ode (rho > 1 gives a finite v_z); the
+     * guard takes only |1 - rho| <= 4 DBL_EPSILON, with v_z = -0 (the limit from both sides;
+     * *guard_count = rows guarded, NULL: not reported).
      * Out: k[B, N+P]: k[:, :N] = z * v_x * (1/(v_z + 1e-5)), k[:, N:] = z (the replicated z
      * channel); v_z_used[B] the v_z applied (NULL: not written). */
     pfgm_status (*ode_drift)(pfgm_backend *be, int64_t B, int64_t N, int64_t P, const float *z, double gamma,

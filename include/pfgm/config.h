@@ -121,6 +121,7 @@ typedef struct pfgm_config_sampling {
     double rk45_rtol;                  /* RK45 tolerances (§1.9 a) */
     double rk45_atol;
     int64_t batch_size;                /* samples per ODE solve */
+    int64_t max_nfe;                   /* network evaluations allowed per batch; 0 = no cap */
 } pfgm_config_sampling;
 
 typedef struct pfgm_config_optim {

@@ -58,13 +58,16 @@ typedef struct pfgm_ode_stats {
     int64_t attempts;  /* RK45 step attempts (batched), Euler/Heun steps */
     int64_t accepted;  /* RK45 accepted steps (per-sample mode: summed over samples) */
     int64_t rejected;  /* RK45 rejected steps (per-sample mode: summed over samples) */
-    int64_t rho_guard; /* rows whose rho = |v_x|/sqrt(N) >= 1 was clamped (summed over NFE) */
+    int64_t rho_guard; /* rows whose rho = |v_x|/sqrt(N) was within 4 ulp of the singular
+                        * rho = 1 (v_z = -0 there; summed over NFE) */
 } pfgm_ode_stats;
 
 /* The drift of spec §1.8 on backend buffers, float32 as the authors' code: v_x [B, N],
  * v_z [B], z [B] -> k [B, N+P] (x drift, then z repeated P times: the drift of the state's
  * z channel), v_z_used [B] (the v_z applied after the z_exp rule; may be NULL), *guards
- * (rows where the rho >= 1 guard fired; may be NULL). Errors: PFGM_ERR_INVALID_ARG for
+ * (rows at the singular rho = 1, |1 - rho| <= 4 DBL_EPSILON, given v_z = -0; may be NULL).
+ * The substitution follows the authors' methods.py::Poisson.ode for every other rho,
+ * rho > 1 included (docs/numerics.md §6). Errors: PFGM_ERR_INVALID_ARG for
  * B or N <= 0, P < 0, gamma < 0 or NULL buffers; PFGM_ERR_UNSUPPORTED without the op. */
 pfgm_status pfgm_ode_drift(pfgm_backend *be, int64_t B, int64_t N, int64_t P, const float *z, double gamma,
                            double z_exp, const float *v_x, const float *v_z, float *k, float *v_z_used,

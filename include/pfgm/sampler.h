@@ -15,6 +15,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "pfgm/backend.h"
 #include "pfgm/checkpoint.h"
@@ -34,6 +35,11 @@ typedef struct pfgm_sample_options {
     int64_t num_samples;    /* total samples, >= 1 */
     uint32_t seed;          /* keys the prior draws (see above) */
     int use_params;         /* 1: the raw parameters (/params) instead of the EMA (/ema) */
+    FILE *progress;         /* rank 0: the progress line's stream (NULL: no progress line) */
+    int progress_tty;       /* rewrite the line in place (the stream is a terminal) */
+    double progress_interval_s; /* at most one line per this many seconds during a solve
+                             * (0: one per network evaluation); rank 0's last batch always
+                             * ends with one */
 } pfgm_sample_options;
 
 typedef struct pfgm_sample_result {
@@ -43,7 +49,7 @@ typedef struct pfgm_sample_result {
     int64_t nfe_min;      /* smallest and largest NFE of one batch (Euler: steps; Heun: */
     int64_t nfe_max;      /* 2 steps - 1; RK45: 2 + 6 attempts) */
     double mean_nfe;      /* nfe_total / batches */
-    int64_t rho_guard;    /* drift rows whose rho >= 1 guard fired, all ranks (docs/numerics.md) */
+    int64_t rho_guard;    /* drift rows at the singular rho = 1, all ranks (docs/numerics.md §6) */
     double seconds;       /* wall time of the prior draws, solves and gathers (not the load) */
     double images_per_s;  /* samples / seconds */
     int failed_rank;      /* on an error seen by every rank: the rank it came from; else -1 */
@@ -73,7 +79,16 @@ void pfgm_sample_partition(int64_t num, int64_t batch_size, int world, int rank,
  * are all-gathered round by round (each rank sends one batch per round, padded to
  * sampling.batch_size; header with the batch index, size, NFE and status). x (host,
  * [num_samples, C, H, W] float32 in data scale [-1, 1], unclipped) receives every sample;
- * it may be NULL on ranks other than 0. rank 0 logs one line per batch (NFE, images/s).
+ * it may be NULL on ranks other than 0. rank 0 logs one line per batch (NFE, images/s)
+ * and, with o->progress, prints the progress line (include/pfgm/progress.h) while it
+ * solves: its batch, the NFE so far, the height z of the latest evaluation, how far the
+ * solve has come in t = ln z, and images/s and ETA estimated from rank 0's share of the
+ * samples done (finished batches plus that fraction of the current one), assuming every
+ * rank progresses alike and a constant rate in ln z (an RK45 whose steps shrink near z_min
+ * runs later than its ETA said). The z is read from the backend only when a line is due.
+ * sampling.max_nfe > 0 caps the network evaluations of one batch: the evaluation that
+ * would exceed it is refused and the draw fails with PFGM_ERR_NUMERIC, naming the batch,
+ * the z reached and the ways out (the samples would not be at z_min; no partial output).
  * A failure on one rank (set-up or solve) is seen by all at the next gather: every rank
  * returns that status with the message "rank R: <its message>" and res->failed_rank = R,
  * so no rank waits forever. Only a failure of the gather itself, or of allocating its
@@ -81,7 +96,8 @@ void pfgm_sample_partition(int64_t num, int64_t batch_size, int world, int rank,
  * the job (comm->abort), as pfgm-sample does.
  * Errors: PFGM_ERR_INVALID_ARG (num_samples < 1, NULL x on rank 0), PFGM_ERR_IO /
  * PFGM_ERR_FORMAT (checkpoint: missing, corrupt, another model shape), PFGM_ERR_CONFIG
- * (model config), PFGM_ERR_NUMERIC (ODE: non-finite field, step underflow),
+ * (model config), PFGM_ERR_NUMERIC (ODE: non-finite field, step underflow,
+ * sampling.max_nfe reached),
  * PFGM_ERR_NOMEM, the communicator's and backend's. */
 pfgm_status pfgm_sample_draw(const pfgm_config *cfg, const pfgm_sample_options *o, pfgm_comm *comm, pfgm_backend *be,
                              const pfgm_logger *lg, float *x, pfgm_sample_result *res);

@@ -40,14 +40,19 @@ typedef struct pfgm_samples_meta {
 /* Writes an HDF5 samples file atomically: /samples uint8 [n, C, H, W] (the same layout as
  * a dataset file, so pfgm-prep's readers and FID tools can consume it), root attributes
  * format = "pfgm-samples", checkpoint (path), step, solver, nfe (mean per batch), seed,
- * weights (when meta->weights is set). Errors: PFGM_ERR_IO, PFGM_ERR_HDF5 naming the file;
+ * weights (when meta->weights is set). /samples carries layout = "NCHW", range = [0, 255]
+ * (float64 [2]) and conversion (the formula from samples_float, spec §1.10). Errors: PFGM_ERR_IO, PFGM_ERR_HDF5 naming the file;
  * nothing is left behind on error. */
 pfgm_status pfgm_samples_write_h5(const char *path, const uint8_t *images, int64_t n, int64_t C, int64_t H,
                                   int64_t W, const pfgm_samples_meta *meta);
 
 /* As pfgm_samples_write_h5, plus /samples_float float32 [n, C, H, W]: the samples x in
- * data scale as the ODE left them (images must be pfgm_samples_to_uint8 of x). x may be
- * NULL (then only /samples). Errors as pfgm_samples_write_h5. */
+ * data scale as the ODE left them (images must be pfgm_samples_to_uint8 of x), with the
+ * attributes layout = "NCHW", range = [-1, 1] (the nominal data scale, float64 [2]),
+ * centering (x = 2 v - 1 for an image v in [0, 1], spec §1.12; unclipped), min_max (the
+ * finite values' smallest and largest, float64 [2]), outside_range (values outside
+ * [-1, 1]) and nonfinite (NaN/Inf values, int64). x may be NULL (then only /samples).
+ * Errors as pfgm_samples_write_h5. */
 pfgm_status pfgm_samples_write_h5_float(const char *path, const float *x, const uint8_t *images, int64_t n,
                                         int64_t C, int64_t H, int64_t W, const pfgm_samples_meta *meta);
 

@@ -1,7 +1,7 @@
 /* pfgm-sample: argument parsing and wiring of the sampler (src/train/sampler.c).
  *   [mpirun -np W] pfgm-sample --checkpoint RUN_DIR_OR_FILE --num 64 --out samples.png
  *       [--solver rk45|euler|heun] [--steps N] [--rtol R --atol A] [--h5 samples.h5]
- *       [--seed S] [--no-ema] [--config FILE.yaml] [--set section.key=value ...]
+ *       [--seed S] [--no-ema] [--progress S|off] [--config FILE.yaml] [--set section.key=value ...]
  * The model and sampling settings come from the config embedded in the checkpoint;
  * --config replaces it (the model keys must still match the checkpoint's tensors); --set
  * and the solver options override keys in command-line order. Rank 0 resolves the
@@ -40,6 +40,8 @@ static void usage(FILE *f) {
             "  --h5 FILE.h5              also write /samples_float (float32) and /samples (uint8) [N, C, H, W]\n"
             "  --seed S                  prior seed, 0 .. 4294967295 (default: the run's seed)\n"
             "  --no-ema                  the raw parameters instead of the EMA weights\n"
+            "  --progress S|off          progress line at most every S seconds (default 1 in a log,\n"
+            "                            0.2 on a terminal; 0: every network evaluation)\n"
             "  --config FILE.yaml        use this config instead of the checkpoint's\n"
             "  --set section.key=value   override a config key (repeatable)\n"
             "  --help\n"
@@ -55,6 +57,7 @@ typedef struct args {
     int n_own;
     int64_t num, seed;
     int no_ema;
+    double progress; /* --progress seconds; < 0: the default; NAN: off */
 } args;
 
 static int bad(const char *opt, const char *what, const char *got) {
@@ -107,6 +110,7 @@ static int parse(int argc, char **argv, args *a) {
     memset(a, 0, sizeof *a);
     a->num = 64;
     a->seed = -1;
+    a->progress = -1.0;
     for (int i = 1; i < argc; ++i) {
         const char *s = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -127,6 +131,15 @@ static int parse(int argc, char **argv, args *a) {
         else if (!strcmp(s, "--config")) a->config = v;
         else if (!strcmp(s, "--set")) rc = add_set(a, v);
         else if (!strcmp(s, "--num")) rc = parse_i64(s, v, 1, INT64_C(1) << 40, &a->num);
+        else if (!strcmp(s, "--progress")) {
+            char *end = NULL;
+            errno = 0;
+            double x = strtod(v, &end);
+            if (!strcmp(v, "off")) a->progress = NAN;
+            else if (errno || !end || end == v || *end || !isfinite(x) || x < 0 || x > 86400)
+                rc = bad(s, "expected seconds in [0, 86400] or 'off'", v);
+            else a->progress = x;
+        }
         else if (!strcmp(s, "--seed")) rc = parse_i64(s, v, 0, UINT32_MAX, &a->seed);
         else if (!strcmp(s, "--steps")) {
             int64_t n;
@@ -287,8 +300,13 @@ int main(int argc, char **argv) {
     int agreed = 0;
     if (st == PFGM_OK) {
         /* a device or memory failure above is this rank's alone; the draw itself agrees */
+        /* the progress line on stdout, in place on a terminal as pfgm-train's (not under
+         * mpirun, whose forwarded output is not the terminal) */
+        const int tty = isatty(STDOUT_FILENO) && !pfgm_comm_launched_by_mpi();
         pfgm_sample_options o = {.checkpoint = ck, .num_samples = a.num, .seed = (uint32_t)p->seed,
-                                 .use_params = a.no_ema};
+                                 .use_params = a.no_ema, .progress = isnan(a.progress) ? NULL : stdout,
+                                 .progress_tty = tty,
+                                 .progress_interval_s = a.progress >= 0 ? a.progress : tty ? 0.2 : 1.0};
         st = pfgm_sample_draw(cfg, &o, comm, be, &lg, x, &res);
         agreed = res.failed_rank >= 0;
     }
@@ -313,7 +331,7 @@ int main(int argc, char **argv) {
         pfgm_log_info(&lg, "pfgm-sample: wrote %s (%lldx%lld grid)%s%s", a.out, (long long)cols, (long long)rows,
                       a.h5 ? " and " : "", a.h5 ? a.h5 : "");
         if (res.rho_guard)
-            pfgm_log_info(&lg, "pfgm-sample: the rho >= 1 drift guard fired on %lld rows (docs/numerics.md)",
+            pfgm_log_info(&lg, "pfgm-sample: the rho = 1 drift guard fired on %lld rows (docs/numerics.md)",
                           (long long)res.rho_guard);
         if (comm->world_size > 1) st = comm->barrier(comm); /* rank 0 has written when all leave */
     }

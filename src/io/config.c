@@ -140,6 +140,7 @@ static const pfgm_cfg_key keys[] = {
     K_FLT("sampling", "rk45_rtol", sampling.rk45_rtol, 0.0, 1.0, OPEN_MIN | OPEN_MAX),
     K_FLT("sampling", "rk45_atol", sampling.rk45_atol, 0.0, INFINITY, OPEN_MIN),
     K_INT("sampling", "batch_size", sampling.batch_size, 1, BATCH_MAX),
+    K_INT("sampling", "max_nfe", sampling.max_nfe, 0, 1000000000),
 
     K_CHOICE("optim", "optimizer", optim.optimizer, optimizer_names, 1),
     K_FLT("optim", "lr", optim.lr, 0.0, INFINITY, OPEN_MIN),
@@ -313,6 +314,7 @@ void pfgm_config_defaults(pfgm_config *c) {
     s->rk45_rtol = 1e-4;
     s->rk45_atol = 1e-4;
     s->batch_size = 64;
+    s->max_nfe = 0;
 
     pfgm_config_optim *o = &c->optim;
     set_str(o->optimizer, sizeof o->optimizer, "Adam");

@@ -162,6 +162,20 @@ pfgm_status pfgm_cfg_validate_at(const pfgm_config *c, const pfgm_cfg_origin *o)
     if (!(s->z_min < s->z_max))
         return fail(o, "sampling.z_min", "sampling.z_max", NULL,
                     "sampling.z_min (%g) must be below sampling.z_max (%g)", s->z_min, s->z_max);
+    /* sampling.max_nfe: Euler and Heun know their NFE in advance (N, 2N - 1), so a cap
+     * they would exceed is refused here rather than after N evaluations; RK45 needs 2 + 6
+     * evaluations for its first step. */
+    if (s->max_nfe > 0) {
+        int64_t need = s->ode_solver == PFGM_SOLVER_FORWARD_EULER   ? s->N
+                       : s->ode_solver == PFGM_SOLVER_IMPROVED_EULER ? 2 * s->N - 1
+                                                                     : 8;
+        if (need > s->max_nfe)
+            return fail(o, "sampling.max_nfe", "sampling.ode_solver", "sampling.N",
+                        "sampling.max_nfe = %lld is below the %lld network evaluations that sampling.ode_solver "
+                        "= %s %s; raise sampling.max_nfe, lower sampling.N, or set sampling.max_nfe: 0 (no cap)",
+                        (long long)s->max_nfe, (long long)need, pfgm_config_solver_name(s->ode_solver),
+                        s->ode_solver == PFGM_SOLVER_RK45 ? "needs for one step (2 + 6)" : "takes with sampling.N");
+    }
     return PFGM_OK;
 }
 

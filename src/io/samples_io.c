@@ -52,6 +52,52 @@ int64_t pfgm_samples_grid_columns(int64_t n) {
     return c;
 }
 
+/* A float64 attribute of `count` values (scalar when count is 0) on obj. */
+static pfgm_status write_f64_attr(hid_t obj, const char *name, const double *v, hsize_t count) {
+    hid_t as = count ? H5Screate_simple(1, &count, NULL) : H5Screate(H5S_SCALAR);
+    hid_t a = as >= 0 ? H5Acreate2(obj, name, H5T_IEEE_F64LE, as, H5P_DEFAULT, H5P_DEFAULT) : -1;
+    herr_t rc = a >= 0 ? H5Awrite(a, H5T_NATIVE_DOUBLE, v) : -1;
+    if (a >= 0) H5Aclose(a);
+    if (as >= 0) H5Sclose(as);
+    return rc < 0 ? pfgm_error(PFGM_ERR_HDF5, "cannot write attribute '%s'", name) : PFGM_OK;
+}
+
+/* The attributes that make /samples self-describing (include/pfgm/samples.h). */
+static pfgm_status describe_uint8(hid_t ds) {
+    const double range[2] = {0.0, 255.0};
+    PFGM_TRY(pfgm_h5_write_str_attr(ds, "layout", "NCHW"));
+    PFGM_TRY(write_f64_attr(ds, "range", range, 2));
+    return pfgm_h5_write_str_attr(ds, "conversion",
+                                  "trunc(clip(255 * (x + 1) / 2, 0, 255)) of samples_float x, as the authors' "
+                                  "run_lib.py; 0 = black, 255 = white");
+}
+
+/* ... and /samples_float: the nominal range, the measured one and how much lies outside. */
+static pfgm_status describe_float(hid_t ds, const float *x, size_t count) {
+    double lo = INFINITY, hi = -INFINITY;
+    int64_t outside = 0, nonfinite = 0;
+    for (size_t i = 0; i < count; ++i) {
+        const double v = (double)x[i];
+        if (!isfinite(v)) {
+            ++nonfinite;
+            continue;
+        }
+        lo = v < lo ? v : lo;
+        hi = v > hi ? v : hi;
+        outside += v < -1.0 || v > 1.0;
+    }
+    const double range[2] = {-1.0, 1.0}, seen[2] = {lo, hi};
+    PFGM_TRY(pfgm_h5_write_str_attr(ds, "layout", "NCHW"));
+    PFGM_TRY(write_f64_attr(ds, "range", range, 2));
+    PFGM_TRY(pfgm_h5_write_str_attr(ds, "centering",
+                                    "centered data scale (data.centered: true): the image v in [0, 1] is "
+                                    "x = 2 v - 1, so v = (x + 1) / 2; the ODE output at z = z_min, unclipped, "
+                                    "so values outside range occur"));
+    PFGM_TRY(write_f64_attr(ds, "min_max", seen, 2));
+    PFGM_TRY(pfgm_h5_write_int_attr(ds, "outside_range", outside));
+    return pfgm_h5_write_int_attr(ds, "nonfinite", nonfinite);
+}
+
 pfgm_status pfgm_samples_write_h5(const char *path, const uint8_t *images, int64_t n, int64_t C, int64_t H,
                                   int64_t W, const pfgm_samples_meta *meta) {
     return pfgm_samples_write_h5_float(path, NULL, images, n, C, H, W, meta);
@@ -77,12 +123,14 @@ pfgm_status pfgm_samples_write_h5_float(const char *path, const float *x, const 
     PFGM_H5_CHECK_GOTO(H5Pset_fletcher32(dcpl), fail);
     PFGM_H5_CHECK_GOTO(ds = H5Dcreate2(f, "samples", H5T_STD_U8LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT), fail);
     PFGM_H5_CHECK_GOTO(H5Dwrite(ds, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, images), fail);
+    PFGM_TRY_GOTO(describe_uint8(ds), fail);
     if (x) {
         H5Dclose(ds);
         ds = -1;
         PFGM_H5_CHECK_GOTO(ds = H5Dcreate2(f, "samples_float", H5T_IEEE_F32LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT),
                            fail);
         PFGM_H5_CHECK_GOTO(H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, x), fail);
+        PFGM_TRY_GOTO(describe_float(ds, x, (size_t)(n * C * H * W)), fail);
     }
     PFGM_TRY_GOTO(pfgm_h5_write_str_attr(f, "format", "pfgm-samples"), fail);
     PFGM_TRY_GOTO(pfgm_h5_write_str_attr(f, "checkpoint", meta && meta->checkpoint ? meta->checkpoint : ""), fail);

@@ -1,4 +1,4 @@
-/* Formatting of the training progress line (include/pfgm/progress.h). */
+/* Formatting and printing of the training and sampling progress lines (include/pfgm/progress.h). */
 #include "pfgm/progress.h"
 
 #include <math.h>
@@ -24,12 +24,23 @@ char *pfgm_progress_format(const pfgm_progress_report *r, char *buf, size_t cap)
     return buf;
 }
 
-void pfgm_progress_print(FILE *f, int tty, const pfgm_progress_report *r) {
-    char line[256];
-    pfgm_progress_format(r, line, sizeof line);
+char *pfgm_sample_progress_format(const pfgm_sample_progress_report *r, char *buf, size_t cap) {
+    char eta[32];
+    snprintf(buf, cap, "batch %lld/%lld  NFE %lld  z %.3e  t %.0f%%  %.2f img/s  ETA %s", (long long)r->batch,
+             (long long)r->batches, (long long)r->nfe, r->z, 100.0 * r->t_fraction, r->images_per_s,
+             pfgm_format_duration(r->eta_s, eta, sizeof eta));
+    return buf;
+}
+
+void pfgm_progress_emit(FILE *f, int tty, const char *line) {
     if (tty) fprintf(f, "\r%s\033[K", line);
     else fprintf(f, "%s\n", line);
     fflush(f);
+}
+
+void pfgm_progress_print(FILE *f, int tty, const pfgm_progress_report *r) {
+    char line[256];
+    pfgm_progress_emit(f, tty, pfgm_progress_format(r, line, sizeof line));
 }
 
 void pfgm_progress_finish(FILE *f, int tty) {

@@ -2,7 +2,7 @@
  * newest complete one of a run directory), its EMA weights by the authors' names, the
  * prior per global batch, the backward ODE with the network as the field callback, and
  * the round-by-round all-gather of the batches that makes the result independent of the
- * world size. */
+ * world size; in the field callback, rank 0's progress line and the sampling.max_nfe cap. */
 #include "pfgm/sampler.h"
 
 #include <errno.h>
@@ -17,6 +17,7 @@
 #include "pfgm/ddpmpp.h"
 #include "pfgm/ode.h"
 #include "pfgm/prior.h"
+#include "pfgm/progress.h"
 #include "util/check.h"
 
 /* Words of the per-batch header of the gather (float64, exact for these integers). */
@@ -78,12 +79,84 @@ void pfgm_sample_partition(int64_t num, int64_t batch_size, int world, int rank,
     *first = rank * base + (rank < extra ? rank : extra);
 }
 
-/* The ODE's field callback: one evaluation-mode forward of DDPM++ (spec §1.6). */
+/* The progress of rank 0's solves (pfgm_sample_draw's comment): what the field callback
+ * needs to print a line and to enforce sampling.max_nfe. */
+typedef struct progress {
+    FILE *f;            /* NULL: no progress line (other ranks, or none asked for) */
+    int tty, pending;   /* pending: an in-place line is on the terminal without its newline */
+    double interval, t0, last;
+    double lz_max, lz_min; /* ln z_max, ln z_min */
+    int64_t batch, batches, B, nfe, max_nfe;
+    int64_t done, mine, num; /* rank 0's samples finished and in all; all ranks' samples */
+    float *z_host;      /* [Bs] the heights of the latest evaluation */
+} progress;
+
+static double t_fraction(const progress *p, double z) {
+    double f = (p->lz_max - log(z)) / (p->lz_max - p->lz_min);
+    return f < 0.0 ? 0.0 : f > 1.0 ? 1.0 : f;
+}
+
+static void progress_line(progress *p, double z, double now) {
+    const double f = t_fraction(p, z), el = now - p->t0;
+    const double F = p->mine > 0 ? ((double)p->done + (double)p->B * f) / (double)p->mine : 0.0;
+    pfgm_sample_progress_report r = {.batch = p->batch + 1, .batches = p->batches, .nfe = p->nfe, .z = z,
+                                     .t_fraction = f, .images_per_s = el > 0 ? (double)p->num * F / el : 0.0,
+                                     .eta_s = F > 0 && el > 0 ? el * (1.0 - F) / F : -1.0};
+    char line[256];
+    pfgm_progress_emit(p->f, p->tty, pfgm_sample_progress_format(&r, line, sizeof line));
+    p->pending = p->tty;
+    p->last = now;
+}
+
+/* Ends an in-place line before other output (the batch log lines). */
+static void progress_break(progress *p) {
+    if (p->f && p->pending) pfgm_progress_finish(p->f, p->tty);
+    p->pending = 0;
+}
+
+/* The largest height of the evaluation at z [B] (backend memory). */
+static pfgm_status current_z(pfgm_backend *be, progress *p, int64_t B, const float *z, double *out) {
+    PFGM_TRY(pfgm_backend_download(be, p->z_host, z, B));
+    double m = 0.0;
+    for (int64_t b = 0; b < B; ++b) m = (double)p->z_host[b] > m ? (double)p->z_host[b] : m;
+    *out = m;
+    return PFGM_OK;
+}
+
+/* The ODE's field callback: one evaluation-mode forward of DDPM++ (spec §1.6), counted
+ * against sampling.max_nfe, with rank 0's progress line when one is due. */
+typedef struct field_ctx {
+    pfgm_ddpmpp *model;
+    progress *prog;
+} field_ctx;
+
 static pfgm_status network_field(void *user, int64_t B, const float *x, const float *z, float *v_x, float *v_z) {
-    pfgm_ddpmpp *m = user;
+    field_ctx *fc = user;
+    pfgm_ddpmpp *m = fc->model;
+    progress *p = fc->prog;
     pfgm_backend *be = pfgm_ddpmpp_params(m)->be;
     const pfgm_ddpmpp_desc *d = pfgm_ddpmpp_get_desc(m);
     int64_t N = d->channels * d->image_size * d->image_size;
+    if (p->max_nfe > 0 && p->nfe >= p->max_nfe) {
+        double zc = 0.0;
+        PFGM_TRY(current_z(be, p, B, z, &zc));
+        return pfgm_error(PFGM_ERR_NUMERIC,
+                          "batch %lld: sampling.max_nfe = %lld network evaluations reached at z = %.3g, before "
+                          "z_min = %.3g (%.0f%% of the way in ln z); no samples written\n---> HINT: RK45's NFE "
+                          "grows on a poorly trained model: raise sampling.max_nfe, loosen --rtol/--atol, or use "
+                          "--solver heun --steps N (NFE 2N - 1) (docs/user-guide.md)",
+                          (long long)(p->batch + 1), (long long)p->max_nfe, zc, exp(p->lz_min),
+                          100.0 * t_fraction(p, zc));
+    }
+    p->nfe++;
+    if (p->f) {
+        double now = now_s();
+        if (now - p->last >= p->interval) {
+            double zc = 0.0;
+            PFGM_TRY(current_z(be, p, B, z, &zc));
+            progress_line(p, zc, now);
+        }
+    }
     const float *nx = NULL, *nz = NULL;
     PFGM_TRY(pfgm_ddpmpp_forward(m, B, x, z, NULL, &nx, &nz));
     PFGM_TRY(be->copy(be, v_x, nx, sizeof(float) * (size_t)(B * N), PFGM_COPY_D2D));
@@ -136,11 +209,14 @@ typedef struct sampler {
     int64_t Bs, N;
     float *x_dev;            /* [Bs, N] backend */
     float *host_weights;     /* the model's parameters on the host (rank 0 reads, all receive) */
+    progress prog;
+    field_ctx fc;
 } sampler;
 
 static void sampler_free(sampler *s) {
     if (s->x_dev) s->be->free(s->be, s->x_dev);
     free(s->host_weights);
+    free(s->prog.z_host);
     pfgm_ode_destroy(s->solver);
     pfgm_ddpmpp_destroy(s->model);
 }
@@ -164,6 +240,15 @@ static pfgm_status sampler_init(sampler *s, const pfgm_config *cfg, const pfgm_s
     if (!comm || comm->rank == 0) PFGM_TRY(read_weights(s->model, o->checkpoint, o->use_params, s->host_weights));
     PFGM_TRY(pfgm_ode_create(be, s->Bs, s->N, &s->oo, &s->solver));
     PFGM_TRY(be->alloc(be, sizeof(float) * (size_t)(s->Bs * s->N), (void **)&s->x_dev));
+    s->prog.z_host = calloc((size_t)s->Bs, sizeof(float));
+    if (!s->prog.z_host) return pfgm_error(PFGM_ERR_NOMEM, "sampler: out of memory");
+    s->prog.f = (!comm || comm->rank == 0) ? o->progress : NULL;
+    s->prog.tty = o->progress_tty;
+    s->prog.interval = o->progress_interval_s > 0 ? o->progress_interval_s : 0.0;
+    s->prog.lz_max = log(cfg->sampling.z_max);
+    s->prog.lz_min = log(cfg->sampling.z_min);
+    s->prog.max_nfe = cfg->sampling.max_nfe;
+    s->fc = (field_ctx){.model = s->model, .prog = &s->prog};
     return PFGM_OK;
 }
 
@@ -173,13 +258,16 @@ static pfgm_status solve_batch(sampler *s, uint32_t seed, int64_t b, int64_t B, 
     pfgm_backend *be = s->be;
     pfgm_rng r = {.seed = seed, .rank = 0, .stream = PFGM_STREAM_PRIOR, .step = (uint64_t)b};
     memset(stats, 0, sizeof *stats);
+    s->prog.batch = b;
+    s->prog.B = B;
+    s->prog.nfe = 0;
     PFGM_TRY(pfgm_prior_sample(be, &r, B, s->N, s->cfg->sampling.z_max, s->cfg->sampling.upper_norm, s->x_dev, NULL));
     if (B == s->Bs) {
-        PFGM_TRY(pfgm_ode_solve(s->solver, s->x_dev, network_field, s->model, stats));
+        PFGM_TRY(pfgm_ode_solve(s->solver, s->x_dev, network_field, &s->fc, stats));
     } else {
         pfgm_ode_solver *small = NULL;
         PFGM_TRY(pfgm_ode_create(be, B, s->N, &s->oo, &small));
-        pfgm_status st = pfgm_ode_solve(small, s->x_dev, network_field, s->model, stats);
+        pfgm_status st = pfgm_ode_solve(small, s->x_dev, network_field, &s->fc, stats);
         pfgm_ode_destroy(small);
         PFGM_TRY(st);
     }
@@ -296,6 +384,11 @@ pfgm_status pfgm_sample_draw(const pfgm_config *cfg, const pfgm_sample_options *
         if (st != PFGM_OK) goto done;
     }
     const double t0 = now_s();
+    s.prog.t0 = s.prog.last = t0;
+    s.prog.batches = nb;
+    s.prog.num = num;
+    s.prog.mine = mine * Bs < num - first * Bs ? mine * Bs : num - first * Bs; /* rank 0's samples */
+    if (s.prog.mine < 0) s.prog.mine = 0;
     /* Round 0 also carries a failure of the set-up, so every rank learns of it. A rank that
      * could not allocate the gather buffers cannot take part and returns at once: its
      * caller must abort the job (pfgm-sample does). */
@@ -317,8 +410,16 @@ pfgm_status pfgm_sample_draw(const pfgm_config *cfg, const pfgm_sample_options *
                 hdr[HDR_NFE] = (double)stats.nfe;
                 hdr[HDR_GUARD] = (double)stats.rho_guard;
                 hdr[HDR_SECONDS] = now_s() - tb;
+                if (s.prog.f) { /* the batch's end: throttled, but always after rank 0's last batch */
+                    double now = now_s();
+                    s.prog.nfe = stats.nfe;
+                    if (j == mine - 1 || now - s.prog.last >= s.prog.interval)
+                        progress_line(&s.prog, s.cfg->sampling.z_min, now);
+                }
+                s.prog.done += B;
             }
         }
+        progress_break(&s.prog);
         st = gather(comm, hdr, hdr_all, send, recv, slot);
         if (st != PFGM_OK) goto done;
         int failed_rank = -1;

@@ -264,6 +264,17 @@ static void test_vector_file(void **state) {
     assert_int_equal(fv_check_file(path, names, 1), 0);
 }
 
+/* Drift vectors with rho above 1 (the authors' unguarded formula) on the GPU: the same
+ * checker and tolerance as field_vectors' test_rho_above_one_vectors. */
+static void test_rho_vector_file(void **state) {
+    (void)state;
+    char path[4096];
+    fv_rho_fixture_path(path, sizeof path);
+    printf("vector file %s\n", path);
+    const char *const names[] = {"cuda"};
+    assert_int_equal(fv_check_file(path, names, 1), 0);
+}
+
 /* ---- loss ---------------------------------------------------------------------------------- */
 
 static void check_loss(int64_t B, int64_t D, int reduce_mean) {
@@ -344,8 +355,11 @@ static void check_drift(int64_t B, int64_t N, int64_t P, double gamma) {
     cc_randu(vx, B * N, 8, -1.0f, 1.0f); /* |v_x|/sqrt(N) ~ 0.58 */
     cc_randu(vz, B, 9, -4.0f, -0.5f);
     cc_randu(z, B, 10, 0.01f, 2.0f); /* rows on both sides of z_exp */
-    for (int64_t j = 0; j < N; ++j) vx[j] = 1.5f; /* row 0: rho > 1, the guard clamps it */
-    z[0] = 0.5f;
+    for (int64_t j = 0; j < N; ++j) {
+        vx[j] = 1.5f;     /* row 0: rho = 1.5 > 1, the authors' formula, no guard */
+        vx[N + j] = 1.0f; /* row 1: rho = 1 exactly, the singular point: the guard */
+    }
+    z[0] = z[1] = 0.5f;
     const int64_t D = N + P;
     float *k0 = cc_malloc(sizeof(float) * (size_t)(B * D)), *k1 = cc_malloc(sizeof(float) * (size_t)(B * D));
     float *u0 = cc_malloc(sizeof(float) * (size_t)B), *u1 = cc_malloc(sizeof(float) * (size_t)B);
@@ -358,7 +372,8 @@ static void check_drift(int64_t B, int64_t N, int64_t P, double gamma) {
     cc_download(gpu_, k1, dk, sizeof(float) * (size_t)(B * D));
     cc_download(gpu_, u1, du, sizeof(float) * (size_t)B);
     assert_int_equal(g0, g1);
-    assert_true(gamma == 0.0 || g1 >= 1);
+    assert_true(gamma == 0.0 ? g1 == 0 : g1 == 1);
+    assert_true(gamma == 0.0 || (u1[0] < 0.0f && u1[1] == 0.0f && signbit(u1[1]))); /* rho > 1: finite v_z < 0 */
     char what[80];
     /* the substituted v_z depends on |v_x| (b) and double sqrt; the drift on v_z through
      * three float roundings; rows above z_exp are the same bits */
@@ -499,6 +514,7 @@ int main(void) {
         cmocka_unit_test(test_field_finish),
         cmocka_unit_test(test_field_targets_end_to_end),
         cmocka_unit_test(test_vector_file),
+        cmocka_unit_test(test_rho_vector_file),
         cmocka_unit_test(test_loss),
         cmocka_unit_test(test_sphere_points),
         cmocka_unit_test(test_ode_drift),

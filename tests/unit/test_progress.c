@@ -1,4 +1,4 @@
-/* The progress line: fields, durations, in-place versus plain-line output. */
+/* The progress lines (training and sampling): fields, durations, in-place versus plain-line output. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -38,7 +38,32 @@ static void test_line(void **state) {
     free(buf);
 }
 
+/* The sampler's line, through the same emitter: plain lines in a log, in place on a tty. */
+static void test_sample_line(void **state) {
+    (void)state;
+    pfgm_sample_progress_report r = {.batch = 2, .batches = 16, .nfe = 134, .z = 0.0321, .t_fraction = 0.683,
+                                     .images_per_s = 12.5, .eta_s = 41};
+    char b[256];
+    assert_string_equal(pfgm_sample_progress_format(&r, b, sizeof b),
+                        "batch 2/16  NFE 134  z 3.210e-02  t 68%  12.50 img/s  ETA 41s");
+    r.eta_s = -1;
+    assert_non_null(strstr(pfgm_sample_progress_format(&r, b, sizeof b), "ETA ?"));
+    char *buf = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&buf, &n);
+    pfgm_progress_emit(f, 0, "one");
+    pfgm_progress_emit(f, 0, "two");
+    pfgm_progress_emit(f, 1, "three");
+    pfgm_progress_emit(f, 1, "four");
+    pfgm_progress_finish(f, 1);
+    pfgm_progress_finish(f, 0); /* nothing in a log */
+    fclose(f);
+    assert_string_equal(buf, "one\ntwo\n\rthree\033[K\rfour\033[K\n");
+    free(buf);
+}
+
 int main(void) {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_durations), cmocka_unit_test(test_line)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_durations), cmocka_unit_test(test_line),
+                                       cmocka_unit_test(test_sample_line)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -237,6 +237,32 @@ static void test_grid_and_h5(void **state) {
     for (int y = 0; y < 8; ++y)
         for (int c = 0; c < 8; ++c) assert_int_equal(g.pixels[(72 + y) * g.width + 72 + c], u[y * 8 + c]);
     pfgm_image_free(&g);
+    { /* the float dataset says its scale and its measured extremes */
+        double lo = INFINITY, hi = -INFINITY, mm[2] = {0, 0};
+        int64_t outside = 0;
+        for (int i = 0; i < 64 * 64; ++i) {
+            lo = fmin(lo, x[i]);
+            hi = fmax(hi, x[i]);
+            outside += x[i] < -1.0f || x[i] > 1.0f;
+        }
+        hid_t f = H5Fopen(h5, H5F_ACC_RDONLY, H5P_DEFAULT), ds = H5Dopen2(f, "samples_float", H5P_DEFAULT);
+        hid_t a = H5Aopen(ds, "min_max", H5P_DEFAULT);
+        assert_true(a >= 0 && H5Aread(a, H5T_NATIVE_DOUBLE, mm) >= 0);
+        H5Aclose(a);
+        int64_t got = -1;
+        assert_int_equal(pfgm_h5_read_int_attr(ds, h5, "outside_range", &got), PFGM_OK);
+        {
+            char layout[16];
+            assert_int_equal(pfgm_h5_read_str_attr(ds, h5, "layout", layout, sizeof layout), PFGM_OK);
+            assert_string_equal(layout, "NCHW");
+        }
+        H5Dclose(ds);
+        H5Fclose(f);
+        printf("samples_float: min %.3f max %.3f, %lld of %d values outside [-1, 1]\n", lo, hi, (long long)outside,
+               64 * 64);
+        assert_true(mm[0] == lo && mm[1] == hi);
+        assert_int_equal(got, outside);
+    }
     free(x);
     assert_int_equal(attr_int(h5, "step"), 4);
     assert_int_equal(attr_int(h5, "seed"), 11);
@@ -403,6 +429,110 @@ static void test_bad_input(void **state) {
     unlink(tmp);
 }
 
+/* The progress line in a log (stdout a file, not a terminal): plain lines, no carriage
+ * return or escape; --progress 0 gives one per network evaluation with NFE 1, 2, ... and
+ * z falling from z_max to z_min within each batch, then the batch's end (NFE 4, z = z_min,
+ * t 100%); the default interval (1 s) still ends with the last batch's line; off: none. */
+static void test_progress_log(void **state) {
+    (void)state;
+    char png[700];
+    path_in(png, sizeof png, "o4/grid.png");
+    int rc = sample(1, "--checkpoint", ckpt4_, "--num", "6", "--solver", "euler", "--steps", "4", "--set",
+                    "sampling.batch_size=3", "--progress", "0", "--out", png, NULL);
+    if (rc) show_logs();
+    assert_int_equal(rc, 0);
+    char *o = slurp(out_);
+    assert_null(strchr(o, '\r'));
+    assert_null(strchr(o, '\033'));
+    int lines = 0;
+    for (int b = 1; b <= 2; ++b) {
+        double z[5];
+        for (int k = 1; k <= 4; ++k) { /* evaluation k of batch b: z_{k-1} of the log grid */
+            char key[64];
+            snprintf(key, sizeof key, "batch %d/2  NFE %d  z ", b, k);
+            const char *at = strstr(o, key);
+            assert_non_null(at);
+            z[k - 1] = strtod(at + strlen(key), NULL);
+            printf("batch %d NFE %d: z %.4e\n", b, k, z[k - 1]);
+            ++lines;
+        }
+        z[4] = 1e-3; /* the end: z_min */
+        /* the authors' grid: z_max (the checkpoint config's) down to z_min with a constant
+         * ratio; 4 printed digits give each ratio to ~1e-3 */
+        const double r = pow(z[4] / z[0], 0.25);
+        for (int k = 1; k <= 4; ++k) assert_true(fabs(z[k] / z[k - 1] - r) <= 2e-3 * r && r < 1.0);
+    }
+    assert_non_null(strstr(o, "batch 2/2  NFE 4  z 1.000e-03  t 100%"));
+    free(o);
+    assert_int_equal(sample(1, "--checkpoint", ckpt4_, "--num", "6", "--solver", "euler", "--steps", "4", "--set",
+                            "sampling.batch_size=3", "--out", png, NULL),
+                     0);
+    o = slurp(out_);
+    printf("--- pfgm-sample's log with the default interval:\n%s---\n", o);
+    assert_non_null(strstr(o, "batch 2/2  NFE 4  z 1.000e-03  t 100%"));
+    assert_non_null(strstr(o, "img/s  ETA 0s\n"));
+    free(o);
+    assert_int_equal(sample(1, "--checkpoint", ckpt4_, "--num", "6", "--solver", "euler", "--steps", "4", "--progress",
+                            "off", "--out", png, NULL),
+                     0);
+    o = slurp(out_);
+    assert_null(strstr(o, "  NFE 4  z "));
+    free(o);
+    printf("%d progress lines checked\n", lines);
+}
+
+/* sampling.max_nfe: a cap above the batch's RK45 NFE changes nothing (same bits); a cap
+ * below it stops with exit 5 and the cap, the z reached and the hint named, writing
+ * nothing; Euler/Heun whose fixed NFE exceeds the cap, or RK45 with a cap below 8, are
+ * refused before sampling (exit 2). */
+static void test_max_nfe(void **state) {
+    (void)state;
+    char png[700], h5[2][700], cap[64];
+    path_in(png, sizeof png, "o5/grid.png");
+    path_in(h5[0], sizeof h5[0], "o5/free.h5");
+    path_in(h5[1], sizeof h5[1], "o5/capped.h5");
+    assert_int_equal(sample(1, "--checkpoint", ckpt4_, "--num", "4", "--solver", "rk45", "--out", png, "--h5", h5[0],
+                            NULL),
+                     0);
+    const int64_t nfe = attr_int(h5[0], "nfe");
+    snprintf(cap, sizeof cap, "sampling.max_nfe=%lld", (long long)nfe);
+    assert_int_equal(sample(1, "--checkpoint", ckpt4_, "--num", "4", "--solver", "rk45", "--set", cap, "--out", png,
+                            "--h5", h5[1], NULL),
+                     0);
+    int64_t n0, n1;
+    float *x0 = read_float(h5[0], &n0), *x1 = read_float(h5[1], &n1);
+    assert_memory_equal(x0, x1, sizeof(float) * 4 * 64);
+    free(x0);
+    free(x1);
+    /* one evaluation fewer than the solve needs */
+    snprintf(cap, sizeof cap, "sampling.max_nfe=%lld", (long long)(nfe - 1));
+    const char *a[] = {"--checkpoint", ckpt4_, "--num", "4", "--solver", "rk45", "--set", cap, NULL};
+    char want[96];
+    snprintf(want, sizeof want, "sampling.max_nfe = %lld network evaluations reached at z = ", (long long)(nfe - 1));
+    char outdir[700], png2[760];
+    path_in(outdir, sizeof outdir, "o6");
+    snprintf(png2, sizeof png2, "%s/grid.png", outdir);
+    const char *argv[] = {sample_, a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], "--out", png2, NULL};
+    int rc = run_argv(argv, 120);
+    char *e = slurp(err_);
+    printf("RK45 NFE %lld; capped at %lld: exit %d: %s", (long long)nfe, (long long)(nfe - 1), rc, e);
+    assert_int_equal(rc, 5);
+    assert_non_null(strstr(e, want));
+    assert_non_null(strstr(e, "HINT"));
+    assert_false(fx_exists(outdir));
+    free(e);
+    const char *b[] = {"--checkpoint", ckpt4_, "--solver", "euler", "--steps", "10", "--set", "sampling.max_nfe=9",
+                       NULL};
+    expect_refusal(2, "sampling.max_nfe = 9 is below the 10 network evaluations", b);
+    const char *c[] = {"--checkpoint", ckpt4_, "--solver", "heun", "--steps", "5", "--set", "sampling.max_nfe=8",
+                       NULL};
+    expect_refusal(2, "below the 9 network evaluations", c);
+    const char *d[] = {"--checkpoint", ckpt4_, "--solver", "rk45", "--set", "sampling.max_nfe=7", NULL};
+    expect_refusal(2, "sampling.max_nfe = 7", d);
+    const char *f[] = {"--checkpoint", ckpt4_, "--set", "sampling.max_nfe=-1", NULL};
+    expect_refusal(2, "max_nfe", f);
+}
+
 /* --mpi: 2 ranks write the same bits as 1 (RK45 over 3 uneven batches; 1 batch with an
  * idle rank; Euler with --no-ema), and an error under mpirun ends the job. */
 static void compare_mpi(const char *tag, const char *const *opts) {
@@ -501,6 +631,7 @@ int main(int argc, char **argv) {
         return cmocka_run_group_tests_name("sampler_cli_mpi", tests, setup, teardown);
     }
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_grid_and_h5), cmocka_unit_test(test_nfe),
-                                       cmocka_unit_test(test_run_dir_ema_seed), cmocka_unit_test(test_bad_input)};
+                                       cmocka_unit_test(test_run_dir_ema_seed), cmocka_unit_test(test_bad_input),
+                                       cmocka_unit_test(test_progress_log), cmocka_unit_test(test_max_nfe)};
     return cmocka_run_group_tests_name("sampler_cli", tests, setup, teardown);
 }

@@ -278,8 +278,11 @@ static pfgm_status cpu_sphere_points(pfgm_backend *be, const pfgm_rng *r, uint64
 
 /* ---- backward ODE (spec §1.8-1.9) --------------------------------------------------------- */
 
-/* rho = |v_x|/sqrt(N) is clamped here before gamma rho / (1 - rho) (docs/numerics.md). */
-#define RHO_MAX (1.0 - 1e-6)
+/* The authors' v_z for every rho = |v_x|/sqrt(N) != 1, rho > 1 included (there
+ * gamma rho / (1 - rho) < 0 is squared into |E|, a finite value); only the singular point
+ * |1 - rho| <= RHO_SINGULAR is guarded, with v_z = -0, the limit of their formula from both
+ * sides (docs/numerics.md §6). */
+#define RHO_SINGULAR (4.0 * DBL_EPSILON)
 
 static pfgm_status cpu_ode_drift(pfgm_backend *be, int64_t B, int64_t N, int64_t P, const float *z, double gamma,
                                  double z_exp, const float *v_x, const float *v_z, float *k, float *v_z_used,
@@ -294,14 +297,15 @@ static pfgm_status cpu_ode_drift(pfgm_backend *be, int64_t B, int64_t N, int64_t
         if ((double)zf < z_exp && gamma > 0.0) {
             double sq = 0.0;
             for (int64_t j = 0; j < N; ++j) sq += (double)vx[j] * (double)vx[j];
-            double rho = sqrt(sq) / sqrt_n;
-            if (rho >= RHO_MAX) {
-                rho = RHO_MAX;
+            const double rho = sqrt(sq) / sqrt_n;
+            if (fabs(1.0 - rho) > RHO_SINGULAR) {
+                const double ex = gamma * rho / (1.0 - rho); /* |E_x| from rho = a/(a + gamma); < 0 for rho > 1 */
+                const double en = sqrt(ex * ex + (double)zf * (double)zf);
+                vz = (float)(-sqrt_n * (double)zf / (en + gamma));
+            } else {
+                vz = -0.0f; /* |E_x| -> infinity from either side */
                 ++guards;
             }
-            double ex = gamma * rho / (1.0 - rho); /* |E_x| from rho = a / (a + gamma) */
-            double en = sqrt(ex * ex + (double)zf * (double)zf);
-            vz = (float)(-sqrt_n * (double)zf / (en + gamma));
         }
         if (v_z_used) v_z_used[b] = vz;
         const float dt_dz = 1.0f / (vz + 1e-5f); /* float32, in the authors' order */

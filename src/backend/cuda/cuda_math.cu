@@ -371,8 +371,10 @@ pfgm_status cuda_sphere_points(pfgm_backend *be, const pfgm_rng *r, uint64_t off
 
 /* ---- backward ODE (spec §1.8-1.9) ------------------------------------------------------------ */
 
-/* rho = |v_x|/sqrt(N) is clamped here before gamma rho / (1 - rho) (docs/numerics.md). */
-#define RHO_MAX (1.0 - 1e-6)
+/* The authors' v_z for every rho = |v_x|/sqrt(N) != 1 (rho > 1 included); only the
+ * singular point |1 - rho| <= RHO_SINGULAR is guarded with v_z = -0 (as the CPU backend,
+ * docs/numerics.md §6). */
+#define RHO_SINGULAR (4.0 * DBL_EPSILON)
 
 /* One block per row; with `partials`, block blk writes the number of rows it clamped. */
 __global__ void k_ode_drift(int64_t B, int64_t N, int64_t P, const float *z, double gamma, double z_exp,
@@ -386,14 +388,15 @@ __global__ void k_ode_drift(int64_t B, int64_t N, int64_t P, const float *z, dou
         if ((double)zf < z_exp && gamma > 0.0) { /* the same branch for the whole block */
             double acc = 0.0;
             for (int64_t j = threadIdx.x; j < N; j += blockDim.x) acc += (double)vx[j] * (double)vx[j];
-            double rho = sqrt(block_sum(acc)) / sqrt_n;
-            if (rho >= RHO_MAX) {
-                rho = RHO_MAX;
+            const double rho = sqrt(block_sum(acc)) / sqrt_n;
+            if (fabs(1.0 - rho) > RHO_SINGULAR) {
+                const double ex = gamma * rho / (1.0 - rho); /* |E_x| from rho = a/(a + gamma); < 0 for rho > 1 */
+                const double en = sqrt(__dadd_rn(__dmul_rn(ex, ex), __dmul_rn((double)zf, (double)zf)));
+                vz = (float)(-sqrt_n * (double)zf / (en + gamma));
+            } else {
+                vz = -0.0f; /* |E_x| -> infinity from either side */
                 ++guards;
             }
-            const double ex = gamma * rho / (1.0 - rho); /* |E_x| from rho = a / (a + gamma) */
-            const double en = sqrt(__dadd_rn(__dmul_rn(ex, ex), __dmul_rn((double)zf, (double)zf)));
-            vz = (float)(-sqrt_n * (double)zf / (en + gamma));
         }
         if (v_z_used && threadIdx.x == 0) v_z_used[b] = vz;
         const float dt_dz = __fdiv_rn(1.0f, __fadd_rn(vz, 1e-5f)); /* float32, in the authors' order */
