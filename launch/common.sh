@@ -34,9 +34,13 @@ pfgm_physical_cores() {
 # second as SIGTERM, any later one as SIGKILL. CMD runs in its own process group, so a
 # Ctrl-C on the terminal reaches only this shell, which turns it into that graceful stop.
 # CMD's standard input is /dev/null (a background process group must not read the terminal).
-# Sets PFGM_CHILD_RC to CMD's exit code and PFGM_SIGNALS_SEEN to the number of signals.
+# Sets PFGM_CHILD_RC to CMD's exit code, PFGM_SIGNALS_SEEN to the number of signals and
+# PFGM_STOP_SIGNAL to the name of the first one (USR1, TERM, INT, HUP; empty when none came):
+# the SLURM scripts tell a stop asked for by the scheduler's warning (USR1) from a job being
+# ended (TERM) by it.
 pfgm_run_forwarding() {
   PFGM_SIGNALS_SEEN=0
+  PFGM_STOP_SIGNAL=
   PFGM_CHILD_RC=0
   local had_m=0
   _pfgm_child=
@@ -72,6 +76,7 @@ pfgm_run_forwarding() {
 
 _pfgm_forward() {
   PFGM_SIGNALS_SEEN=$((PFGM_SIGNALS_SEEN + 1))
+  [ -n "$PFGM_STOP_SIGNAL" ] || PFGM_STOP_SIGNAL=$1
   local to=USR1
   [ "$PFGM_SIGNALS_SEEN" -eq 2 ] && to=TERM
   [ "$PFGM_SIGNALS_SEEN" -ge 3 ] && to=KILL

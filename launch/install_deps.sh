@@ -8,7 +8,8 @@ pkgs=(build-essential cmake pkg-config
       libhdf5-dev hdf5-tools
       libyaml-dev libcmocka-dev libjansson-dev
       libopenblas-dev libpng-dev libjpeg62-turbo-dev zlib1g-dev
-      dataset-fashion-mnist shellcheck)
+      dataset-fashion-mnist shellcheck
+      slurm-wlm munge)   # slurm-wlm, munge: only the real-SLURM test (tests/slurm_real.cmake)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
