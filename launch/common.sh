@@ -7,6 +7,8 @@
 #   pfgm_resume_auto ARGS     ARGS with any `--resume X` replaced by `--resume auto`; sets
 #                             the array PFGM_ARGS (for restarts after exit code 75)
 #   pfgm_newest_checkpoint DIR  path of the newest checkpoints/ckpt_*.h5 under DIR (or empty)
+#   pfgm_note_mpirun_stop WHO   after mpirun exited 75: one line saying that Open MPI's
+#                             "non-zero exit code" banner above is the planned stop
 #
 # Exit code 75 is pfgm-train's "stopped on request after writing a checkpoint: requeue me"
 # (docs/user-guide.md, "Exit codes").
@@ -83,6 +85,16 @@ _pfgm_forward() {
   [ -n "$_pfgm_child" ] || return 0 # not started yet: pfgm_run_forwarding sends SIGUSR1 when it is
   echo "launch: got SIG$1, sending SIG$to to $_pfgm_child$([ "$to" = USR1 ] && echo ' (stop after a checkpoint)')" >&2
   kill -s "$to" "$_pfgm_child" 2>/dev/null || true
+}
+
+# Open MPI's mpirun prints "Primary job terminated normally, but 1 process returned a non-zero
+# exit code. Per user-direction, the job has been aborted." and "mpirun detected that one or
+# more processes exited with non-zero status" whenever a rank exits non-zero, also for the
+# graceful exit 75; there is no option to leave it out, so the launcher's last word says what
+# happened.
+pfgm_note_mpirun_stop() {
+  echo "$1: exit 75: the ranks stopped on request after writing a checkpoint; mpirun's" \
+       "'non-zero exit code' message above reports this planned stop, not a crash" >&2
 }
 
 pfgm_resume_auto() {
