@@ -34,6 +34,9 @@ for b in pfgm-prep pfgm-train pfgm-sample; do
 done
 
 T0=$SECONDS
+# A test run inside a SLURM job, or from a shell that sourced a site.env, must not hand that
+# job's or site's settings to the test cluster's commands.
+while IFS= read -r v; do unset "$v"; done < <(compgen -e | grep -E '^(SLURM_|SBATCH_|SRUN_|SALLOC_)')
 # The state directory must be searchable by all: munged refuses a socket in a directory
 # without execute permission for others.
 ST=$(mktemp -d "${TMPDIR:-/tmp}/pfgm-slurm-real-XXXXXX") || exit 1
