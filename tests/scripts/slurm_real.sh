@@ -8,7 +8,7 @@
 #   1. prep.sbatch converts 256 Fashion-MNIST images (one task, one CPU);
 #   2. train.sbatch (2 ranks through srun --mpi=pmix) stopped with `scancel --batch
 #      --signal=USR1` writes a checkpoint, exits 75, requeues itself (Restarts=1), and after
-#      the requeue hold is lifted (`scontrol update StartTime=now`) resumes from that checkpoint and
+#      SLURM's requeue hold (cred_expire, shortened to 10 s here) resumes from that checkpoint and
 #      finishes (COMPLETED, exit 0, the last step's checkpoint);
 #   3. a second training job requeued from outside (`scontrol requeue`) comes back once
 #      without the script's "requeue failed" advice, then a plain `scancel` ends it for good:
@@ -88,14 +88,6 @@ state_in() { # state_in JOB STATE...: the job's state is one of them
   for x in "$@"; do [ "$s" = "$x" ] && return 0; done
   return 1
 }
-# release JOB: lifts the hold SLURM puts on a requeued job (BeginTime about 2 minutes ahead),
-# once the node has finished the previous start: SLURM revokes the old start's credentials
-# when it ends, and a step launched in that same second is refused ("launch failed").
-release() {
-  wait_for 30 node_idle || fail "the node is not idle before the restart of job $1"
-  sleep 2
-  timeout 10 scontrol update JobId="$1" StartTime=now || fail "scontrol update JobId=$1 StartTime=now"
-}
 show_logs() {
   local f
   for f in "$@"; do echo "---- $f"; grep -v '^step ' "$f" 2>/dev/null | tail -n 30; done
@@ -107,6 +99,7 @@ chmod 600 "$ST/munge.key"
 timeout 20 munged --socket="$ST/munge.sock" --key-file="$ST/munge.key" --pid-file="$ST/munged.pid" \
   --log-file="$ST/munged.log" --seed-file="$ST/munged.seed" ||
   skip "munged did not start: $(tail -n 2 "$ST/munged.log" 2>/dev/null)"
+HOLD=10
 # ports from this process's id, so that two runs on one machine do not collide
 port=$((20000 + ($$ % 20000) * 2))
 node_hw=$(slurmd -C 2>/dev/null | head -n 1 | sed 's/^NodeName=[^ ]* //; s/RealMemory=[0-9]*/RealMemory=1000/')
@@ -121,7 +114,11 @@ SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
 CredType=cred/munge
-AuthInfo=socket=$ST/munge.sock
+# cred_expire: the lifetime of a job's credentials, which is also how long SLURM holds a
+# requeued job (BeginTime; 120 s by default). Lifting that hold early instead (scontrol
+# update StartTime=now) let the restart's srun fail to launch its step now and then: the
+# credentials of the ended start are revoked until they expire.
+AuthInfo=socket=$ST/munge.sock,cred_expire=$HOLD
 StateSaveLocation=$ST/ctld
 SlurmdSpoolDir=$ST/spool
 SlurmctldPidFile=$ST/slurmctld.pid
@@ -204,12 +201,12 @@ ckpt1=$(sed -n 's/^stop requested: checkpoint of step \([0-9]*\) written.*/\1/p'
 grep -q "srun: error: .*Exited with exit code 75" "$log" || fail "the ranks did not exit 75 (no srun line saying so)"
 grep -q "train.sbatch: stopped after a checkpoint (exit 75): requeueing job $j" "$log" || fail "no requeue line in $log"
 echo "train: USR1 -> checkpoint of step $ckpt1, exit 75, requeued; reason $(job_field "$j" Reason) ($((SECONDS - T0)) s)"
-# SLURM holds a requeued job (Reason=BeginTime, about 2 minutes): lift the hold
-release "$j"
-wait_for 90 job_gone "$j" || fail "train job $j: still $(job_field "$j" JobState) 90 s after the release"
+# SLURM holds the requeued job for cred_expire ($HOLD s here) and then starts it again
+wait_for $((HOLD + 90)) job_gone "$j" || fail "train job $j: still $(job_field "$j" JobState) $((HOLD + 90)) s after the requeue"
 { state_is "$j" COMPLETED && [ "$(job_field "$j" ExitCode)" = 0:0 ]; } ||
   fail "train job $j after the restart: $(job_field "$j" JobState), exit $(job_field "$j" ExitCode)"
 grep -q "train.sbatch: job $j start 2 " "$log" || fail "no second start in $log"
+grep -q "launch failed" "$log" && fail "a start's srun could not launch its step"
 grep -qE "resum.*ckpt_0*$ckpt1\.h5" "$log" || fail "the second start did not resume from step $ckpt1's checkpoint"
 [ -f "$W/run_a/checkpoints/ckpt_$(printf %08d $n_iters).h5" ] || fail "no final checkpoint of step $n_iters"
 grep -q "train.sbatch: training finished (exit 0)" "$log" || fail "no 'training finished' in $log"
@@ -227,9 +224,8 @@ wait_for 60 requeued "$j" || fail "job $j not pending with Restarts=1 after scon
 said_requeued() { grep -q "SLURM has requeued job $j itself" "$log"; }
 wait_for 30 said_requeued || fail "after an external requeue the log does not say SLURM requeued the job"
 grep -q "requeue failed" "$log" && fail "after an external requeue the script says 'requeue failed'"
-release "$j"
 started_twice() { grep -q "train.sbatch: job $j start 2 " "$log" && state_is "$j" RUNNING; }
-wait_for 60 started_twice || fail "job $j did not start again after the release"
+wait_for $((HOLD + 60)) started_twice || fail "job $j did not start again after the requeue"
 steps_now=$(wc -l < "$W/run_b/metrics.jsonl")
 wait_for 60 metrics_at_least "$W/run_b/metrics.jsonl" $((steps_now + 3)) || fail "job $j: no steps after the restart"
 timeout 10 scancel "$j" || fail "scancel $j"
