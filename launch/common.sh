@@ -7,6 +7,8 @@
 #   pfgm_resume_auto ARGS     ARGS with any `--resume X` replaced by `--resume auto`; sets
 #                             the array PFGM_ARGS (for restarts after exit code 75)
 #   pfgm_newest_checkpoint DIR  path of the newest checkpoints/ckpt_*.h5 under DIR (or empty)
+#   pfgm_note_mpirun_stop WHO   after mpirun exited 75: one line saying that Open MPI's
+#                             "non-zero exit code" banner above is the planned stop
 #
 # Exit code 75 is pfgm-train's "stopped on request after writing a checkpoint: requeue me"
 # (docs/user-guide.md, "Exit codes").
@@ -34,9 +36,13 @@ pfgm_physical_cores() {
 # second as SIGTERM, any later one as SIGKILL. CMD runs in its own process group, so a
 # Ctrl-C on the terminal reaches only this shell, which turns it into that graceful stop.
 # CMD's standard input is /dev/null (a background process group must not read the terminal).
-# Sets PFGM_CHILD_RC to CMD's exit code and PFGM_SIGNALS_SEEN to the number of signals.
+# Sets PFGM_CHILD_RC to CMD's exit code, PFGM_SIGNALS_SEEN to the number of signals and
+# PFGM_STOP_SIGNAL to the name of the first one (USR1, TERM, INT, HUP; empty when none came):
+# the SLURM scripts tell a stop asked for by the scheduler's warning (USR1) from a job being
+# ended (TERM) by it.
 pfgm_run_forwarding() {
   PFGM_SIGNALS_SEEN=0
+  PFGM_STOP_SIGNAL=
   PFGM_CHILD_RC=0
   local had_m=0
   _pfgm_child=
@@ -72,12 +78,23 @@ pfgm_run_forwarding() {
 
 _pfgm_forward() {
   PFGM_SIGNALS_SEEN=$((PFGM_SIGNALS_SEEN + 1))
+  [ -n "$PFGM_STOP_SIGNAL" ] || PFGM_STOP_SIGNAL=$1
   local to=USR1
   [ "$PFGM_SIGNALS_SEEN" -eq 2 ] && to=TERM
   [ "$PFGM_SIGNALS_SEEN" -ge 3 ] && to=KILL
   [ -n "$_pfgm_child" ] || return 0 # not started yet: pfgm_run_forwarding sends SIGUSR1 when it is
   echo "launch: got SIG$1, sending SIG$to to $_pfgm_child$([ "$to" = USR1 ] && echo ' (stop after a checkpoint)')" >&2
   kill -s "$to" "$_pfgm_child" 2>/dev/null || true
+}
+
+# Open MPI's mpirun prints "Primary job terminated normally, but 1 process returned a non-zero
+# exit code. Per user-direction, the job has been aborted." and "mpirun detected that one or
+# more processes exited with non-zero status" whenever a rank exits non-zero, also for the
+# graceful exit 75; there is no option to leave it out, so the launcher's last word says what
+# happened.
+pfgm_note_mpirun_stop() {
+  echo "$1: exit 75: the ranks stopped on request after writing a checkpoint; mpirun's" \
+       "'non-zero exit code' message above reports this planned stop, not a crash" >&2
 }
 
 pfgm_resume_auto() {

@@ -9,7 +9,8 @@ pkgs=(build-essential cmake pkg-config
       libhdf5-dev hdf5-tools
       libyaml-dev libcmocka-dev libjansson-dev
       libopenblas-dev libpng-dev libjpeg62-turbo-dev zlib1g-dev
-      dataset-fashion-mnist shellcheck)
+      dataset-fashion-mnist shellcheck
+      slurm-wlm munge)   # slurm-wlm, munge: only the real-SLURM test (tests/slurm_real.cmake)
 # `install_deps.sh plot` adds what launch/plot_metrics.py draws with (the quick start's loss
 # curve); the build and the tests do not need it.
 [ "${1:-}" = plot ] && pkgs+=(python3-matplotlib)

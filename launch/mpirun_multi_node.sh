@@ -107,4 +107,5 @@ if [ "${PFGM_LAUNCH_ECHO:-0}" = 1 ]; then
 fi
 echo "launch: $nodes machine(s) x $per_node rank(s) x $OMP_NUM_THREADS thread(s): ${cmd[*]}" >&2
 pfgm_run_forwarding "${cmd[@]}"
+[ "$PFGM_CHILD_RC" -ne "$PFGM_EXIT_REQUEUE" ] || pfgm_note_mpirun_stop launch
 exit "$PFGM_CHILD_RC"

@@ -66,4 +66,5 @@ if [ "${PFGM_LAUNCH_ECHO:-0}" = 1 ]; then
 fi
 echo "launch: $np rank(s) x $OMP_NUM_THREADS thread(s), binding $bind: ${cmd[*]}" >&2
 pfgm_run_forwarding "${cmd[@]}"
+[ "$PFGM_CHILD_RC" -ne "$PFGM_EXIT_REQUEUE" ] || [ "$np" -eq 1 ] || pfgm_note_mpirun_stop launch
 exit "$PFGM_CHILD_RC"

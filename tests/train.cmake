@@ -27,4 +27,4 @@ set_tests_properties(train_kill_rank train_preempt train_preempt_mpi PROPERTIES 
 # about a minute on 2 idle cores (the 20-invocation run above: a few seconds)
 set_tests_properties(sample_during_training_200 PROPERTIES LABELS "e2e;slow" TIMEOUT 1800)
 # whole trainings through the library: one process, and under mpirun -np 2 (label mpi kept)
-pfgm_label_e2e(train_nonfinite train_resume train_fault train_device_comm train_resume_mpi)
+pfgm_label_e2e(train_nonfinite train_stop train_resume train_fault train_device_comm train_resume_mpi)

@@ -1,7 +1,8 @@
 /* pfgm-sample: argument parsing and wiring of the sampler (src/train/sampler.c).
  *   [mpirun -np W] pfgm-sample --checkpoint RUN_DIR_OR_FILE --num 64 --out samples.png
  *       [--solver rk45|euler|heun] [--steps N] [--rtol R --atol A] [--h5 samples.h5]
- *       [--seed S] [--no-ema] [--progress S|off] [--config FILE.yaml] [--set section.key=value ...]
+ *       [--seed S] [--no-ema] [--progress S|off] [--fill-ranks] [--config FILE.yaml]
+ *       [--set section.key=value ...]
  * The model and sampling settings come from the config embedded in the checkpoint;
  * --config replaces it (the model keys must still match the checkpoint's tensors); --set
  * and the solver options override keys in command-line order. Rank 0 resolves the
@@ -42,6 +43,8 @@ static void usage(FILE *f) {
             "  --no-ema                  the raw parameters instead of the EMA weights\n"
             "  --progress S|off          progress line at most every S seconds (default 1 in a log,\n"
             "                            0.2 on a terminal; 0: every network evaluation)\n"
+            "  --fill-ranks              with fewer batches than ranks, lower sampling.batch_size to\n"
+            "                            ceil(N / ranks) so that every rank draws (samples then depend on W)\n"
             "  --config FILE.yaml        use this config instead of the checkpoint's\n"
             "  --set section.key=value   override a config key (repeatable)\n"
             "  --help\n"
@@ -56,7 +59,7 @@ typedef struct args {
     char own[16][64]; /* texts of the --solver/--steps/--rtol/--atol assignments */
     int n_own;
     int64_t num, seed;
-    int no_ema;
+    int no_ema, fill_ranks;
     double progress; /* --progress seconds; < 0: the default; NAN: off */
 } args;
 
@@ -118,6 +121,10 @@ static int parse(int argc, char **argv, args *a) {
         if (!strcmp(s, "--help") || !strcmp(s, "-h")) return 1;
         if (!strcmp(s, "--no-ema")) {
             a->no_ema = 1;
+            continue;
+        }
+        if (!strcmp(s, "--fill-ranks")) {
+            a->fill_ranks = 1;
             continue;
         }
         if (!v || strncmp(s, "--", 2) != 0) {
@@ -199,7 +206,7 @@ typedef struct plan {
 
 /* Rank 0: opens the checkpoint once (*ck: the weights are read through it later, even if
  * retention unlinks the file meanwhile) and makes the plan from it. */
-static pfgm_status make_plan(const args *a, const pfgm_logger *lg, plan *p, pfgm_ckpt **ck) {
+static pfgm_status make_plan(const args *a, int world, const pfgm_logger *lg, plan *p, pfgm_ckpt **ck) {
     memset(p, 0, sizeof *p);
     pfgm_status st = pfgm_sample_open_checkpoint(a->checkpoint, lg, ck);
     if (st != PFGM_OK) return st;
@@ -213,6 +220,15 @@ static pfgm_status make_plan(const args *a, const pfgm_logger *lg, plan *p, pfgm
         if (st == PFGM_OK) st = pfgm_config_validate(&p->cfg);
     }
     if (st != PFGM_OK) return st;
+    /* --fill-ranks: ranks take whole batches (pfgm_sample_partition), so with fewer batches
+     * than ranks some would idle; smaller batches give every rank one. The batch size decides
+     * which prior draws make up each sample, so the samples differ from another W's. */
+    const int64_t bs = p->cfg.sampling.batch_size, per_rank = (a->num + world - 1) / world;
+    if (a->fill_ranks && world > 1 && (a->num + bs - 1) / bs < world && per_rank < bs) {
+        pfgm_log_info(lg, "--fill-ranks: sampling.batch_size %lld -> %lld, so that each of the %d ranks draws",
+                      (long long)bs, (long long)per_rank, world);
+        p->cfg.sampling.batch_size = per_rank;
+    }
     p->seed = a->seed >= 0 ? a->seed : p->cfg.seed;
     st = check_output(a->out);
     if (st == PFGM_OK && a->h5) st = check_output(a->h5);
@@ -267,7 +283,7 @@ int main(int argc, char **argv) {
     plan *p = calloc(1, sizeof *p);
     pfgm_ckpt *ck = NULL; /* rank 0's open checkpoint */
     if (!p) st = pfgm_error(PFGM_ERR_NOMEM, "out of memory");
-    else if (comm->rank == 0) st = make_plan(&a, &lg, p, &ck);
+    else if (comm->rank == 0) st = make_plan(&a, comm->world_size, &lg, p, &ck);
     st = share_plan(comm, st, p); /* an agreed outcome: rank 0's */
     if (st != PFGM_OK) {
         free(p);

@@ -235,7 +235,12 @@ static pfgm_status run_loop(trainer *t, pfgm_metrics *metrics, pfgm_train_result
             if (t->comm->rank == 0) pfgm_progress_finish(stdout, t->opt->progress_tty);
             PFGM_TRY(pfgm_train_save_checkpoint(t));
         }
-        if (stop) {
+        if (stop && t->step == total) {
+            /* the stop came with the last step: its checkpoint is the final one and nothing is
+             * left to resume, so this is the normal end (exit 0), not a request to requeue */
+            if (t->comm->rank == 0)
+                pfgm_log_info(t->lg, "stop requested on the last step (%lld): training is complete", (long long)t->step);
+        } else if (stop) {
             res->stopped_signal = pfgm_preempt_signal();
             if (t->comm->rank == 0)
                 pfgm_log_info(t->lg, "stop requested: checkpoint of step %lld written; exiting for requeue", (long long)t->step);

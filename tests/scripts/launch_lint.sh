@@ -5,7 +5,7 @@
 #   launch_lint.sh syntax | shellcheck
 set -u
 cd "${PFGM_SOURCE_DIR:-$(dirname "$0")/../..}" || exit 1
-files=(launch/*.sh cluster/slurm/*.sbatch cluster/slurm/site.env.example tests/scripts/launch_*.sh)
+files=(launch/*.sh cluster/slurm/*.sbatch cluster/slurm/site.env.example tests/scripts/launch_*.sh tests/scripts/slurm_real.sh)
 case ${1:-syntax} in
   syntax)
     bad=0
