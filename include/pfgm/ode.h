@@ -30,7 +30,9 @@ extern "C" {
 
 /* The network (or any normalized field): for the B points x [B, N] at heights z [B]
  * (backend memory, z > 0), writes the predicted normalized field v_x [B, N] and v_z [B]
- * (backend memory; spec §1.6: v_z is the spatial mean of the extra channel). A non-OK
+ * (backend memory; spec §1.6: v_z is the spatial mean of the extra channel). Each row's
+ * output must depend on that row's (x, z) alone: with per-sample step control B is the
+ * number of samples still integrating and row b is not the caller's sample b. A non-OK
  * status stops the solver and is returned unchanged. */
 typedef pfgm_status (*pfgm_field_fn)(void *user, int64_t B, const float *x, const float *z, float *v_x,
                                      float *v_z);
