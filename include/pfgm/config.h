@@ -49,6 +49,10 @@ typedef enum {
     PFGM_SOLVER_IMPROVED_EULER = 2
 } pfgm_config_solver;
 
+/* sampling.rk45_step_control: one RK45 step size for the whole batch (the authors', §1.9 a)
+ * or one per sample (pfgm's variant, §3.6; include/pfgm/ode.h). */
+typedef enum { PFGM_STEP_BATCH = 0, PFGM_STEP_PER_SAMPLE = 1 } pfgm_config_step_control;
+
 /* field.reference (DESIGN.md "What runs"): charges of this rank only, or all-gathered. */
 typedef enum { PFGM_FIELD_LOCAL = 0, PFGM_FIELD_GLOBAL = 1 } pfgm_field_reference;
 
@@ -120,6 +124,7 @@ typedef struct pfgm_config_sampling {
     double z_exp;                      /* z below which v_z is substituted (§1.8) */
     double rk45_rtol;                  /* RK45 tolerances (§1.9 a) */
     double rk45_atol;
+    pfgm_config_step_control rk45_step_control; /* batch (default) or per_sample; rk45 only */
     int64_t batch_size;                /* samples per ODE solve */
     int64_t max_nfe;                   /* network evaluations allowed per batch; 0 = no cap */
 } pfgm_config_sampling;

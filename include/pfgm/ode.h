@@ -7,9 +7,12 @@
  *   RK45 (Dormand-Prince 5(4)) with scipy.integrate.solve_ivp's initial step, controller
  *   and RMS error norm (§1.9a), on the authors' state: per sample the N values of x then
  *   z_max replicated P = H*W times (the (B, C+1, H, W) tensor flattened), float64, one
- *   step size for the whole batch; NFE = 2 + 6 * attempts. An optional per-sample step
- *   size mode runs one controller per sample (same NFE per attempt, fewer attempts for
- *   easy samples; not comparable with the authors' NFE, spec §3.6).
+ *   step size for the whole batch; NFE = 2 + 6 * attempts. The per-sample mode
+ *   (sampling.rk45_step_control: per_sample) runs the same controller on each sample's
+ *   own state, t, step size and RMS error norm: each batched network call evaluates the
+ *   samples still integrating, each at its own z, and a sample that reaches z_min leaves
+ *   the batch. Its cost is the sample evaluations (stats.sample_evals), not the batched
+ *   calls, and it does not reproduce the authors' NFE (spec §3.6).
  * The network is a callback; the state and all stages stay in backend memory, and only
  * scalars (z, step sizes, per-sample error norms) cross to the host per evaluation.
  * Guards and precision: docs/numerics.md. */
@@ -27,7 +30,9 @@ extern "C" {
 
 /* The network (or any normalized field): for the B points x [B, N] at heights z [B]
  * (backend memory, z > 0), writes the predicted normalized field v_x [B, N] and v_z [B]
- * (backend memory; spec §1.6: v_z is the spatial mean of the extra channel). A non-OK
+ * (backend memory; spec §1.6: v_z is the spatial mean of the extra channel). Each row's
+ * output must depend on that row's (x, z) alone: with per-sample step control B is the
+ * number of samples still integrating and row b is not the caller's sample b. A non-OK
  * status stops the solver and is returned unchanged. */
 typedef pfgm_status (*pfgm_field_fn)(void *user, int64_t B, const float *x, const float *z, float *v_x,
                                      float *v_z);
@@ -44,7 +49,7 @@ typedef struct pfgm_ode_options {
     int64_t steps;          /* sampling.N: Euler/Heun steps (100) */
     double rtol, atol;      /* RK45 tolerances (1e-4, 1e-4: the code defaults) */
     int64_t z_replicas;     /* P: copies of z in the RK45 state, H*W as the authors (>= 1) */
-    int per_sample_step;    /* RK45: 1 = one adaptive step size per sample; 0 = batch-global */
+    int per_sample_step;    /* RK45: 1 = per-sample step control; 0 = batch-global (the authors') */
     int64_t max_attempts;   /* RK45: fail after this many step attempts (0: 100000) */
 } pfgm_ode_options;
 
@@ -55,6 +60,8 @@ pfgm_ode_options pfgm_ode_options_default(void);
 /* What a solve did. */
 typedef struct pfgm_ode_stats {
     int64_t nfe;       /* network evaluations (batched calls of the field callback) */
+    int64_t sample_evals; /* samples evaluated, summed over the calls: nfe * B, or fewer in
+                           * per-sample mode; network evaluations per image = sample_evals / B */
     int64_t attempts;  /* RK45 step attempts (batched), Euler/Heun steps */
     int64_t accepted;  /* RK45 accepted steps (per-sample mode: summed over samples) */
     int64_t rejected;  /* RK45 rejected steps (per-sample mode: summed over samples) */

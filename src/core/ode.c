@@ -103,7 +103,8 @@ void pfgm_ode_destroy(pfgm_ode_solver *s) {
     free(s->d1);
     free(s->z_host);
     free(s->rejected);
-    free(s->done);
+    free(s->accept);
+    free(s->perm);
     free(s);
 }
 
@@ -122,6 +123,7 @@ pfgm_status pfgm_ode_create(pfgm_backend *be, int64_t B, int64_t N, const pfgm_o
     s->N = N;
     s->P = opt->method == PFGM_ODE_RK45 ? opt->z_replicas : 0; /* Euler/Heun carry no z channel */
     s->D = N + s->P;
+    s->rows = B;
     const size_t bd = (size_t)B * (size_t)s->D, bn = (size_t)B * (size_t)N, b = (size_t)B;
     const int nstages = opt->method == PFGM_ODE_RK45 ? ODE_STAGES : 2;
     pfgm_status st = PFGM_OK;
@@ -144,9 +146,10 @@ pfgm_status pfgm_ode_create(pfgm_backend *be, int64_t B, int64_t N, const pfgm_o
     s->d1 = calloc(b, sizeof(double));
     s->z_host = calloc(b, sizeof(float));
     s->rejected = calloc(b, 1);
-    s->done = calloc(b, 1);
-    if (!s->row || !s->t_row || !s->t_next || !s->tgrid || !s->h_abs || !s->t_new || !s->h_host || !s->d0 || !s->d1 || !s->z_host ||
-        !s->rejected || !s->done) {
+    s->accept = calloc(b, 1);
+    s->perm = calloc(b, sizeof(int64_t));
+    if (!s->row || !s->t_row || !s->t_next || !s->tgrid || !s->h_abs || !s->t_new || !s->h_host || !s->d0 || !s->d1 ||
+        !s->z_host || !s->rejected || !s->accept || !s->perm) {
         st = pfgm_error(PFGM_ERR_NOMEM, "ode: cannot allocate the per-sample scalars (B=%lld)", (long long)B);
         goto fail;
     }
@@ -159,23 +162,24 @@ fail:
 
 static pfgm_status eval_common(pfgm_ode_solver *s, int64_t p, float *k) {
     pfgm_backend *be = s->be;
-    PFGM_TRY(s->field(s->user, s->B, s->x32, s->z, s->v_x, s->v_z));
+    PFGM_TRY(s->field(s->user, s->rows, s->x32, s->z, s->v_x, s->v_z));
     int64_t guards = 0;
-    PFGM_TRY(pfgm_op_ode_drift(be, s->B, s->N, p, s->z, s->opt.gamma, s->opt.z_exp, s->v_x, s->v_z, k, NULL, &guards));
+    PFGM_TRY(pfgm_op_ode_drift(be, s->rows, s->N, p, s->z, s->opt.gamma, s->opt.z_exp, s->v_x, s->v_z, k, NULL, &guards));
     s->stats.nfe += 1;
+    s->stats.sample_evals += s->rows;
     s->stats.rho_guard += guards;
     return PFGM_OK;
 }
 
 pfgm_status pfgm_ode_eval_zf(pfgm_ode_solver *s, float zf, int64_t p, float *k) {
-    PFGM_TRY(pfgm_op_fill(s->be, s->B, zf, s->z));
+    PFGM_TRY(pfgm_op_fill(s->be, s->rows, zf, s->z));
     return eval_common(s, p, k);
 }
 
 pfgm_status pfgm_ode_eval(pfgm_ode_solver *s, const double *t, double t0, int64_t p, float *k) {
     if (!t) return pfgm_ode_eval_zf(s, (float)exp(t0), p, k); /* z = exp(t), then float32 */
-    for (int64_t b = 0; b < s->B; ++b) s->z_host[b] = (float)exp(t[b]);
-    PFGM_TRY(s->be->copy(s->be, s->z, s->z_host, (size_t)s->B * sizeof(float), PFGM_COPY_H2D));
+    for (int64_t b = 0; b < s->rows; ++b) s->z_host[b] = (float)exp(t[b]);
+    PFGM_TRY(s->be->copy(s->be, s->z, s->z_host, (size_t)s->rows * sizeof(float), PFGM_COPY_H2D));
     return eval_common(s, p, k);
 }
 
@@ -219,6 +223,7 @@ pfgm_status pfgm_ode_solve(pfgm_ode_solver *s, float *x, pfgm_field_fn field, vo
     s->field = field;
     s->user = user;
     memset(&s->stats, 0, sizeof s->stats);
+    s->rows = s->B;
     PFGM_TRY(pfgm_op_ode_init_state(be, s->B, s->N, s->P, x, s->opt.z_max, s->y));
     PFGM_TRY(be->copy(be, s->x32, x, (size_t)s->B * (size_t)s->N * sizeof(float), PFGM_COPY_D2D));
     if (s->opt.method == PFGM_ODE_RK45)

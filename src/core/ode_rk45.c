@@ -2,7 +2,8 @@
  * step-size controller and RMS error norm of scipy.integrate.solve_ivp (scipy's
  * _ivp/rk.py and _ivp/common.py), so that the NFE matches the authors' (2 + 6 per attempt).
  * Batch-global mode integrates the whole batch as one vector (the authors' setting);
- * per-sample mode runs the same controller on each sample's row with its own t and h. */
+ * per-sample mode runs the same controller on each sample's row with its own t and h, on
+ * the rows still integrating only (docs/numerics.md §6, "Per-sample steps"). */
 #include <math.h>
 #include <string.h>
 
@@ -49,10 +50,11 @@ static pfgm_status rk_step(pfgm_ode_solver *s, const double *t, double tg, doubl
         for (int j = 0; j < st; ++j) k[j] = s->k[j];
         const double *coef = st < 6 ? DP_A[st] : DP_B;
         /* stage 6 is y_new itself: y + h (K^T B) */
-        PFGM_TRY(pfgm_op_ode_combine(be, s->B, s->D, s->y, s->h, st, coef, k, st < 6 ? NULL : s->y_new, s->x32, s->N));
+        PFGM_TRY(pfgm_op_ode_combine(be, s->rows, s->D, s->y, s->h, st, coef, k, st < 6 ? NULL : s->y_new, s->x32,
+                                     s->N));
         const double c = st < 6 ? DP_C[st] : 1.0;
         if (t) {
-            for (int64_t b = 0; b < s->B; ++b) s->t_new[b] = t[b] + c * s->h_host[b];
+            for (int64_t b = 0; b < s->rows; ++b) s->t_new[b] = t[b] + c * s->h_host[b];
             PFGM_TRY(pfgm_ode_eval(s, s->t_new, 0.0, s->P, s->k[st]));
         } else {
             PFGM_TRY(pfgm_ode_eval(s, NULL, tg + c * hg, s->P, s->k[st]));
@@ -62,14 +64,14 @@ static pfgm_status rk_step(pfgm_ode_solver *s, const double *t, double tg, doubl
 }
 
 static pfgm_status upload_h(pfgm_ode_solver *s) {
-    return s->be->copy(s->be, s->h, s->h_host, (size_t)s->B * sizeof(double), PFGM_COPY_H2D);
+    return s->be->copy(s->be, s->h, s->h_host, (size_t)s->rows * sizeof(double), PFGM_COPY_H2D);
 }
 
 /* Error sums of squares per row: (h sum_j E_j K_j) / (atol + rtol max(|y|, |y_new|)). */
 static pfgm_status error_rows(pfgm_ode_solver *s) {
     const float *k[ODE_STAGES];
     for (int j = 0; j < ODE_STAGES; ++j) k[j] = s->k[j];
-    return pfgm_op_ode_sumsq(s->be, s->B, s->D, NULL, s->h, ODE_STAGES, DP_E, k, s->y, s->y_new, s->opt.rtol,
+    return pfgm_op_ode_sumsq(s->be, s->rows, s->D, NULL, s->h, ODE_STAGES, DP_E, k, s->y, s->y_new, s->opt.rtol,
                              s->opt.atol, s->row);
 }
 
@@ -191,64 +193,144 @@ static pfgm_status rk45_global(pfgm_ode_solver *s, double t0, double t_bound, in
     return PFGM_OK;
 }
 
+/* dst rows p (< n) where sel[p] is set <- the same rows of src (backend buffers of rows of
+ * row_bytes): one copy per run of consecutive selected rows, so a step that accepts every
+ * row costs one copy. */
+static pfgm_status copy_selected_rows(pfgm_backend *be, void *dst, const void *src, size_t row_bytes, int64_t n,
+                                      const unsigned char *sel) {
+    for (int64_t p = 0; p < n;) {
+        if (!sel[p]) {
+            ++p;
+            continue;
+        }
+        int64_t q = p + 1;
+        while (q < n && sel[q]) ++q;
+        PFGM_TRY(be->copy(be, (char *)dst + (size_t)p * row_bytes, (const char *)src + (size_t)p * row_bytes,
+                          (size_t)(q - p) * row_bytes, PFGM_COPY_D2D));
+        p = q;
+    }
+    return PFGM_OK;
+}
+
+/* Row `from` of buf (rows of row_bytes) to row `to`. */
+static pfgm_status move_row(pfgm_backend *be, void *buf, size_t row_bytes, int64_t from, int64_t to) {
+    return be->copy(be, (char *)buf + (size_t)to * row_bytes, (const char *)buf + (size_t)from * row_bytes,
+                    row_bytes, PFGM_COPY_D2D);
+}
+
+/* The finished sample at position p leaves the active prefix [0, A): it trades places with
+ * the last active position q = A - 1 (state rows swapped through the free row p of y_new,
+ * the FSAL stage of q moved to p, the host scalars and perm swapped). */
+static pfgm_status retire_row(pfgm_ode_solver *s, int64_t p, int64_t A) {
+    pfgm_backend *be = s->be;
+    const int64_t q = A - 1;
+    if (p == q) return PFGM_OK;
+    const size_t yb = (size_t)s->D * sizeof(double), kb = (size_t)s->D * sizeof(float);
+    PFGM_TRY(be->copy(be, (char *)s->y_new + (size_t)p * yb, (char *)s->y + (size_t)p * yb, yb, PFGM_COPY_D2D));
+    PFGM_TRY(move_row(be, s->y, yb, q, p));
+    PFGM_TRY(be->copy(be, (char *)s->y + (size_t)q * yb, (char *)s->y_new + (size_t)p * yb, yb, PFGM_COPY_D2D));
+    PFGM_TRY(move_row(be, s->k[0], kb, q, p)); /* a finished row needs no f */
+    double td = s->t_row[p];
+    s->t_row[p] = s->t_row[q];
+    s->t_row[q] = td;
+    td = s->h_abs[p];
+    s->h_abs[p] = s->h_abs[q];
+    s->h_abs[q] = td;
+    unsigned char c = s->rejected[p];
+    s->rejected[p] = s->rejected[q];
+    s->rejected[q] = c;
+    c = s->accept[p];
+    s->accept[p] = s->accept[q];
+    s->accept[q] = c;
+    const int64_t i = s->perm[p];
+    s->perm[p] = s->perm[q];
+    s->perm[q] = i;
+    return PFGM_OK;
+}
+
+/* y back into the caller's row order: y_new[perm[p]] <- y[p] (one copy per run of
+ * consecutive targets), then the two buffers trade names. */
+static pfgm_status unpermute(pfgm_ode_solver *s) {
+    const size_t yb = (size_t)s->D * sizeof(double);
+    for (int64_t p = 0; p < s->B;) {
+        int64_t q = p + 1;
+        while (q < s->B && s->perm[q] == s->perm[q - 1] + 1) ++q;
+        PFGM_TRY(s->be->copy(s->be, (char *)s->y_new + (size_t)s->perm[p] * yb, (char *)s->y + (size_t)p * yb,
+                             (size_t)(q - p) * yb, PFGM_COPY_D2D));
+        p = q;
+    }
+    double *ty = s->y;
+    s->y = s->y_new;
+    s->y_new = ty;
+    return PFGM_OK;
+}
+
+/* Per-sample step control: scipy's controller (the loop of rk45_global) run on each row
+ * with its own t, h_abs, rejection flag and RMS error norm over its D values. The active
+ * samples are the prefix [0, A) of the state; every attempt integrates and evaluates only
+ * them (batch A), each at its own t; a sample that reaches t_bound leaves the prefix
+ * (retire_row). With B = 1 the arithmetic is rk45_global's, operation for operation. */
 static pfgm_status rk45_per_sample(pfgm_ode_solver *s, double t0, double t_bound, int64_t cap) {
     pfgm_backend *be = s->be;
     const int64_t B = s->B;
     const double n = (double)s->D;
+    const size_t yb = (size_t)s->D * sizeof(double), kb = (size_t)s->D * sizeof(float);
+    int64_t A = B;
     for (int64_t b = 0; b < B; ++b) {
         s->t_row[b] = t0;
         s->rejected[b] = 0;
-        s->done[b] = t0 == t_bound;
+        s->perm[b] = b;
     }
-    for (;;) {
-        int64_t active = 0;
-        for (int64_t b = 0; b < B; ++b) {
-            if (s->done[b]) {
-                s->h_host[b] = 0.0; /* finished rows ride along unchanged */
-                continue;
-            }
-            ++active;
-            const double hmin = min_step(s->t_row[b]);
-            if (!s->rejected[b] && s->h_abs[b] < hmin) s->h_abs[b] = hmin;
-            if (s->h_abs[b] < hmin)
+    while (A > 0) {
+        s->rows = A;
+        for (int64_t p = 0; p < A; ++p) {
+            const double hmin = min_step(s->t_row[p]);
+            if (!s->rejected[p] && s->h_abs[p] < hmin) s->h_abs[p] = hmin; /* a new step starts */
+            if (s->h_abs[p] < hmin)
                 return pfgm_error(PFGM_ERR_NUMERIC, "ode RK45: sample %lld step size %g below the minimum at t = %g",
-                                  (long long)b, s->h_abs[b], s->t_row[b]);
-            double t_new = s->t_row[b] + s->h_abs[b] * DIRECTION;
+                                  (long long)s->perm[p], s->h_abs[p], s->t_row[p]);
+            double t_new = s->t_row[p] + s->h_abs[p] * DIRECTION;
             if (DIRECTION * (t_new - t_bound) > 0) t_new = t_bound;
-            s->t_next[b] = t_new;
-            s->h_host[b] = t_new - s->t_row[b];
-            s->h_abs[b] = fabs(s->h_host[b]);
+            s->t_next[p] = t_new;
+            s->h_host[p] = t_new - s->t_row[p];
+            s->h_abs[p] = fabs(s->h_host[p]);
         }
-        if (active == 0) break;
         if (s->stats.attempts >= cap) return too_many(s, cap);
         s->stats.attempts += 1;
         PFGM_TRY(upload_h(s));
         PFGM_TRY(rk_step(s, s->t_row, 0.0, 0.0));
         PFGM_TRY(error_rows(s));
-        for (int64_t b = 0; b < B; ++b) {
-            if (s->done[b]) continue;
-            const double err = sqrt(s->row[b] / n);
+        for (int64_t p = 0; p < A; ++p) {
+            const double err = sqrt(s->row[p] / n);
             if (!isfinite(err))
                 return pfgm_error(PFGM_ERR_NUMERIC, "ode RK45: sample %lld non-finite error norm at z = %g",
-                                  (long long)b, exp(s->t_row[b]));
-            if (err < 1.0) {
-                s->h_abs[b] *= step_factor_accept(err, s->rejected[b]);
-                s->rejected[b] = 0;
-                s->t_row[b] = s->t_next[b];
+                                  (long long)s->perm[p], exp(s->t_row[p]));
+            s->accept[p] = err < 1.0;
+            if (s->accept[p]) {
+                s->h_abs[p] *= step_factor_accept(err, s->rejected[p]);
+                s->rejected[p] = 0;
+                s->t_row[p] = s->t_next[p];
                 s->stats.accepted += 1;
-                /* accept the row: y <- y_new, f <- f_new */
-                const size_t off = (size_t)b * (size_t)s->D;
-                PFGM_TRY(be->copy(be, s->y + off, s->y_new + off, (size_t)s->D * sizeof(double), PFGM_COPY_D2D));
-                PFGM_TRY(be->copy(be, s->k[0] + off, s->k[6] + off, (size_t)s->D * sizeof(float), PFGM_COPY_D2D));
-                if (DIRECTION * (s->t_row[b] - t_bound) >= 0) s->done[b] = 1;
             } else {
-                s->h_abs[b] *= step_factor_reject(err);
-                s->rejected[b] = 1;
+                s->h_abs[p] *= step_factor_reject(err);
+                s->rejected[p] = 1;
                 s->stats.rejected += 1;
             }
         }
+        /* accepted rows: y <- y_new, f <- f_new */
+        PFGM_TRY(copy_selected_rows(be, s->y, s->y_new, yb, A, s->accept));
+        PFGM_TRY(copy_selected_rows(be, s->k[0], s->k[6], kb, A, s->accept));
+        for (int64_t p = 0; p < A;) {
+            if (s->accept[p] && DIRECTION * (s->t_row[p] - t_bound) >= 0) {
+                PFGM_TRY(retire_row(s, p, A));
+                --A; /* position p now holds the former last row: look at it again */
+            } else {
+                ++p;
+            }
+        }
     }
-    return PFGM_OK;
+    s->rows = B;
+    return unpermute(s);
 }
 
 pfgm_status pfgm_ode_rk45(pfgm_ode_solver *s) {

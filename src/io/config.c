@@ -69,6 +69,7 @@ static const char *const optimizer_names[] = {"Adam", NULL};
 /* Enums: index = C enum value. */
 static const char *const embedding_names[] = {"positional", "fourier", NULL};
 static const char *const solver_names[] = {"rk45", "forward_euler", "improved_euler", NULL};
+static const char *const step_control_names[] = {"batch", "per_sample", NULL};
 static const char *const reference_names[] = {"local", "global", NULL};
 static const char *const backend_names[] = {"cpu", "cuda", NULL};
 static const char *const level_names[] = {"debug", "info", "warn", "error", NULL};
@@ -139,6 +140,7 @@ static const pfgm_cfg_key keys[] = {
     K_FLT("sampling", "z_exp", sampling.z_exp, 0.0, INFINITY, 0),
     K_FLT("sampling", "rk45_rtol", sampling.rk45_rtol, 0.0, 1.0, OPEN_MIN | OPEN_MAX),
     K_FLT("sampling", "rk45_atol", sampling.rk45_atol, 0.0, INFINITY, OPEN_MIN),
+    K_ENUM("sampling", "rk45_step_control", sampling.rk45_step_control, step_control_names),
     K_INT("sampling", "batch_size", sampling.batch_size, 1, BATCH_MAX),
     K_INT("sampling", "max_nfe", sampling.max_nfe, 0, 1000000000),
 
@@ -313,6 +315,7 @@ void pfgm_config_defaults(pfgm_config *c) {
     s->z_exp = 5.0;
     s->rk45_rtol = 1e-4;
     s->rk45_atol = 1e-4;
+    s->rk45_step_control = PFGM_STEP_BATCH;
     s->batch_size = 64;
     s->max_nfe = 0;
 

@@ -1,8 +1,9 @@
 /* Configuration validation: every key's own type/range/support rule re-checked on the
  * struct (so a config edited in code is caught too) and the cross-field rules that no
  * single key can check: batch sizes, the z interval of the ODE, the network's resolution
- * ladder, GroupNorm group counts, the perturbation's exponent range. Errors name the key
- * and, when known, the file and line (or --set) where the offending value was given. */
+ * ladder, GroupNorm group counts, the perturbation's exponent range, the RK45-only step
+ * control. Errors name the key and, when known, the file and line (or --set) where the
+ * offending value was given. */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -176,6 +177,11 @@ pfgm_status pfgm_cfg_validate_at(const pfgm_config *c, const pfgm_cfg_origin *o)
                         (long long)s->max_nfe, (long long)need, pfgm_config_solver_name(s->ode_solver),
                         s->ode_solver == PFGM_SOLVER_RK45 ? "needs for one step (2 + 6)" : "takes with sampling.N");
     }
+    if (s->rk45_step_control != PFGM_STEP_BATCH && s->ode_solver != PFGM_SOLVER_RK45)
+        return fail(o, "sampling.rk45_step_control", "sampling.ode_solver", NULL,
+                    "sampling.rk45_step_control: per_sample applies to sampling.ode_solver: rk45 only (got %s, "
+                    "whose steps are a fixed grid)",
+                    pfgm_config_solver_name(s->ode_solver));
     return PFGM_OK;
 }
 

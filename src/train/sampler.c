@@ -195,6 +195,7 @@ pfgm_ode_options pfgm_sample_ode_options(const pfgm_config *c) {
     o.steps = c->sampling.N;
     o.rtol = c->sampling.rk45_rtol;
     o.atol = c->sampling.rk45_atol;
+    o.per_sample_step = c->sampling.rk45_step_control == PFGM_STEP_PER_SAMPLE;
     o.z_replicas = c->data.image_size * c->data.image_size; /* the authors' (B, C+1, H, W) state */
     return o;
 }

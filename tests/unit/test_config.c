@@ -323,6 +323,17 @@ static void test_cross_field_ranges(void **state) {
                  "training.small_batch_size (128) must not exceed training.batch_size (64)");
     expect_error("sampling:\n  z_max: 1\n  z_min: 1\n", 3, "sampling.z_min", "must be below sampling.z_max");
     expect_error("sampling:\n  z_min: 50\n", 2, "sampling.z_min", "must be below sampling.z_max (40)");
+    /* per-sample step control: rk45 only; the key given last is named */
+    pfgm_config ps = load_ok("sampling:\n  rk45_step_control: per_sample\n");
+    assert_int_equal(ps.sampling.rk45_step_control, PFGM_STEP_PER_SAMPLE);
+    ps = load_ok("sampling:\n  ode_solver: improved_euler\n  rk45_step_control: batch\n");
+    assert_int_equal(ps.sampling.rk45_step_control, PFGM_STEP_BATCH);
+    expect_error("sampling:\n  ode_solver: forward_euler\n  rk45_step_control: per_sample\n", 3,
+                 "sampling.rk45_step_control", "applies to sampling.ode_solver: rk45 only (got forward_euler");
+    expect_error("sampling:\n  rk45_step_control: per_sample\n  ode_solver: improved_euler\n", 3,
+                 "sampling.ode_solver", "applies to sampling.ode_solver: rk45 only (got improved_euler");
+    expect_error("sampling:\n  rk45_step_control: adaptive\n", 2, "sampling.rk45_step_control",
+                 "expected one of: batch, per_sample");
     expect_error("data:\n  channels: 2\n", 2, "data.channels", "1 or 3 channels");
     expect_error("data:\n  image_size: 28\n", 2, "data.image_size",
                  "not divisible by 2^(len(model.ch_mult)-1) = 8");

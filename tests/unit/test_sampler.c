@@ -178,6 +178,35 @@ static void test_euler_heun_rk45_nfe(void **state) {
     assert_int_equal((r.nfe_min - 2) % 6, 0); /* 2 + 6 attempts */
 }
 
+/* sampling.rk45_step_control reaches the solver, through the network: on a batch of one
+ * the per-sample controller gives the batch-global bits; on a batch of 4 it takes its own
+ * steps (other bits) to samples within the tolerance of the batch-global ones. */
+static void test_rk45_step_control(void **state) {
+    (void)state;
+    pfgm_sample_result r;
+    const char *g[] = {"sampling.ode_solver=rk45", "sampling.rk45_rtol=1e-3", "sampling.rk45_atol=1e-3"};
+    const char *p[] = {"sampling.ode_solver=rk45", "sampling.rk45_rtol=1e-3", "sampling.rk45_atol=1e-3",
+                       "sampling.rk45_step_control=per_sample"};
+    float *a = draw(ckpt4_, g, 3, 1, 5, 0, &r), *b = draw(ckpt4_, p, 4, 1, 5, 0, &r);
+    assert_memory_equal(a, b, 64 * sizeof(float));
+    float *c = draw(ckpt4_, g, 3, 4, 5, 0, &r);
+    const int64_t nfe_g = r.nfe_min;
+    float *d = draw(ckpt4_, p, 4, 4, 5, 0, &r);
+    assert_memory_not_equal(c, d, 4 * 64 * sizeof(float));
+    double worst = 0.0;
+    for (int i = 0; i < 4 * 64; ++i) worst = fmax(worst, fabs(c[i] - d[i]) / (1e-3 + 1e-3 * fabs(c[i])));
+    printf("batch of 4, RK45 1e-3: batch-global NFE %lld, per-sample %lld batched calls; samples %.3f units of "
+           "atol + rtol |x| apart\n", (long long)nfe_g, (long long)r.nfe_min, worst);
+    /* RK45 bounds the local error per step (< 1 unit), not the global one: measured 7.8
+     * units apart after ~6 steps; 50 leaves room for rounding, and samples given another
+     * sample's path would differ by far more */
+    assert_true(worst <= 50.0);
+    free(a);
+    free(b);
+    free(c);
+    free(d);
+}
+
 static void test_seed_ema_batches(void **state) {
     (void)state;
     pfgm_sample_result r;
@@ -354,7 +383,7 @@ static void test_errors(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_find_checkpoint), cmocka_unit_test(test_euler_heun_rk45_nfe),
+        cmocka_unit_test(test_find_checkpoint), cmocka_unit_test(test_euler_heun_rk45_nfe), cmocka_unit_test(test_rk45_step_control),
         cmocka_unit_test(test_seed_ema_batches), cmocka_unit_test(test_partition),
         cmocka_unit_test(test_grid_columns),    cmocka_unit_test(test_outputs),
         cmocka_unit_test(test_errors)};
