@@ -130,31 +130,32 @@ static pfgm_status req_started(mpi_impl *m, pfgm_comm_req *q, int rc, const char
     return PFGM_OK;
 }
 
-static pfgm_status mpi_iallreduce(pfgm_comm *c, void *buf, size_t count, pfgm_dtype t, pfgm_redop op,
-                                  pfgm_comm_req **req) {
+/* Both non-blocking reductions: one argument check, one request, one start. */
+static pfgm_status start_reduction(pfgm_comm *c, req_kind kind, void *buf, size_t count, pfgm_dtype t,
+                                   pfgm_redop op, pfgm_comm_req **req) {
+    static const char *const names[] = {"iallreduce", "ireduce_scatter"};
     mpi_impl *m = c->impl;
     MPI_Datatype dt;
     MPI_Op mop;
     *req = NULL;
-    PFGM_TRY(reduce_args("iallreduce", t, op, &dt, &mop));
+    PFGM_TRY(reduce_args(names[kind], t, op, &dt, &mop));
     pfgm_comm_req *q;
-    PFGM_TRY(req_new(c, REQ_ALLREDUCE, buf, count, t, op == PFGM_REDUCE_AVG, &q));
-    return req_started(m, q, MPI_Iallreduce(MPI_IN_PLACE, buf, (int)count, dt, mop, m->world, &q->r), "iallreduce", req);
+    PFGM_TRY(req_new(c, kind, buf, count, t, op == PFGM_REDUCE_AVG, &q));
+    /* MPI_IN_PLACE for the reduce-scatter: the input is the whole buffer and the result lands
+     * in its first block; wait() moves it to block `rank`. */
+    int rc = kind == REQ_ALLREDUCE ? MPI_Iallreduce(MPI_IN_PLACE, buf, (int)count, dt, mop, m->world, &q->r)
+                                   : MPI_Ireduce_scatter_block(MPI_IN_PLACE, buf, (int)count, dt, mop, m->world, &q->r);
+    return req_started(m, q, rc, names[kind], req);
+}
+
+static pfgm_status mpi_iallreduce(pfgm_comm *c, void *buf, size_t count, pfgm_dtype t, pfgm_redop op,
+                                  pfgm_comm_req **req) {
+    return start_reduction(c, REQ_ALLREDUCE, buf, count, t, op, req);
 }
 
 static pfgm_status mpi_ireduce_scatter(pfgm_comm *c, void *buf, size_t count, pfgm_dtype t, pfgm_redop op,
                                        pfgm_comm_req **req) {
-    mpi_impl *m = c->impl;
-    MPI_Datatype dt;
-    MPI_Op mop;
-    *req = NULL;
-    PFGM_TRY(reduce_args("ireduce_scatter", t, op, &dt, &mop));
-    pfgm_comm_req *q;
-    PFGM_TRY(req_new(c, REQ_REDUCE_SCATTER, buf, count, t, op == PFGM_REDUCE_AVG, &q));
-    /* MPI_IN_PLACE: the input is the whole buffer and the result lands in its first block;
-     * wait() moves it to block `rank`. */
-    return req_started(m, q, MPI_Ireduce_scatter_block(MPI_IN_PLACE, buf, (int)count, dt, mop, m->world, &q->r),
-                       "ireduce_scatter", req);
+    return start_reduction(c, REQ_REDUCE_SCATTER, buf, count, t, op, req);
 }
 
 static pfgm_status mpi_iallgather(pfgm_comm *c, void *buf, size_t count, pfgm_dtype t, pfgm_comm_req **req) {
